@@ -1,0 +1,68 @@
+"""Res2Net: bottlenecks whose 3x3 stage is a ladder of narrow convolutions (Gao et al., 2019)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .resnet import default_config, register_resnet
+
+
+class Res2NetBottleneck(nn.Module):
+    """The 1x1 output is cut into `scale` slices of `width` channels. Slice i (after the first) is
+    added to the previous slice's output and convolved, so later slices see larger receptive fields;
+    the last slice passes through (average-pooled in a downsampling block). A block that changes
+    shape convolves every slice on its own, since there is no earlier output of the same size."""
+
+    expansion = 4
+    depth = 3
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, cardinality=1, base_width=26, aa_layer=None,
+                 scale=4):
+        super().__init__()
+        if aa_layer is not None:
+            raise ValueError("Res2Net blocks do not take an anti-aliasing layer")
+        self.width = int(math.floor(planes * (base_width / 64))) * cardinality
+        self.is_first = stride > 1 or downsample is not None
+        num_convs = max(1, scale - 1)
+        self.conv1 = nn.Conv2d(inplanes, self.width * scale, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.width * scale)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(self.width, self.width, 3, stride, padding=1, groups=cardinality, bias=False)
+            for _ in range(num_convs)
+        )
+        self.bns = nn.ModuleList(nn.BatchNorm2d(self.width) for _ in range(num_convs))
+        self.pool = nn.AvgPool2d(3, stride, padding=1) if self.is_first and scale > 1 else None
+        self.conv3 = nn.Conv2d(self.width * scale, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.scale = scale
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        slices = torch.split(self.relu(self.bn1(self.conv1(x))), self.width, 1)
+        outputs = []
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            sp = slices[i] if i == 0 or self.is_first else sp + slices[i]
+            sp = self.relu(bn(conv(sp)))
+            outputs.append(sp)
+        if self.scale > 1:
+            outputs.append(self.pool(slices[-1]) if self.pool is not None else slices[-1])
+        x = self.bn3(self.conv3(torch.cat(outputs, 1)))
+        return self.relu(x + shortcut)
+
+
+_RES2NET = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-res2net"
+
+for _name, _layers, _width, _scale, _hash in [
+    ("res2net50_26w_4s", (3, 4, 6, 3), 26, 4, "06e79181"),
+    ("res2net50_48w_2s", (3, 4, 6, 3), 48, 2, "afed724a"),
+    ("res2net50_14w_8s", (3, 4, 6, 3), 14, 8, "6527dddc"),
+    ("res2net50_26w_6s", (3, 4, 6, 3), 26, 6, "19041792"),
+    ("res2net50_26w_8s", (3, 4, 6, 3), 26, 8, "2c7c9f12"),
+    ("res2net101_26w_4s", (3, 4, 23, 3), 26, 4, "02a759a1"),
+]:
+    register_resnet(_name, "res2net", default_config(f"{_RES2NET}/{_name}-{_hash}.pth"),
+                    block=Res2NetBottleneck, layers=_layers, base_width=_width, block_args=dict(scale=_scale))

@@ -1,0 +1,113 @@
+"""ResNeSt: ResNet-D with split-attention bottlenecks (Zhang et al., 2020)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .layers import make_divisible
+from .resnet import ResNet, default_config, register_resnet, RESNET_D
+
+
+class SplitAttention(nn.Module):
+    """A grouped 3x3 convolution producing `radix` splits per group, fused by channel attention.
+
+    The splits are summed, globally pooled, passed through a two-layer bottleneck, and the
+    result (a softmax across the splits, or a sigmoid when radix is 1) weights each split.
+    """
+
+    def __init__(self, channels, stride=1, groups=1, radix=2, reduction=0.25):
+        super().__init__()
+        self.radix = radix
+        self.groups = groups
+        split_chs = channels * radix
+        attn_chs = make_divisible(channels * radix * reduction, min_value=32)
+        self.conv = nn.Conv2d(channels, split_chs, 3, stride, padding=1, groups=groups * radix, bias=False)
+        self.bn0 = nn.BatchNorm2d(split_chs)
+        self.act0 = nn.ReLU(inplace=True)
+        self.fc1 = nn.Conv2d(channels, attn_chs, 1, groups=groups)
+        self.bn1 = nn.BatchNorm2d(attn_chs)
+        self.act1 = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(attn_chs, split_chs, 1, groups=groups)
+
+    def forward(self, x):
+        x = self.act0(self.bn0(self.conv(x)))
+        batch, split_chs, height, width = x.shape
+        if self.radix > 1:
+            splits = x.reshape(batch, self.radix, split_chs // self.radix, height, width)
+            pooled = splits.sum(dim=1)
+        else:
+            pooled = x
+        pooled = pooled.mean((2, 3), keepdim=True)
+        attn = self.fc2(self.act1(self.bn1(self.fc1(pooled))))
+        if self.radix > 1:
+            # logits are laid out (group, radix, channel); softmax runs across the radix splits
+            attn = attn.view(batch, self.groups, self.radix, -1).transpose(1, 2)
+            attn = F.softmax(attn, dim=1).reshape(batch, self.radix, split_chs // self.radix, 1, 1)
+            return (splits * attn).sum(dim=1).contiguous()
+        return (x * torch.sigmoid(attn)).contiguous()
+
+
+class SplitAttentionBottleneck(nn.Module):
+    """Bottleneck whose 3x3 convolution is a split-attention unit; a strided block downsamples with a
+    3x3 average pool (before or after the attention, `avd_first`) instead of a strided convolution."""
+
+    expansion = 4
+    depth = 3
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, cardinality=1, base_width=64, aa_layer=None,
+                 radix=2, avd=True, avd_first=False):
+        super().__init__()
+        if aa_layer is not None:
+            raise ValueError("ResNeSt blocks do not take an anti-aliasing layer")
+        width = int(planes * (base_width / 64)) * cardinality
+        avd_stride = stride if avd and stride > 1 else 0
+        if avd_stride:
+            stride = 1
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.act1 = nn.ReLU(inplace=True)
+        pool = nn.AvgPool2d(3, avd_stride, padding=1) if avd_stride else None
+        self.avd_first = pool if avd_first else None
+        self.conv2 = SplitAttention(width, stride=stride, groups=cardinality, radix=radix)
+        self.avd_last = None if avd_first else pool
+        self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.act3 = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.act1(self.bn1(self.conv1(x)))
+        if self.avd_first is not None:
+            x = self.avd_first(x)
+        x = self.conv2(x)
+        if self.avd_last is not None:
+            x = self.avd_last(x)
+        x = self.bn3(self.conv3(x))
+        return self.act3(x + shortcut)
+
+
+_RESNEST = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-resnest"
+_WEIGHTS = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights"
+_WIDE_STEM = dict(RESNET_D, stem_width=64)
+
+
+def _register(name, config, layers, stem, base_width=64, cardinality=1, **block_args):
+    register_resnet(name, "resnest", config, block=SplitAttentionBottleneck, layers=layers, **stem,
+                    base_width=base_width, cardinality=cardinality,
+                    block_args=dict(dict(radix=2, avd=True, avd_first=False), **block_args))
+
+
+_register("resnest14d", default_config(f"{_WEIGHTS}/gluon_resnest14-9c8fe254.pth"), (1, 1, 1, 1), RESNET_D)
+_register("resnest26d", default_config(f"{_WEIGHTS}/gluon_resnest26-50eb607c.pth"), (2, 2, 2, 2), RESNET_D)
+_register("resnest50d", default_config(f"{_RESNEST}/resnest50-528c19ca.pth"), (3, 4, 6, 3), RESNET_D)
+_register("resnest101e", default_config(f"{_RESNEST}/resnest101-22405ba7.pth", 256), (3, 4, 23, 3), _WIDE_STEM)
+_register("resnest200e", default_config(f"{_RESNEST}/resnest200-75117900.pth", 320, 0.909, "bicubic"),
+          (3, 24, 36, 3), _WIDE_STEM)
+_register("resnest269e", default_config(f"{_RESNEST}/resnest269-0cc87c48.pth", 416, 0.928, "bicubic"),
+          (3, 30, 48, 8), _WIDE_STEM)
+_register("resnest50d_4s2x40d", default_config(f"{_RESNEST}/resnest50_fast_4s2x40d-41d14ed0.pth", interpolation="bicubic"),
+          (3, 4, 6, 3), RESNET_D, base_width=40, cardinality=2, radix=4, avd_first=True)
+_register("resnest50d_1s4x24d", default_config(f"{_RESNEST}/resnest50_fast_1s4x24d-d4a4f76f.pth", interpolation="bicubic"),
+          (3, 4, 6, 3), RESNET_D, base_width=24, cardinality=4, radix=1, avd_first=True)
