@@ -1,5 +1,6 @@
 """resfam: the ResNet family of image classifiers, with model cards verified against the code."""
 from . import models  # noqa: F401  (registers the zoo)
+from .hub import PretrainedLoadError
 from .registry import (
     ModelConfig,
     UnknownModelError,
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ModelConfig",
+    "PretrainedLoadError",
     "UnknownModelError",
     "create_model",
     "get_model_config",

@@ -1,0 +1,496 @@
+"""The site's view of verified cards: the Markdown of each card page and of the overview page.
+
+Nothing here measures or compares: the engine (`verify`) has already decided, figure by figure, what
+is ok and what drifts. This module only shows it:
+
+- `card_page`: the rendered template without its raw model-index comment, plus a visible table per
+  model whose verified figures carry a mark that links to (and, as a tooltip, says) how they were
+  measured, and, when asked, the card's findings in an admonition at the top (red for drift and
+  errors; `mkdocs serve` shows them instead of stopping).
+- `overview_page`: every model of every card in one table (sorted and filtered in the browser by
+  `docs/assets/resfam.js`) and an inline SVG chart of top-1 accuracy against GFLOPs.
+
+It takes plain data (a `CardPage` per card) so it can be used, and tested, without MkDocs.
+"""
+from __future__ import annotations
+
+import html
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+from .findings import Finding
+from .model_index import Card, ModelClaims, find_blocks, percentage_value
+
+MEASUREMENT_PAGE = "measurement.md"
+
+# The figures a card table shows, in order: card field -> (row label, anchor on the measurement page,
+# how the build measured it). The sentences are the tooltips of the verified marks.
+VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
+    "Parameters": ("Parameters", "parameters",
+                   "sum of p.numel() over model.parameters(), with the 1000-class head"),
+    "FLOPs": ("GFLOPs", "flops",
+              "fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP"),
+    "File Size": ("File size", "file-size", "bytes written by torch.save(model.state_dict())"),
+    "Layers": ("Layers", "layers", "nominal depth from the block counts of the architecture"),
+    "Image Size": ("Image size", "config", "equal to the model's registered default config"),
+    "Crop Pct": ("Crop", "config", "equal to the model's registered default config"),
+    "Interpolation": ("Interpolation", "config", "equal to the model's registered default config"),
+    "Weights": ("Weights", "config", "equal to the weights URL registered for the model"),
+}
+REPORTED_FIELDS = {"Top 1 Accuracy": "Top-1 accuracy", "Top 5 Accuracy": "Top-5 accuracy"}
+# Where the reported accuracies go among the verified rows.
+_ROW_ORDER = ("Parameters", "FLOPs", "File Size", "Layers", "Top 1 Accuracy", "Top 5 Accuracy",
+              "Image Size", "Crop Pct", "Interpolation", "Weights")
+DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (DESIGN.md)
+
+PROBLEM_STATUSES = ("drift", "error")
+
+
+@dataclass
+class CardPage:
+    """What the site needs to know about one card.
+
+    src_uri: where the page goes in the site ('models/resnet-d.md').
+    path: the template, as the findings name it.
+    family: the family slug (the template's file stem), used when the card could not be parsed.
+    card: the parsed card, or None when it could not be read.
+    markdown: the rendered template, or None when it could not be rendered.
+    findings: everything the engine found about the card (ok, drift, error, warning).
+    measured: {model Name: {card field: measured value}}, for figures a card leaves out.
+    """
+
+    src_uri: str
+    path: str
+    family: str
+    card: Card | None
+    markdown: str | None
+    findings: list[Finding] = field(default_factory=list)
+    measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.card.collection if self.card is not None else self.family
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.status in PROBLEM_STATUSES]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of a model's table: the value shown and what the engine said about it."""
+
+    field: str
+    value: Any  # the card's claim, or the measurement when the card leaves the field out
+    finding: Finding | None  # the engine's finding for this model and field, if any
+    measured_only: bool = False  # the card leaves the field out: the value is the measurement
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    name: str
+    model_id: str
+    figures: dict[str, Figure]
+
+    def number(self, field: str) -> float | None:
+        """A figure as a number (accuracies in percent), or None when absent or not numeric."""
+        figure = self.figures.get(field)
+        if figure is None:
+            return None
+        if field in REPORTED_FIELDS:
+            return percentage_value(figure.value)
+        try:
+            return float(figure.value)
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def image_size(self) -> int:
+        size = self.number("Image Size")
+        return int(size) if size else DEFAULT_IMAGE_SIZE
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts: claims, measurements and findings brought together per model
+
+
+def model_facts(page: CardPage) -> list[ModelFacts]:
+    """Each model of the card with the figures the site shows (in `_ROW_ORDER`)."""
+    if page.card is None:
+        return []
+    findings = {(f.model, f.field): f for f in page.findings if f.model and f.field}
+    return [_facts(model, findings, page.measured.get(model.name, {})) for model in page.card.models]
+
+
+def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
+           measured: Mapping[str, Any]) -> ModelFacts:
+    claims = {**model.fields, **model.results}
+    if model.weights is not None:
+        claims["Weights"] = model.weights
+    figures = {}
+    for name in _ROW_ORDER:
+        finding = findings.get((model.name, name))
+        if name in claims:
+            figures[name] = Figure(name, claims[name].value, finding)
+        elif measured.get(name) is not None:
+            figures[name] = Figure(name, measured[name], finding, measured_only=True)
+    return ModelFacts(model.name, model.model_id, figures)
+
+
+# ---------------------------------------------------------------------------------------------
+# Card pages
+
+
+def card_page(page: CardPage, *, show_findings: bool) -> str:
+    """The Markdown of a card's page.
+
+    show_findings: put drift, errors and warnings in admonitions at the top (serve mode); a build
+    never gets here with problems, since they fail it.
+    """
+    markdown = page.markdown if page.markdown is not None else f"# {page.title}\n"
+    markdown = strip_model_index(markdown)
+    models = _models_section(page)
+    if models:
+        markdown = _insert_before_first(markdown, level=2, text=models)
+    if show_findings:
+        notice = findings_admonitions(page.findings)
+        if notice:
+            markdown = _insert_after_first(markdown, level=1, text=notice)
+    return markdown
+
+
+def strip_model_index(markdown: str) -> str:
+    """The Markdown without its model-index comments (Markdown would pass them into the HTML)."""
+    for block in reversed(find_blocks(markdown)):
+        end = block.content_end + 3 if block.closed else len(markdown)
+        markdown = markdown[:block.comment_start].rstrip() + "\n" + markdown[end:].lstrip("\n")
+    return markdown
+
+
+def findings_admonitions(findings: Sequence[Finding]) -> str:
+    """Problems in a red admonition, warnings in a yellow one; each finding as the engine formats it."""
+    parts = []
+    problems = [f for f in findings if f.status in PROBLEM_STATUSES]
+    warnings = [f for f in findings if f.status == "warning"]
+    if problems:
+        parts.append(_admonition(
+            "danger", "This card does not match the code",
+            "`mkdocs build` fails on this card; `mkdocs serve` shows it so you can fix it. "
+            "`resfam-cards sync --write` writes the measured figures into the template.",
+            problems))
+    if warnings:
+        parts.append(_admonition("warning", "Worth a look", "Kept as written, but check:", warnings))
+    return "\n".join(parts)
+
+
+def _admonition(kind: str, title: str, lead: str, findings: Sequence[Finding]) -> str:
+    # findings hold card text: a code block shows it verbatim and keeps Markdown/HTML out of it
+    body = "\n".join(f.format() for f in findings)
+    fence = "`" * max(3, _longest_run(body, "`") + 1)
+    lines = [lead, "", fence + "text", *body.splitlines(), fence]
+    return f'!!! {kind} "{title}"\n\n' + "".join(f"    {line}\n" if line else "\n" for line in lines)
+
+
+def _longest_run(text: str, char: str) -> int:
+    runs = re.findall(f"{re.escape(char)}+", text)
+    return max(map(len, runs), default=0)
+
+
+def _models_section(page: CardPage) -> str:
+    facts = model_facts(page)
+    if not facts:
+        return ""
+    measurement = posixpath.relpath(MEASUREMENT_PAGE, posixpath.dirname(page.src_uri) or ".")
+    parts = ["## Models\n",
+             f"Figures marked ✓ were measured from the code when this page was built and match the card; "
+             f"hover over a mark, or see [how the figures are measured]({measurement}). Accuracies are "
+             f"reported by the publishers of the weights.\n"]
+    # md_in_html: the divs let the stylesheet set the tables side by side
+    parts.append('<div class="resfam-models" markdown>\n')
+    for model in facts:
+        parts.append('<div class="resfam-model" markdown>\n')
+        parts.append(f"### {_md(model.name)} {{ #{anchor(model.name)} }}\n")
+        parts.append(_model_table(model, measurement))
+        parts.append("</div>\n")
+    parts.append("</div>\n")
+    return "\n".join(parts)
+
+
+def _model_table(model: ModelFacts, measurement: str) -> str:
+    rows = ["| | Value | Check |", "| --- | --- | --- |"]
+    for name, figure in model.figures.items():
+        label = REPORTED_FIELDS.get(name) or VERIFIED_FIELDS[name][0]
+        rows.append(f"| {label} | {_shown_value(figure, model)} | {_mark(figure, measurement)} |")
+    return "\n".join(rows) + "\n"
+
+
+def _shown_value(figure: Figure, model: ModelFacts) -> str:
+    value = figure.value
+    if figure.field == "Parameters":
+        return f"{format_count(value)} ({int(value):,})"
+    if figure.field == "FLOPs":
+        size = model.image_size
+        return f"{float(value) / 1e9:.2f} at {size} × {size}"
+    if figure.field == "File Size":
+        return format_bytes(value)
+    if figure.field == "Image Size":
+        return f"{int(value)} × {int(value)}"
+    if figure.field in REPORTED_FIELDS:
+        number = percentage_value(value)
+        return f"{number:.2f} %" if number is not None else _md(str(value))
+    if figure.field == "Weights":
+        return f"[{_md(posixpath.basename(str(value)))}]({_url(value)})"
+    return _md(str(value))
+
+
+def _mark(figure: Figure, measurement: str) -> str:
+    """The Check cell: how far to trust the figure, as a link to the page that explains it."""
+    if figure.field in REPORTED_FIELDS:
+        return f'[reported]({measurement}#reported "Reported with the weights; not measured by the build")'
+    _, anchor, how = VERIFIED_FIELDS[figure.field]
+    finding = figure.finding
+    if finding is not None and finding.status in PROBLEM_STATUSES:
+        text = f"✗ {finding.status}"
+        if finding.measured is not None:
+            text += f": measured {_md(_plain(finding.measured))}"
+        if finding.drift_pct is not None:
+            text += f" ({finding.drift_pct:+.2f} %)"
+        return f'[{text}]({measurement}#{anchor} "{_title(finding.message)}"){{ .resfam-drift }}'
+    if figure.measured_only:
+        return f'[✓ measured]({measurement}#{anchor} "{_title("Not on the card; measured: " + how)}"){{ .resfam-verified }}'
+    if finding is not None and finding.status == "ok":
+        return f'[✓ verified]({measurement}#{anchor} "{_title("Verified when this page was built: " + how)}"){{ .resfam-verified }}'
+    return "—"
+
+
+# ---------------------------------------------------------------------------------------------
+# The overview page
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    page: CardPage
+    model: ModelFacts
+
+
+def overview_rows(pages: Sequence[CardPage]) -> list[OverviewRow]:
+    return [OverviewRow(page, model) for page in pages for model in model_facts(page)]
+
+
+def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str, str]) -> str:
+    """The Markdown of the overview page at `src_uri`.
+
+    urls: card src_uri -> its URL relative to the overview page, for the chart's links (raw SVG is
+    not rewritten by MkDocs, unlike the table's Markdown links).
+    """
+    rows = overview_rows(pages)
+    here = posixpath.dirname(src_uri) or "."
+    measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
+    families = list(dict.fromkeys(row.page.title for row in rows))
+    table = ["| Model | Family | Params (M) | GFLOPs | Input (px) | Top-1 (%) | Top-5 (%) | File (MB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        model = row.model
+        link = posixpath.relpath(row.page.src_uri, here)
+        table.append(" | ".join([
+            f"| [{_md(model.name)}]({link}#{anchor(model.name)})",
+            _md(row.page.title),
+            _number(model.number("Parameters"), 1e6, 2),
+            _number(model.number("FLOPs"), 1e9, 2),
+            str(model.image_size),
+            _number(model.number("Top 1 Accuracy"), 1, 2),
+            _number(model.number("Top 5 Accuracy"), 1, 2),
+            _number(model.number("File Size"), 1e6, 1),
+        ]) + " |")
+    points = [ChartPoint(row.model.name, families.index(row.page.title), row.page.title,
+                         row.model.number("FLOPs") / 1e9, row.model.number("Top 1 Accuracy"),
+                         row.model.image_size, f"{urls[row.page.src_uri]}#{anchor(row.model.name)}")
+              for row in rows
+              if row.model.number("FLOPs") and row.model.number("Top 1 Accuracy") is not None]
+    return "\n".join([
+        "---\nhide:\n  - toc\n---\n",  # front matter: the wide table gets the table of contents' room
+        "# All models\n",
+        f"Every model of every card: {len(rows)} models in {len(pages)} families. Parameters, GFLOPs and "
+        f"file sizes are [measured from the code]({measurement}) on every build; GFLOPs are counted at "
+        "each model's own image size. Click a column header to sort, type in the box to filter, and "
+        "click a model to open its card.\n",
+        '<div class="resfam-sortable" markdown>\n',
+        "\n".join(table) + "\n",
+        "</div>\n",
+        "## Accuracy against compute\n",
+        "Top-1 ImageNet accuracy (reported with the weights) against GFLOPs (measured, at each model's "
+        "image size, log scale). Each point links to its card.\n",
+        accuracy_chart(points, families),
+    ])
+
+
+# ---------------------------------------------------------------------------------------------
+# The chart
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    name: str
+    series: int  # index of the family, for its colour
+    family: str
+    gflops: float
+    top1: float
+    image_size: int
+    href: str
+
+
+_CHART_W, _CHART_H = 760, 420
+_MARGIN = {"left": 56, "right": 20, "top": 16, "bottom": 52}
+
+
+def accuracy_chart(points: Sequence[ChartPoint], families: Sequence[str]) -> str:
+    """An inline SVG scatter plot of top-1 accuracy (linear) against GFLOPs (log).
+
+    Colours come from CSS variables (`--resfam-series-N`, set for the light and the dark scheme in
+    docs/assets/resfam.css); text and axes use currentColor, so the chart follows the theme.
+    """
+    if not points:
+        return '<p class="resfam-chart-empty">No model has both GFLOPs and a top-1 accuracy to plot.</p>\n'
+    left, top = _MARGIN["left"], _MARGIN["top"]
+    right, bottom = _CHART_W - _MARGIN["right"], _CHART_H - _MARGIN["bottom"]
+    x_lo, x_hi = _log_range([p.gflops for p in points])
+    y_lo, y_hi = math.floor(min(p.top1 for p in points)) - 1, math.ceil(max(p.top1 for p in points)) + 1
+
+    def x(value: float) -> float:
+        return left + (math.log10(value) - x_lo) / (x_hi - x_lo) * (right - left)
+
+    def y(value: float) -> float:
+        return bottom - (value - y_lo) / (y_hi - y_lo) * (bottom - top)
+
+    parts = [f'<svg class="resfam-chart" viewBox="0 0 {_CHART_W} {_CHART_H}" role="img" '
+             f'aria-labelledby="resfam-chart-title" xmlns="http://www.w3.org/2000/svg">',
+             '<title id="resfam-chart-title">Top-1 accuracy against GFLOPs, one point per model</title>']
+    for tick in _log_ticks(x_lo, x_hi):
+        px = x(tick)
+        parts.append(f'<line class="resfam-chart__grid" x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{bottom}"/>')
+        parts.append(f'<text class="resfam-chart__tick" x="{px:.1f}" y="{bottom + 18}" '
+                     f'text-anchor="middle">{tick:g}</text>')
+    for tick in range(y_lo, y_hi + 1, 2 if y_hi - y_lo > 8 else 1):
+        py = y(tick)
+        parts.append(f'<line class="resfam-chart__grid" x1="{left}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}"/>')
+        parts.append(f'<text class="resfam-chart__tick" x="{left - 8}" y="{py + 4:.1f}" '
+                     f'text-anchor="end">{tick}</text>')
+    parts.append(f'<rect class="resfam-chart__frame" x="{left}" y="{top}" width="{right - left}" '
+                 f'height="{bottom - top}"/>')
+    parts.append(f'<text class="resfam-chart__label" x="{(left + right) / 2:.1f}" y="{_CHART_H - 10}" '
+                 'text-anchor="middle">GFLOPs (fvcore, at the model\'s image size)</text>')
+    parts.append(f'<text class="resfam-chart__label" transform="translate(16 {(top + bottom) / 2:.1f}) '
+                 'rotate(-90)" text-anchor="middle">Top-1 accuracy (%)</text>')
+    for point in points:
+        label = (f"{point.name} ({point.family}): {point.top1:.2f} % top-1, {point.gflops:.2f} GFLOPs "
+                 f"at {point.image_size} × {point.image_size}")
+        parts.append(f'<a class="resfam-chart__point" href="{html.escape(point.href)}" '
+                     f'data-model="{html.escape(point.name)}"><title>{html.escape(label)}</title>'
+                     f'<circle class="resfam-series-{point.series % 8}" cx="{x(point.gflops):.1f}" '
+                     f'cy="{y(point.top1):.1f}" r="6"/></a>')
+    parts.append("</svg>")
+    legend = "".join(f'<span class="resfam-legend__item"><span class="resfam-legend__swatch '
+                     f'resfam-series-{index % 8}"></span>{html.escape(name)}</span>'
+                     for index, name in enumerate(families))
+    # one line: a blank line would end Markdown's raw HTML block
+    return (f'<figure class="resfam-chart-figure">{"".join(parts)}'
+            f'<figcaption class="resfam-legend">{legend}</figcaption></figure>\n')
+
+
+def _log_range(values: Sequence[float]) -> tuple[float, float]:
+    """log10 bounds a little wider than the data, so no point sits on the frame."""
+    lo, hi = math.log10(min(values)), math.log10(max(values))
+    pad = max(0.05, (hi - lo) * 0.06)
+    return lo - pad, hi + pad
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks between 10**lo and 10**hi."""
+    ticks = []
+    for exponent in range(math.floor(lo), math.ceil(hi) + 1):
+        for mantissa in (1, 2, 5):
+            tick = mantissa * 10.0 ** exponent
+            if lo <= math.log10(tick) <= hi:
+                ticks.append(tick)
+    return ticks
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown helpers
+
+
+def _headings(markdown: str) -> Iterator[tuple[int, int]]:
+    """(line index, level) of each ATX heading outside fenced code blocks."""
+    fence = None
+    for index, line in enumerate(markdown.splitlines()):
+        stripped = line.lstrip()
+        marker = re.match(r"(`{3,}|~{3,})", stripped)
+        if marker:
+            if fence is None:
+                fence = marker.group(1)
+            elif marker.group(1).startswith(fence) and not stripped[len(marker.group(1)):].strip():
+                fence = None
+            continue
+        heading = re.match(r"(#{1,6})\s", line)
+        if fence is None and heading:
+            yield index, len(heading.group(1))
+
+
+def _insert_before_first(markdown: str, *, level: int, text: str) -> str:
+    """`text` before the first heading of `level`, or at the end when there is none."""
+    lines = markdown.splitlines(keepends=True)
+    index = next((i for i, found in _headings(markdown) if found == level), len(lines))
+    return "".join(lines[:index]) + "\n" + text + "\n" + "".join(lines[index:])
+
+
+def _insert_after_first(markdown: str, *, level: int, text: str) -> str:
+    """`text` after the first heading of `level`, or at the start when there is none."""
+    lines = markdown.splitlines(keepends=True)
+    index = next((i + 1 for i, found in _headings(markdown) if found == level), 0)
+    return "".join(lines[:index]) + "\n" + text + "\n" + "".join(lines[index:])
+
+
+def _md(text: str) -> str:
+    """Card text shown inline in Markdown (a table cell, a heading): HTML and Markdown syntax escaped."""
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(text, quote=False))
+
+
+def anchor(name: str) -> str:
+    """The HTML id of a model's section on its card (model names are close to ids already)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
+
+
+def _title(text: str) -> str:
+    """Text for a Markdown link title (a tooltip): one line, no double quote to end it early."""
+    return " ".join(text.split()).replace('"', "'")
+
+
+def _url(value: Any) -> str:
+    return str(value).replace(" ", "%20").replace(")", "%29").replace("(", "%28")
+
+
+def _plain(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def format_count(value: Any) -> str:
+    number = float(value)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(number) >= scale:
+            return f"{number / scale:.2f} {unit}"
+    return f"{number:g}"
+
+
+def format_bytes(value: Any) -> str:
+    number = float(value)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(number) >= scale:
+            return f"{number / scale:.1f} {unit}"
+    return f"{int(number)} B"
+
+
+def _number(value: float | None, scale: float, digits: int) -> str:
+    return "—" if value is None else f"{value / scale:.{digits}f}"

@@ -1,0 +1,161 @@
+"""The MkDocs plugin: verified card pages, made at build time.
+
+    plugins:
+      - search
+      - resfam:
+          templates_dir: templates   # card templates in templates/models/, relative to mkdocs.yml
+          tolerances: {FLOPs: 0.001} # per field, relative; the engine's defaults otherwise
+          cache: true                # reuse measurements of unchanged models
+          cache_dir: null            # where; the engine's default when unset
+
+A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
+the result into Markdown; this module only hands that to MkDocs as generated files.
+
+- `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
+  no traceback, and a failure even without --strict).
+- `mkdocs serve`: the build goes on; a card with problems shows them in a red box at the top of its
+  page. `templates/` and the resfam package are watched; the engine's cache keeps a rebuild down to
+  the models whose definition or claims changed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from typing import Any, Literal
+
+from mkdocs.config import base
+from mkdocs.config import config_options as c
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.livereload import LiveReloadServer
+from mkdocs.plugins import BasePlugin
+from mkdocs.structure.files import File, Files
+
+from .findings import CardError
+from .pages import CardPage, card_page, overview_page
+
+log = logging.getLogger("mkdocs.plugins.resfam")
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # resfam/: model sources
+
+
+class ResfamConfig(base.Config):
+    templates_dir = c.Type(str, default="templates")
+    tolerances = c.Type(dict, default={})
+    cache = c.Type(bool, default=True)
+    cache_dir = c.Optional(c.Type(str))
+    overview = c.Type(str, default="models/index.md")
+
+
+class ResfamPlugin(BasePlugin[ResfamConfig]):
+    def __init__(self) -> None:
+        self.serving = False
+
+    def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
+        # Having on_startup also keeps this instance across `mkdocs serve` rebuilds.
+        self.serving = command == "serve"
+
+    def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
+        self.templates_dir = self._project_path(config, self.config.templates_dir)
+        if not os.path.isdir(os.path.join(self.templates_dir, "models")):
+            raise PluginError(f"resfam: no card templates: {self.templates_dir}/models/ does not exist "
+                              f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
+        self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
+        return config
+
+    def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
+        report = self._verify()
+        problems = [finding for result in report.cards for finding in result.findings
+                    if finding.status in ("drift", "error")]
+        if problems and not self.serving:
+            raise PluginError(_failure_message(report))
+        for finding in (f for result in report.cards for f in result.findings if f.status == "warning"):
+            log.info("resfam: %s", finding.format())
+        if problems:
+            log.warning("resfam: %d card problem(s), shown at the top of their pages:\n%s", len(problems),
+                        "\n".join(f.format() for f in problems))
+
+        pages = sorted((self._card_page(result) for result in report.cards), key=_family_rank)
+        for page in pages:
+            file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
+            # the edit link opens the template, wherever the hand-written pages' links point
+            file.edit_uri = posixpath.normpath(posixpath.relpath(
+                os.path.abspath(page.path).replace(os.sep, "/"),
+                os.path.abspath(config.docs_dir).replace(os.sep, "/")))
+        overview = self.config.overview
+        urls = {page.src_uri: _relative_url(files.get_file_from_path(page.src_uri), overview, config)
+                for page in pages}
+        self._add(files, config, overview, overview_page(pages, src_uri=overview, urls=urls))
+        return files
+
+    def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig, builder: Any) -> LiveReloadServer:
+        server.watch(self.templates_dir)
+        server.watch(PACKAGE_DIR)
+        return server
+
+    # -----------------------------------------------------------------------------------------
+
+    def _verify(self):
+        from .verify import verify  # the engine: imports torch, so only when a build needs it
+
+        try:
+            return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
+                          cache_dir=self.cache_dir, use_cache=self.config.cache,
+                          progress=_log_progress)
+        except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
+            raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
+
+    def _card_page(self, result) -> CardPage:
+        relative = os.path.relpath(os.path.abspath(result.path), self.templates_dir)
+        card = result.card
+        return CardPage(
+            src_uri=relative.replace(os.sep, "/"),
+            path=result.path,
+            family=os.path.splitext(os.path.basename(result.path))[0],
+            card=card,
+            markdown=result.markdown,
+            findings=list(result.findings),
+            measured=_measured_fields(result),
+        )
+
+    def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
+        clash = files.get_file_from_path(src_uri)
+        if clash is not None:
+            raise PluginError(f"resfam: {clash.src_uri} in {config.docs_dir} has the path of a generated "
+                              "card page; rename or remove it")
+        file = File.generated(config, src_uri, content=content)
+        files.append(file)
+        return file
+
+    @staticmethod
+    def _project_path(config: MkDocsConfig, path: str) -> str:
+        """`path` relative to the folder of mkdocs.yml, made absolute."""
+        root = os.path.dirname(os.path.abspath(config.config_file_path or "mkdocs.yml"))
+        return os.path.normpath(os.path.join(root, path))
+
+
+def _family_rank(page: CardPage) -> tuple[int, str]:
+    """The registry's family order (ResNet first), for the overview; unknown families last."""
+    from resfam.registry import FAMILIES
+
+    return (FAMILIES.index(page.family) if page.family in FAMILIES else len(FAMILIES), page.family)
+
+
+def _failure_message(report) -> str:
+    from .report import format_report
+
+    return ("resfam: the model cards do not match the code; the site is not built.\n"
+            + format_report(report).rstrip())
+
+
+def _log_progress(*args: Any) -> None:
+    log.info("resfam: %s", " ".join(map(str, args)))
+
+
+def _measured_fields(result) -> dict[str, dict[str, Any]]:
+    return {}
+
+
+def _relative_url(file: File, from_uri: str, config: MkDocsConfig) -> str:
+    return file.url_relative_to(File(from_uri, None, config.site_dir, config.use_directory_urls))

@@ -1,0 +1,371 @@
+"""Write measured figures back into a card template, touching nothing else.
+
+    card = parse_card("templates/models/resnet.md")
+    edits = plan_sync(card, {"resnet50": {"Parameters": 25557032, "FLOPs": 4111514624}})
+    new_text = apply_edits(card.text, edits)
+    print(render_diff(card.path, card.text, new_text))
+    write_atomic(card.path, new_text)
+
+`plan_sync` rewrites only the scalar spans of the figures that differ (keeping each scalar's quoting
+style) and, with `fill_missing=True`, inserts the fields a model leaves out (Metadata fields at the end
+of that model's Metadata, `Weights` at the end of the model entry, with the mapping's indentation and
+the file's line endings). Every byte outside those spans is unchanged, and a plan made on the result
+is empty. `plan_sync` checks that by parsing its own result before returning the edits.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import tempfile
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .findings import CardError, Finding
+from .model_index import (INTERPOLATIONS, MAX_IMAGE_SIZE, MEASURED_COUNT_FIELDS, SANITY_LIMIT, Card, Claim,
+                          InsertionPoint, ModelClaims, parse_card)
+
+METADATA_SYNC_FIELDS = ("Layers", "Parameters", "FLOPs", "File Size", "Image Size", "Crop Pct",
+                        "Interpolation")
+MODEL_SYNC_FIELDS = ("Weights",)
+SYNC_FIELDS = METADATA_SYNC_FIELDS + MODEL_SYNC_FIELDS  # also the order new fields are inserted in
+
+# How a newly inserted field is written: like the upstream cards, Image Size and Crop Pct as quoted text.
+_INSERT_STYLE = {"Image Size": "'", "Crop Pct": "'"}
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:%+~@=?&;-]*\Z")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to a card template.
+
+    path: the template; line: 1-based line of the change in the original text (for an insertion, the
+        line the new text is inserted before, or the line it extends when the block ends there).
+    model, field: which figure.
+    span: (start, end) character offsets in the original text; start == end for an insertion.
+    old: the original text of the span ('' for an insertion); new: the text that replaces it.
+    claimed: the card's value (None for an insertion); measured: the value written.
+    """
+
+    path: str
+    line: int
+    model: str
+    field: str
+    span: tuple[int, int]
+    old: str
+    new: str
+    claimed: Any = None
+    measured: Any = None
+
+    @property
+    def is_insertion(self) -> bool:
+        return self.span[0] == self.span[1]
+
+    def describe(self) -> str:
+        """One line for a report: `path:line: model Field: old -> new`."""
+        change = f"(missing) -> {self.measured!r}" if self.is_insertion else f"{self.old} -> {self.new}"
+        return f"{self.path}:{self.line}: {self.model} {self.field}: {change}"
+
+
+def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missing: bool = False) -> list[Edit]:
+    """The edits that make `card` claim the `measured` values.
+
+    measured: {model Name: {card field name: value}} for fields in SYNC_FIELDS; a value of None is
+        skipped (not measured). Values: Parameters/FLOPs/File Size/Layers ints, Image Size an int,
+        Crop Pct a float, Interpolation and Weights strings.
+    fill_missing: also insert the measured fields the card leaves out.
+
+    Raises ValueError for a model name the card does not have, a field sync does not handle or a
+    value of the wrong type (mistakes of the caller), and CardError if the edited card would not
+    parse back to the measured values (which would be a bug here; nothing is written then).
+    """
+    by_name = {model.name: model for model in card.models}
+    unknown = sorted(set(measured) - set(by_name))
+    if unknown:
+        raise ValueError(f"{card.path} has no model named {', '.join(map(repr, unknown))}; "
+                         f"its models are {', '.join(by_name)}")
+    newline = "\r\n" if "\r\n" in card.text else "\n"
+    edits: list[Edit] = []
+    wanted: dict[tuple[str, str], Any] = {}
+    for model in card.models:
+        values = {field: _checked_measurement(field, value)
+                  for field, value in measured.get(model.name, {}).items() if value is not None}
+        missing = []
+        for field in SYNC_FIELDS:
+            if field not in values:
+                continue
+            wanted[model.name, field] = values[field]
+            claim = model.weights if field == "Weights" else model.fields.get(field)
+            if claim is not None:
+                edit = _replacement(card, model, field, claim, values[field])
+                if edit is not None:
+                    edits.append(edit)
+            elif fill_missing:
+                missing.append((field, values[field]))
+            else:
+                wanted.pop((model.name, field))
+        edits.extend(_insertions(card, model, missing, newline))
+    if edits:
+        _check_result(card, edits, wanted)
+    return edits
+
+
+def apply_edits(text: str, edits: Iterable[Edit]) -> str:
+    """`text` with every edit applied (edits at the same offset in the order given).
+
+    Raises CardError when an edit's span no longer holds its `old` text (the file changed since it
+    was parsed) or two edits overlap.
+    """
+    ordered = sorted(enumerate(edits), key=lambda item: (item[1].span[0], item[0]))
+    pieces, cursor = [], 0
+    for _, edit in ordered:
+        start, end = edit.span
+        if start < cursor or text[start:end] != edit.old:
+            raise CardError([Finding("error", edit.path, edit.line,
+                                     f"cannot apply the change to {edit.model} {edit.field}: the file "
+                                     "changed since it was read",
+                                     hint="run the sync again", model=edit.model, field=edit.field)])
+        pieces.append(text[cursor:start])
+        pieces.append(edit.new)
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def render_diff(path: str | os.PathLike[str], old: str, new: str) -> str:
+    """A unified diff (`a/path` -> `b/path`) of two versions of a file; '' when they are equal."""
+    shown = os.fspath(path)
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"a/{shown}", tofile=f"b/{shown}")
+    # A last line without a newline gets the marker `patch` expects, so the diff stays valid.
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Replace the file at `path` with `text` (UTF-8, bytes exactly as given) all at once.
+
+    The text goes to a temporary file in the same folder, is flushed to disk, takes the original's
+    permissions, and then replaces the original with one `os.replace`. If anything fails (or the
+    process is interrupted) before that, the original is untouched and the temporary file removed.
+    An OSError becomes a CardError naming the file.
+    """
+    shown = os.fspath(path)
+    target = os.path.realpath(shown)  # write through a symlink, do not replace the link itself
+    folder = os.path.dirname(target)
+    data = text.encode("utf-8")
+    try:
+        mode = _mode_for(target)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
+                                                 dir=folder)
+    except OSError as error:
+        raise CardError([_write_failure(shown, error)]) from None
+    try:
+        try:
+            _write_all(descriptor, data)
+            os.chmod(temporary, mode)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except BaseException as error:
+        with suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise CardError([_write_failure(shown, error)]) from None
+        raise
+    _fsync_folder(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+def _checked_measurement(field: str, value: Any) -> Any:
+    """The measured `value` in the type sync writes, or ValueError for the wrong field or type."""
+    if field not in SYNC_FIELDS:
+        raise ValueError(f"sync does not write {field!r}; it writes {', '.join(SYNC_FIELDS)}")
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if field in MEASURED_COUNT_FIELDS and integer and 0 <= value <= SANITY_LIMIT:
+        return value
+    if field == "Image Size" and integer and 0 < value <= MAX_IMAGE_SIZE:
+        return value
+    if field == "Crop Pct" and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value) and 0 < value <= 1:
+        return float(value)
+    if field == "Interpolation" and value in INTERPOLATIONS:
+        return value
+    if field == "Weights" and isinstance(value, str) and re.match(r"https?://\S+\Z", value):
+        return value
+    raise ValueError(f"measured {field} must be a valid value for the card, got {value!r}")
+
+
+def _same(field: str, claimed: Any, measured: Any) -> bool:
+    """Whether the card's value already says what was measured ('224' is 224, '0.875' is 0.875)."""
+    if field == "Image Size":
+        return str(claimed) == str(measured)
+    if field == "Crop Pct":
+        try:
+            return float(claimed) == float(measured)
+        except (TypeError, ValueError):
+            return False
+    if field in MEASURED_COUNT_FIELDS:
+        return type(claimed) is int and claimed == measured
+    return claimed == measured
+
+
+def _replacement(card: Card, model: ModelClaims, field: str, claim: Claim, value: Any) -> Edit | None:
+    if _same(field, claim.value, value):
+        return None
+    start, end = claim.span
+    return Edit(path=card.path, line=claim.line, model=model.name, field=field, span=claim.span,
+                old=card.text[start:end], new=_scalar_text(value, claim.style), claimed=claim.value,
+                measured=value)
+
+
+def _scalar_text(value: Any, style: str | None) -> str:
+    """YAML source for `value`: numbers plain, or quoted the way the original was; text plain when
+    it reads back as itself, else single-quoted."""
+    text = repr(value) if isinstance(value, float) else str(value)
+    if style == '"':
+        return json.dumps(text)
+    if style == "'" or (isinstance(value, str) and not _plain_reads_back(text)):
+        return "'" + text.replace("'", "''") + "'"
+    return text
+
+
+def _plain_reads_back(text: str) -> bool:
+    """Whether `text` as a plain scalar is read back as the same string, in block and flow context."""
+    if not _PLAIN_SAFE.match(text) or text.endswith(":"):
+        return False
+    try:
+        return yaml.safe_load(f"key: {text}\n") == {"key": text}
+    except yaml.YAMLError:
+        return False
+
+
+def _insertions(card: Card, model: ModelClaims, missing: list[tuple[str, Any]], newline: str) -> list[Edit]:
+    """Edits that add the `missing` (field, value) pairs to `model`: Metadata fields first (into the
+    Metadata mapping, or a new one), then model-level fields."""
+    metadata_fields = [(f, v) for f, v in missing if f in METADATA_SYNC_FIELDS]
+    model_fields = [(f, v) for f, v in missing if f in MODEL_SYNC_FIELDS]
+    edits = []
+    if metadata_fields:
+        if model.metadata_insert is not None:
+            edits += _insert_into(card, model, model.metadata_insert, metadata_fields, newline)
+        else:
+            edits += _insert_new_metadata(card, model, model.model_insert, metadata_fields, newline)
+    if model_fields:
+        model_edits = _insert_into(card, model, model.model_insert, model_fields, newline)
+        if edits and edits[-1].span == model_edits[0].span and edits[-1].new.endswith(newline) \
+                and model_edits[0].new.startswith(newline):  # the Metadata lines already broke the line
+            model_edits[0] = replace(model_edits[0], new=model_edits[0].new[len(newline):])
+        edits += model_edits
+    return edits
+
+
+def _insert_into(card: Card, model: ModelClaims, point: InsertionPoint, pairs: list[tuple[str, Any]],
+                 newline: str) -> list[Edit]:
+    """One insertion edit per (field, value), all at `point`, in order."""
+    texts = [f"{field}: {_scalar_text(value, _INSERT_STYLE.get(field))}" for field, value in pairs]
+    if point.kind == "flow":
+        before = card.text[:point.offset].rstrip()
+        first_separator = "" if before.endswith(("{", ",")) else ", "
+        pieces = [(first_separator if i == 0 else ", ") + text for i, text in enumerate(texts)]
+    else:
+        indent = " " * point.column
+        pieces = [f"{indent}{text}{newline}" for text in texts]
+        if not _at_line_start(card.text, point.offset):  # the block's '-->' shares the last line
+            pieces[0] = newline + pieces[0]
+    return [_insertion_edit(card, model, point, field, value, piece)
+            for (field, value), piece in zip(pairs, pieces)]
+
+
+def _insert_new_metadata(card: Card, model: ModelClaims, point: InsertionPoint,
+                         pairs: list[tuple[str, Any]], newline: str) -> list[Edit]:
+    """A `Metadata` mapping for a model that has none, holding `pairs`."""
+    texts = [f"{field}: {_scalar_text(value, _INSERT_STYLE.get(field))}" for field, value in pairs]
+    if point.kind == "flow":
+        before = card.text[:point.offset].rstrip()
+        opening = ("" if before.endswith(("{", ",")) else ", ") + "Metadata: {"
+        pieces = [(opening if i == 0 else ", ") + text for i, text in enumerate(texts)]
+        pieces[-1] += "}"
+    else:
+        indent = " " * point.column
+        pieces = [f"{indent}  {text}{newline}" for text in texts]
+        pieces[0] = f"{indent}Metadata:{newline}" + pieces[0]
+        if not _at_line_start(card.text, point.offset):
+            pieces[0] = newline + pieces[0]
+    return [_insertion_edit(card, model, point, field, value, piece)
+            for (field, value), piece in zip(pairs, pieces)]
+
+
+def _at_line_start(text: str, offset: int) -> bool:
+    return offset == 0 or text[offset - 1] == "\n"
+
+
+def _insertion_edit(card: Card, model: ModelClaims, point: InsertionPoint, field: str, value: Any,
+                    new: str) -> Edit:
+    return Edit(path=card.path, line=point.line, model=model.name, field=field,
+                span=(point.offset, point.offset), old="", new=new, claimed=None, measured=value)
+
+
+def _check_result(card: Card, edits: list[Edit], wanted: dict[tuple[str, str], Any]) -> None:
+    """Parse the edited text and confirm it claims exactly the measured values."""
+    try:
+        result = parse_card(card.path, apply_edits(card.text, edits))
+    except CardError as error:
+        problems = "; ".join(finding.message for finding in error.findings)
+        raise CardError([Finding("error", card.path, None,
+                                 f"sync would leave the card unreadable ({problems}); nothing was written",
+                                 hint="please report this as a bug, with the card")]) from None
+    for (name, field), value in wanted.items():
+        model = result.model(name)
+        claim = model.weights if field == "Weights" else model.fields.get(field)
+        if claim is None or not _same(field, claim.value, value):
+            raise CardError([Finding("error", card.path, claim.line if claim else model.line,
+                                     f"sync could not write {field} of {name} as {value!r}; nothing was "
+                                     "written", hint="please report this as a bug, with the card",
+                                     model=name, field=field)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _mode_for(target: str) -> int:
+    """The permissions the new file gets: the original's, or the usual ones for a new file."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(descriptor, view)
+        view = view[written:]
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename durable too; not every platform can open a folder, which is fine."""
+    with suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _write_failure(path: str, error: OSError) -> Finding:
+    return Finding("error", path, None, f"cannot write the card template: {error.strerror or error}; "
+                                        "the original is unchanged",
+                   hint="check the permissions of the file and its folder, and the free disk space")

@@ -1,0 +1,210 @@
+"""Rendering card templates: the context contract, strictness, error locations and the sandbox."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from resfam.cards import CardError, card_context, parse_card, render_template
+
+CARDS = Path(__file__).parent / "cards"
+CONTEXT = {"model_name": "resnet50", "model_ids": ["resnet50", "resnet101"], "family": "resnet",
+           "collection": "ResNet"}
+
+
+def render_errors(path, root, context=CONTEXT) -> list[str]:
+    with pytest.raises(CardError) as raised:
+        render_template(path, root, context)
+    return [finding.format() for finding in raised.value.findings]
+
+
+@pytest.fixture
+def templates(tmp_path, monkeypatch):
+    """An empty templates folder, the working directory at its parent so paths read as in the project."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "templates" / "models").mkdir(parents=True)
+    return Path("templates")
+
+
+def write(templates: Path, name: str, text: str) -> str:
+    (templates / name).write_text(text)
+    return os.path.join("templates", *name.split("/"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The contract
+
+
+def test_card_context_of_the_fixture_card():
+    card = parse_card(str(CARDS / "models" / "resnet.md"))
+    assert card_context(card) == {"model_name": "resnet18", "model_ids": ["resnet18", "resnet50"],
+                                  "family": "resnet", "collection": "ResNet"}
+
+
+def test_card_context_falls_back_to_names_without_ids():
+    card = parse_card("templates/models/resnet-d.md", "<!--\nModels:\n- Name: resnet50d\n- Name: resnet101d\n-->\n")
+    assert card_context(card) == {"model_name": "resnet50d", "model_ids": ["resnet50d", "resnet101d"],
+                                  "family": "resnet-d", "collection": "resnet-d"}
+
+
+def test_renders_the_fixture_card_with_its_include():
+    path = CARDS / "models" / "resnet.md"
+    card = parse_card(str(path))
+    page = render_template(path, CARDS, card_context(card))
+    assert page.startswith(
+        "# ResNet\n\nA small card used by the tests: two models of the resnet family.\n\n"
+        "```python\nimport resfam\nmodel = resfam.create_model('resnet18', pretrained=True)\n```\n\n\n"
+        "## Citation\n")
+    assert page.endswith("      Top 5 Accuracy: 94.39%\n-->\n")  # block kept, trailing newline kept
+
+
+def test_markdown_is_not_escaped(templates):
+    path = write(templates, "models/a.md", "<b>{{ collection }} & {{ '<i>' }}</b>\n")
+    assert render_template(path, templates, CONTEXT) == "<b>ResNet & <i></b>\n"
+
+
+def test_loops_over_model_ids(templates):
+    path = write(templates, "models/a.md", "{% for name in model_ids %}- {{ name }}\n{% endfor %}")
+    assert render_template(path, templates, CONTEXT) == "- resnet50\n- resnet101\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: where they are, exactly
+
+
+def test_undefined_variable(templates):
+    path = write(templates, "models/a.md", "# T\n\n{{ modle_name }}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:3: error: undefined variable: 'modle_name' is undefined\n"
+        "    hint: card templates may use: model_name, model_ids, family, collection "
+        "(see resfam/cards/render.py)"]
+
+
+def test_undefined_attribute(templates):
+    path = write(templates, "models/a.md", "{% for m in model_ids %}\n{{ m.size }}\n{% endfor %}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:2: error: undefined attribute: 'str object' has no attribute 'size'\n"
+        "    hint: check the name after the '.'"]
+
+
+def test_syntax_error(templates):
+    path = write(templates, "models/a.md", "# T\n{% if model_name %}\nno end\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:2: error: Jinja syntax error: Unexpected end of template. Jinja was "
+        "looking for the following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to "
+        "be closed is 'if'.\n"
+        "    hint: check the '{% ... %}' and '{{ ... }}' tags on this line; each block tag needs its "
+        "matching end tag"]
+
+
+def test_syntax_error_inside_an_include_names_the_included_file(templates):
+    write(templates, "code_snippets.md", "one\ntwo {{ model_name }\n")
+    path = write(templates, "models/a.md", "# T\n{% include 'code_snippets.md' %}\n")
+    assert render_errors(path, templates)[0].startswith(
+        "templates/code_snippets.md:2: error: Jinja syntax error: unexpected '}'")
+
+
+def test_undefined_variable_inside_an_include_names_the_included_file(templates):
+    write(templates, "code_snippets.md", "one\n\n{{ checkpoint }}\n")
+    path = write(templates, "models/a.md", "# T\n{% include 'code_snippets.md' %}\n")
+    assert render_errors(path, templates)[0].startswith(
+        "templates/code_snippets.md:3: error: undefined variable: 'checkpoint' is undefined")
+
+
+def test_include_of_a_missing_file(templates):
+    path = write(templates, "models/a.md", "# T\n\n{% include 'code_snippet.md' %}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:3: error: included template 'code_snippet.md' not found in templates/\n"
+        "    hint: check the name; includes are looked up relative to templates/"]
+
+
+def test_template_that_includes_itself(templates):
+    path = write(templates, "models/a.md", "x\n{% include 'models/a.md' %}\n")
+    assert render_errors(path, templates)[0].startswith(
+        "templates/models/a.md:2: error: the template includes itself without end")
+
+
+def test_runtime_error_in_an_expression(templates):
+    path = write(templates, "models/a.md", "x\n{{ 1 // 0 }}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:2: error: error while rendering: ZeroDivisionError: integer division or "
+        "modulo by zero\n    hint: check the expression on this line"]
+
+
+def test_non_utf8_include(templates):
+    (templates / "bad.md").write_bytes(b"caf\xe9\n")
+    path = write(templates, "models/a.md", "{% include 'bad.md' %}\n")
+    assert render_errors(path, templates)[0].startswith("templates/models/a.md:1: error: a template is not valid UTF-8")
+
+
+def test_template_outside_the_templates_folder(templates, tmp_path):
+    (tmp_path / "elsewhere.md").write_text("x\n")
+    assert render_errors(tmp_path / "elsewhere.md", templates) == [
+        f"{tmp_path / 'elsewhere.md'}: error: the template is not inside the templates folder "
+        f"{str(templates)!r}\n    hint: card templates live in templates/models/"]
+
+
+def test_missing_template(templates):
+    assert render_errors("templates/models/none.md", templates) == [
+        "templates/models/none.md: error: cannot read the card template: no such file\n    hint: check the path"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The sandbox
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ ''.__class__ }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ model_name.format.__globals__ }}",
+    "{{ model_ids|attr('__class__') }}",
+    "{{ (model_ids|attr('__class__')).__base__ }}",
+    "{{ range.__self__ }}",
+    "{{ lipsum.__globals__['os'] }}",
+    "{{ config }}",
+    "{{ request.application }}",
+    "{{ '{0.__class__}'.format(model_name) }}",
+    "{{ model_ids.pop() }}{{ model_ids.append(1) }}{{ dict.__class__ }}",
+    "{{ 'x' * 1000000000 }}",
+    "{{ [0] * 1000000000 }}",
+    "{{ 2 ** 100000000 }}",
+    "{% include '../../etc/passwd' %}",
+    "{% include '/etc/passwd' %}",
+    "{% import 'os' as os %}",
+]
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+def test_sandbox_escapes_fail_cleanly(templates, escape):
+    path = write(templates, "models/a.md", "# T\n" + escape + "\n")
+    findings = render_errors(path, templates, dict(CONTEXT))
+    assert len(findings) == 1 and findings[0].startswith("templates/models/a.md:2: error: ")
+
+
+def test_sandbox_message_names_the_refused_attribute(templates):
+    path = write(templates, "models/a.md", "{{ ''.__class__.__mro__ }}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:1: error: unsafe template: access to attribute '__class__' of 'str' object "
+        "is unsafe.\n    hint: templates run in a sandbox: no attributes starting with '_', no file or "
+        "network access"]
+
+
+def test_includes_cannot_follow_a_symlink_out_of_the_templates_folder(templates, tmp_path):
+    (tmp_path / "secret.txt").write_text("token\n")
+    (templates / "leak.md").symlink_to(tmp_path / "secret.txt")
+    path = write(templates, "models/a.md", "{% include 'leak.md' %}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:1: error: included template 'leak.md' not found in templates/\n"
+        "    hint: check the name; includes are looked up relative to templates/"]
+
+
+def test_the_context_passed_in_is_not_changed_by_a_template(templates):
+    context = dict(CONTEXT, model_ids=["a"])
+    path = write(templates, "models/a.md", "{% set model_name = 'x' %}{{ model_name }}\n")
+    assert render_template(path, templates, context) == "x\n"
+    assert context["model_name"] == "resnet50"

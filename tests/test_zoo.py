@@ -1,0 +1,223 @@
+"""The zoo: every model ID matches the timm reference exactly, and behaves as a zoo model should.
+
+The reference (tests/fixtures/timm-reference.json, see ../shared/reference/README.md) gives for each ID
+the parameter count, the state_dict layout and the logits for a deterministic weight fill on a seeded
+224x224 input. Everything else runs on small inputs to keep the file fast.
+"""
+import gc
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import resfam
+from resfam import UnknownModelError, create_model, list_models
+
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "timm-reference.json").read_text())
+MODELS = REFERENCE["models"]
+NAMES = sorted(MODELS)
+
+# One cheap model per architecture variant: plain, bottleneck + deep stem / avg-down, blur, grouped,
+# split attention (radix 2, radix 4 with avd_first, radix 1), Res2Net (2 and 8 scales).
+VARIANTS = ["resnet18", "resnet26d", "resnetblur50", "resnext50d_32x4d", "resnest14d",
+            "resnest50d_4s2x40d", "resnest50d_1s4x24d", "res2net50_48w_2s", "res2net50_14w_8s"]
+
+
+def seeded_input(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def assert_close_to_scale(actual, expected, rel=1e-4):
+    """Equal within `rel` of the expected tensor's norm: deep networks amplify float rounding, so an
+    element-wise relative tolerance would fail on logits near zero."""
+    tol = rel * float(expected.norm())
+    diff = float((actual - expected).abs().max())
+    assert diff <= tol, f"max abs difference {diff:.3g} exceeds {tol:.3g}"
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def filled(request, deterministic_fill):
+    """(name, model): each ID built once, with the reference fill, in eval mode. pytest groups the
+    tests by this module-scoped parameter, so one model at a time is alive (resnest269e is 110M params)."""
+    model = create_model(request.param).eval()
+    deterministic_fill(model, REFERENCE["seed"])
+    yield request.param, model
+    del model
+    gc.collect()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact compatibility with the reference, per ID
+
+
+def test_parameter_count(filled):
+    name, model = filled
+    assert sum(p.numel() for p in model.parameters()) == MODELS[name]["params"]
+
+
+def test_state_dict_layout(filled):
+    name, model = filled
+    layout = [[key, list(t.shape), str(t.dtype).removeprefix("torch.")] for key, t in model.state_dict().items()]
+    assert [row[0] for row in layout] == [row[0] for row in MODELS[name]["state_dict"]], "keys or their order differ"
+    assert layout == MODELS[name]["state_dict"]
+
+
+def test_reference_output(filled):
+    name, model = filled
+    ref = MODELS[name]
+    x = seeded_input(*REFERENCE["input"], seed=REFERENCE["seed"] + 1)
+    with torch.no_grad():
+        logits = model(x)[0].double()
+    tol = 1e-4 * ref["logits_norm"]
+    first16 = logits[:16].tolist()
+    assert max(abs(a - b) for a, b in zip(first16, ref["logits_first16"])) <= tol, first16
+    assert abs(float(logits.sum()) - ref["logits_sum"]) <= tol
+    assert abs(float(logits.norm()) - ref["logits_norm"]) <= tol
+    # the reference's top class is ours too, unless a rival is within rounding of it
+    (top,) = ref["argmax"]
+    assert int(logits.argmax()) == top or float(logits.max() - logits[top]) <= tol
+
+
+# ---------------------------------------------------------------------------------------------------
+# Zoo behaviour, per ID, on small inputs
+
+
+def test_eval_inference_raises_no_warnings(filled):
+    _, model = filled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():
+            model(seeded_input(1, 3, 64, 64))
+
+
+def test_forward_features_and_head(filled):
+    _, model = filled
+    # odd, non-square size: every downsampling step must round up (ceil_mode pooling, padded convs)
+    x = seeded_input(1, 3, 97, 130)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        logits = model(x)
+        assert features.shape == (1, model.num_features, math.ceil(97 / 32), math.ceil(130 / 32))
+        assert model.forward_head(features, pre_logits=True).shape == (1, model.num_features)
+        assert torch.equal(model.forward_head(features), logits)
+    assert logits.shape == (1, 1000)
+
+
+def test_batch_independence(filled):
+    _, model = filled
+    x = seeded_input(2, 3, 64, 64)
+    with torch.no_grad():
+        batch = model(x)
+        for i in range(len(x)):
+            assert_close_to_scale(batch[i], model(x[i : i + 1])[0])
+
+
+def test_nominal_depth_is_the_number_in_the_name(filled):
+    name, model = filled
+    depth = int(re.match(r"(?:tv_)?res(?:netblur|net|next|nest|2net)(\d+)", name).group(1))
+    assert model.nominal_depth == depth
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_other_input_sizes(name):
+    model = create_model(name, num_classes=7).eval()
+    for size in (160, 193, 256):  # 193: odd at every stage
+        with torch.no_grad():
+            features = model.forward_features(seeded_input(1, 3, size, size))
+            logits = model.forward_head(features)
+        assert features.shape == (1, model.num_features, math.ceil(size / 32), math.ceil(size / 32)), size
+        assert logits.shape == (1, 7)
+        assert torch.isfinite(logits).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registry
+
+
+def test_registered_ids_are_the_reference_ids():
+    assert list_models() == NAMES
+
+
+@pytest.mark.parametrize("family", sorted({m["family"] for m in MODELS.values()}))
+def test_families(family):
+    assert list_models(family=family) == sorted(n for n, m in MODELS.items() if m["family"] == family)
+
+
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ("tv_*", ["tv_resnet101", "tv_resnet152", "tv_resnet34", "tv_resnet50", "tv_resnext50_32x4d"]),
+        ("*blur*", ["resnetblur50"]),
+        ("resnest50d*", ["resnest50d", "resnest50d_1s4x24d", "resnest50d_4s2x40d"]),
+        ("res2net50_26w_?s", ["res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s"]),
+        ("resnet50", ["resnet50"]),
+        ("vgg*", []),
+    ],
+)
+def test_list_models_patterns(pattern, expected):
+    assert list_models(pattern) == expected
+
+
+def test_list_models_pattern_and_family():
+    assert list_models("*101*", family="resnet-d") == ["resnet101d"]
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(UnknownModelError) as info:
+        create_model("resnet5")
+    assert "resnet50" in info.value.suggestions
+    assert "'resnet5'" in str(info.value) and "resnet50" in str(info.value)
+    assert isinstance(info.value, KeyError)  # dict-like lookups may catch it as a KeyError
+
+
+def test_unknown_name_without_close_names():
+    with pytest.raises(UnknownModelError, match="list_models") as info:
+        resfam.get_model_config("vgg16_bn_definitely_not")
+    assert info.value.suggestions == []
+
+
+def test_default_config_is_attached():
+    model = create_model("resnet101d")
+    assert model.default_config == resfam.get_model_config("resnet101d")
+    assert model.default_config.input_size == (3, 256, 256)
+    assert model.model_name == "resnet101d"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Classifier head
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnest14d", "res2net50_48w_2s"])
+def test_num_classes_gives_a_new_head(name):
+    model = create_model(name, num_classes=10).eval()
+    assert model.get_classifier().out_features == 10
+    assert model.num_classes == 10
+    with torch.no_grad():
+        assert model(seeded_input(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_reset_classifier():
+    model = create_model("resnet18").eval()
+    x = seeded_input(2, 3, 64, 64)
+    with torch.no_grad():
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+
+        model.reset_classifier(5)
+        assert model.num_classes == 5 and model.get_classifier().out_features == 5
+        assert model(x).shape == (2, 5)
+
+        model.reset_classifier(0)  # no head: the model returns the pooled features
+        assert model.num_classes == 0
+        assert not any(p.numel() for p in model.get_classifier().parameters())
+        assert torch.equal(model(x), pooled)
+
+
+def test_num_classes_zero_returns_features():
+    model = create_model("resnet18", num_classes=0).eval()
+    assert not any(k.startswith("fc.") for k in model.state_dict())
+    with torch.no_grad():
+        assert model(seeded_input(1, 3, 64, 64)).shape == (1, model.num_features)
