@@ -169,7 +169,9 @@ ESCAPES = [
     "{{ config }}",
     "{{ request.application }}",
     "{{ '{0.__class__}'.format(model_name) }}",
-    "{{ model_ids.pop() }}{{ model_ids.append(1) }}{{ dict.__class__ }}",
+    "{{ model_ids.pop() }}",
+    "{{ model_ids.append(1) }}",
+    "{{ dict.__class__ }}",
     "{{ 'x' * 1000000000 }}",
     "{{ [0] * 1000000000 }}",
     "{{ 2 ** 100000000 }}",
@@ -208,3 +210,7 @@ def test_the_context_passed_in_is_not_changed_by_a_template(templates):
     path = write(templates, "models/a.md", "{% set model_name = 'x' %}{{ model_name }}\n")
     assert render_template(path, templates, context) == "x\n"
     assert context["model_name"] == "resnet50"
+    path = write(templates, "models/b.md", "{{ model_ids.clear() }}\n")
+    assert render_errors(path, templates, context)[0].startswith(
+        "templates/models/b.md:1: error: unsafe template: access to attribute 'clear' of 'list' object is unsafe.")
+    assert context["model_ids"] == ["a"]

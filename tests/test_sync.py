@@ -260,6 +260,14 @@ def test_render_diff_marks_a_missing_final_newline():
         "+c\n\\ No newline at end of file\n")
 
 
+def test_render_diff_shows_only_changed_lines_of_a_repetitive_card():
+    old = "".join(f"- Name: m{i}\n  Code: same.py\n  Layers: {i}\n" for i in range(120))
+    new = old.replace("  Layers: 60\n", "  Layers: 61\n")
+    diff = render_diff(PATH, old, new)
+    assert [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("---", "+++"))] == [
+        "-  Layers: 60", "+  Layers: 61"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The atomic write
 

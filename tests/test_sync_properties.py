@@ -138,7 +138,7 @@ def same(field: str, claimed, measured) -> bool:
     return claimed == measured
 
 
-@GENERATED
+@settings(GENERATED, max_examples=500)
 @given(cards())
 def test_generated_cards_parse_to_what_they_claim(generated):
     text, claimed = generated

@@ -85,11 +85,8 @@ class ModelMeasurement:
     file_size: int
     layers: int
     uncounted_ops: dict[str, int] = field(default_factory=dict)
+    unexpected_uncounted_ops: dict[str, int] = field(default_factory=dict)  # see FlopCount
     flops_method: str = ON_SHAPES
-
-    @property
-    def unexpected_uncounted_ops(self) -> dict[str, int]:
-        return FlopCount(self.flops, self.uncounted_ops).unexpected_uncounted_ops
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,7 +300,7 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int])
     for size in image_sizes:
         flops = count_flops(model, size)
         measurements.append(ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers,
-                                             flops.uncounted_ops, flops.method))
+                                             flops.uncounted_ops, flops.unexpected_uncounted_ops, flops.method))
     return measurements
 
 

@@ -267,14 +267,16 @@ def _too_big(path: str, size: int) -> Finding:
 
 
 @dataclass(frozen=True)
-class _Block:
+class IndexBlock:
+    """Where a model-index comment is in a text (character offsets)."""
+
     comment_start: int  # offset of '<!--'
     content_start: int  # just after '<!--'
     content_end: int  # offset of '-->' (or the end of the text when the comment is never closed)
-    closed: bool
+    closed: bool  # False when the '<!--' is never closed: the block then runs to the end of the text
 
 
-def find_blocks(text: str) -> list[_Block]:
+def find_blocks(text: str) -> list[IndexBlock]:
     """Every HTML comment of `text` that holds a model-index block (starts with `Type: model-index`
     or has a top-level `Models:` line), in order."""
     blocks = []
@@ -285,7 +287,7 @@ def find_blocks(text: str) -> list[_Block]:
         closed = end != -1
         content_end = end if closed else len(text)
         if _BLOCK_MARKER.search(text, content_start, content_end):
-            blocks.append(_Block(start, content_start, content_end, closed))
+            blocks.append(IndexBlock(start, content_start, content_end, closed))
         if not closed:
             break
         position = end + 3
@@ -349,15 +351,15 @@ class _CardParser:
     # -- the pipeline ------------------------------------------------------------------------
 
     def parse(self) -> Card:
-        sync_hint = f"add one, or scaffold a card with 'resfam-cards new FAMILY --model ID'"
+        scaffold_hint = "add one, or scaffold a card with 'resfam-cards new FAMILY --model ID'"
         if not self.text.strip():
             self.error(None, "the file is empty: a card template needs a summary and a model-index block",
-                       hint=sync_hint)
+                       hint=scaffold_hint)
             self.fail_if_errors()
         blocks = find_blocks(self.text)
         if not blocks:
             self.error(None, "no model-index block: the models must be listed in an HTML comment "
-                             "'<!-- Type: model-index ... -->'", hint=sync_hint)
+                             "'<!-- Type: model-index ... -->'", hint=scaffold_hint)
             self.fail_if_errors()
         block = blocks[0]
         for extra in blocks[1:]:
@@ -398,41 +400,45 @@ class _CardParser:
                        hint="replace the tab with spaces")
 
     def compose(self, source: str) -> yaml.Node:
-        """The YAML node tree, after a first pass over the events that refuses aliases and unsafe
-        tags (so a billion-laughs block is never expanded and no tag reaches a constructor)."""
+        """The YAML node tree; aliases and unsafe tags are reported as it is built (so a
+        billion-laughs block is never expanded and no tag ever reaches a constructor)."""
+        loader = None
         try:
-            for event in yaml.parse(source, Loader=yaml.SafeLoader):
-                if isinstance(event, yaml.AliasEvent):
-                    self.error(self.lines.line(self.offset + event.start_mark.index),
-                               f"alias '*{event.anchor}' in the model-index block; anchors and aliases "
-                               "are not supported",
-                               hint="write the value out in full where it is used")
-                tag = getattr(event, "tag", None)
-                if tag is not None and tag != "!" and tag not in ALLOWED_EXPLICIT_TAGS:
-                    shown = _short_tag(tag)
-                    self.error(self.lines.line(self.offset + event.start_mark.index),
-                               f"YAML tag '{shown}' is not allowed in a model-index block; only plain "
-                               "values, lists and mappings are read (the YAML is loaded safely)",
-                               hint=f"remove '{shown}' and write a plain value")
-            if self.errors:
-                return None
-            root = yaml.compose(source, Loader=yaml.SafeLoader)
+            loader = _CheckingLoader(source)
+            root = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
+            self.report_refused(loader.refused if loader else [])
             self.report_yaml_error(error)
             return None
         except yaml.YAMLError as error:  # ReaderError: a character YAML does not accept
             position = getattr(error, "position", 0)
             character = getattr(error, "character", "")
             code = ord(character) if isinstance(character, str) else int(character or 0)
-            shown = f"#x{code:04x}"
             self.error(self.lines.line(self.offset + position),
-                       f"malformed YAML in the model-index block: character {shown} is not allowed",
+                       f"malformed YAML in the model-index block: character #x{code:04x} is not allowed",
                        hint="delete the control character")
             return None
-        if root is None:
+        finally:
+            if loader is not None:
+                loader.dispose()
+        self.report_refused(loader.refused)
+        if root is None and not self.errors:
             self.error(self.lines.line(self.offset), "the model-index block is empty",
                        hint="list the models under 'Models:'")
         return root
+
+    def report_refused(self, refused: list[yaml.Event]) -> None:
+        for event in refused:
+            line = self.lines.line(self.offset + event.start_mark.index)
+            if isinstance(event, yaml.AliasEvent):
+                self.error(line, f"alias '*{event.anchor}' in the model-index block; anchors and aliases "
+                                 "are not supported",
+                           hint="write the value out in full where it is used")
+            else:
+                shown = _short_tag(event.tag)
+                self.error(line, f"YAML tag '{shown}' is not allowed in a model-index block; only plain "
+                                 "values, lists and mappings are read (the YAML is loaded safely)",
+                           hint=f"remove '{shown}' and write a plain value")
 
     def report_yaml_error(self, error: yaml.MarkedYAMLError) -> None:
         mark = error.problem_mark or error.context_mark
@@ -451,7 +457,7 @@ class _CardParser:
 
     # -- the schema --------------------------------------------------------------------------
 
-    def build_card(self, root: yaml.Node, block: _Block) -> Card:
+    def build_card(self, root: yaml.Node, block: IndexBlock) -> Card:
         start_line = self.lines.line(block.comment_start)
         end_line = self.lines.line(block.content_end)
         if not isinstance(root, yaml.MappingNode):
@@ -729,6 +735,26 @@ class _CardParser:
         return InsertionPoint(offset=offset, line=self.lines.line(offset), column=column, kind="block")
 
 
+class _CheckingLoader(yaml.SafeLoader):
+    """The safe loader's composer, which refuses aliases and non-standard explicit tags in one pass:
+    each is recorded in `refused`, and an alias stands in as an empty value instead of being
+    resolved."""
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        self.refused: list[yaml.Event] = []
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self.refused.append(self.get_event())
+            return yaml.ScalarNode("tag:yaml.org,2002:null", "", event.start_mark, event.end_mark)
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!" and tag not in ALLOWED_EXPLICIT_TAGS:
+            self.refused.append(event)
+        return super().compose_node(parent, index)
+
+
 # ---------------------------------------------------------------------------------------------
 # Values
 
@@ -910,7 +936,7 @@ def _check_percentage(value: Any, node: yaml.ScalarNode) -> str | None:
 
 
 def percentage_value(value: Any) -> float | None:
-    """A validated accuracy claim ('76.13%' or 76.13) as a number of percent."""
+    """An accuracy claim ('76.13%' or 76.13) as a number of percent; None when it is neither."""
     if isinstance(value, str):
         match = _PERCENT.match(value)
         return float(match.group(1)) if match else None

@@ -4,7 +4,7 @@
       - search
       - resfam:
           templates_dir: templates   # card templates in templates/models/, relative to mkdocs.yml
-          tolerances: {FLOPs: 0.001} # per field, relative; the engine's defaults otherwise
+          tolerances: {FLOPs: 0.1}   # percent, per field; the engine's defaults otherwise
           cache: true                # reuse measurements of unchanged models
           cache_dir: null            # where; the engine's default when unset
 
@@ -23,6 +23,7 @@ import logging
 import os
 import posixpath
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from mkdocs.config import base
 from mkdocs.config import config_options as c
@@ -31,9 +32,15 @@ from mkdocs.exceptions import PluginError
 from mkdocs.livereload import LiveReloadServer
 from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+from resfam.registry import FAMILIES
 
 from .findings import CardError
+from .model_index import family_of
 from .pages import CardPage, card_page, overview_page
+from .report import format_report
+from .verify import CardResult, Progress, Report, verify
 
 log = logging.getLogger("mkdocs.plugins.resfam")
 
@@ -66,28 +73,32 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
         report = self._verify()
-        problems = [finding for result in report.cards for finding in result.findings
-                    if finding.status in ("drift", "error")]
-        if problems and not self.serving:
-            raise PluginError(_failure_message(report))
-        for finding in (f for result in report.cards for f in result.findings if f.status == "warning"):
-            log.info("resfam: %s", finding.format())
-        if problems:
-            log.warning("resfam: %d card problem(s), shown at the top of their pages:\n%s", len(problems),
-                        "\n".join(f.format() for f in problems))
+        if not report.ok and not self.serving:
+            raise PluginError("resfam: the model cards do not match the code; the site is not built.\n"
+                              + format_report(report).rstrip())
+        if not report.ok:
+            log.warning("resfam: problems shown at the top of their card pages:\n%s", format_report(report).rstrip())
+        else:
+            for finding in report.warnings:  # kept as written: worth a look, not a failure
+                log.info("resfam: %s", finding.format())
 
         pages = sorted((self._card_page(result) for result in report.cards), key=_family_rank)
         for page in pages:
             file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
-            # the edit link opens the template, wherever the hand-written pages' links point
-            file.edit_uri = posixpath.normpath(posixpath.relpath(
-                os.path.abspath(page.path).replace(os.sep, "/"),
-                os.path.abspath(config.docs_dir).replace(os.sep, "/")))
+            # edit links are edit_uri + the path from docs/: for a card, "../templates/models/<family>.md"
+            file.edit_uri = os.path.relpath(os.path.abspath(page.path), config.docs_dir).replace(os.sep, "/")
         overview = self.config.overview
         urls = {page.src_uri: _relative_url(files.get_file_from_path(page.src_uri), overview, config)
                 for page in pages}
         self._add(files, config, overview, overview_page(pages, src_uri=overview, urls=urls))
         return files
+
+    def on_pre_page(self, page: Page, *, config: MkDocsConfig, files: Files) -> Page:
+        # MkDocs joins edit_uri and "../templates/..." without resolving the "..": do it here
+        if page.edit_url:
+            parts = urlsplit(page.edit_url)
+            page.edit_url = urlunsplit(parts._replace(path=posixpath.normpath(parts.path)))
+        return page
 
     def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig, builder: Any) -> LiveReloadServer:
         server.watch(self.templates_dir)
@@ -96,9 +107,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     # -----------------------------------------------------------------------------------------
 
-    def _verify(self):
-        from .verify import verify  # the engine: imports torch, so only when a build needs it
-
+    def _verify(self) -> Report:
         try:
             return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
                           cache_dir=self.cache_dir, use_cache=self.config.cache,
@@ -106,17 +115,16 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
 
-    def _card_page(self, result) -> CardPage:
+    def _card_page(self, result: CardResult) -> CardPage:
         relative = os.path.relpath(os.path.abspath(result.path), self.templates_dir)
-        card = result.card
         return CardPage(
             src_uri=relative.replace(os.sep, "/"),
             path=result.path,
-            family=os.path.splitext(os.path.basename(result.path))[0],
-            card=card,
+            family=family_of(result.path),
+            card=result.card,
             markdown=result.markdown,
             findings=list(result.findings),
-            measured=_measured_fields(result),
+            measured=result.measurements,
         )
 
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
@@ -137,24 +145,11 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
 def _family_rank(page: CardPage) -> tuple[int, str]:
     """The registry's family order (ResNet first), for the overview; unknown families last."""
-    from resfam.registry import FAMILIES
-
     return (FAMILIES.index(page.family) if page.family in FAMILIES else len(FAMILIES), page.family)
 
 
-def _failure_message(report) -> str:
-    from .report import format_report
-
-    return ("resfam: the model cards do not match the code; the site is not built.\n"
-            + format_report(report).rstrip())
-
-
-def _log_progress(*args: Any) -> None:
-    log.info("resfam: %s", " ".join(map(str, args)))
-
-
-def _measured_fields(result) -> dict[str, dict[str, Any]]:
-    return {}
+def _log_progress(progress: Progress) -> None:
+    log.info("resfam: %s", progress)
 
 
 def _relative_url(file: File, from_uri: str, config: MkDocsConfig) -> str:

@@ -1,6 +1,6 @@
 """Render a card template to page Markdown, in a sandbox.
 
-Templates are Jinja2 + Markdown, rendered with a `SandboxedEnvironment`: `StrictUndefined` (a misspelt
+Templates are Jinja2 + Markdown, rendered with Jinja's (immutable) sandbox: `StrictUndefined` (a misspelt
 variable is an error, not an empty string), no autoescaping (the output is Markdown), and a loader that
 only reads files inside the templates folder. A template cannot reach Python internals (attributes
 starting with `_` are refused, so `''.__class__.__mro__` and `cycler.__init__.__globals__` fail), the
@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .findings import CardError, Finding
 from .model_index import Card
@@ -64,8 +64,9 @@ def render_template(path: str | os.PathLike[str], templates_dir: str | os.PathLi
         raise CardError([_finding_for(error, shown_path, shown_root)]) from None
 
 
-class _BoundedSandbox(SandboxedEnvironment):
-    """The Jinja sandbox, plus limits on the two operators that can exhaust memory or time."""
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The Jinja sandbox (which also keeps templates from changing the lists and dicts they are
+    given), plus limits on the two operators that can exhaust memory or time."""
 
     intercepted_binops = frozenset(["*", "**"])
 
@@ -101,7 +102,7 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         return source, filename, uptodate
 
 
-def make_environment(templates_dir: str | os.PathLike[str]) -> SandboxedEnvironment:
+def make_environment(templates_dir: str | os.PathLike[str]) -> ImmutableSandboxedEnvironment:
     """The sandboxed, strict Jinja environment card templates are rendered in."""
     environment = _BoundedSandbox(
         loader=_ConfinedLoader(os.fspath(templates_dir)),

@@ -140,11 +140,33 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
 def render_diff(path: str | os.PathLike[str], old: str, new: str) -> str:
     """A unified diff (`a/path` -> `b/path`) of two versions of a file; '' when they are equal."""
     shown = os.fspath(path)
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                 fromfile=f"a/{shown}", tofile=f"b/{shown}")
+    before, after = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    # autojunk off: a card repeats lines (`Code: ...` in every model), which difflib's heuristic
+    # would otherwise ignore as anchors and show as changed.
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    lines = []
+    for group in matcher.get_grouped_opcodes(3):
+        first, last = group[0], group[-1]
+        lines.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                lines += [" " + line for line in before[i1:i2]]
+                continue
+            lines += ["-" + line for line in before[i1:i2]]
+            lines += ["+" + line for line in after[j1:j2]]
+    if not lines:
+        return ""
     # A last line without a newline gets the marker `patch` expects, so the diff stays valid.
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    return f"--- a/{shown}\n+++ b/{shown}\n" + "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def _hunk_range(start: int, stop: int) -> str:
+    """A unified-diff line range: 'first,count', or 'first' for one line ('first-1,0' for none)."""
+    count = stop - start
+    if count == 1:
+        return str(start + 1)
+    return f"{start + 1 if count else start},{count}"
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:

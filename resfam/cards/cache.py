@@ -1,0 +1,237 @@
+"""The on-disk cache of measurements and registry facts, so an unchanged model is never measured twice.
+
+An entry is found by its key and trusted only if the code behind it is unchanged:
+
+- key: what the value is of (a model ID and its arguments and an image size, or the registry),
+  the Python, torch and fvcore versions (read from the installed metadata, nothing is imported) and
+  the hash of the measurement code (`cards/measure.py`, `cards/worker.py`);
+- sources: the content hash of every resfam source file the value depends on, as recorded by the
+  worker that computed it. A measurement depends on the files that define its model (the module that
+  registers it, the modules its builder and its layers come from, and every resfam module those import,
+  transitively); the registry facts depend on every resfam source file outside `cards/`, and on the
+  list of those files itself, so an added, removed or renamed file counts as a change.
+
+An entry is valid only when every recorded hash equals the file's hash now: editing `resnest.py`
+leaves the ResNet entries valid, editing `resnet.py` invalidates every model that imports it. Entries
+are written atomically (a temporary file, then one rename); an unreadable, truncated or foreign entry
+is a miss, never an error. `cache_dir=None` turns the cache off.
+
+`SourceTree` hashes the source files of one resfam package folder once per run; the tests point it
+(and the worker) at a copy of the package to edit model files safely.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from contextlib import suppress
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CACHE_FORMAT = 1
+CACHE_DIR_NAME = ".resfam-cache"
+MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py")  # relative to the resfam package folder
+CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
+
+
+def default_cache_dir(templates_dir: str | os.PathLike[str]) -> Path:
+    """`.resfam-cache/` in the project: the folder that holds the templates folder."""
+    return Path(os.path.abspath(templates_dir)).parent / CACHE_DIR_NAME
+
+
+# ---------------------------------------------------------------------------------------------
+# Source files and their hashes
+
+
+def file_digest(path: str | os.PathLike[str]) -> str | None:
+    """sha256 of the file's bytes, or None when it cannot be read (removed, renamed)."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def list_source_files(package_dir: Path) -> list[str]:
+    """Every Python source file of the package, as sorted '/'-separated paths relative to it."""
+    found = []
+    for folder, subfolders, files in os.walk(package_dir):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__" and not d.startswith("."))
+        relative = Path(folder).relative_to(package_dir)
+        found += [(relative / name).as_posix() for name in files if name.endswith(".py")]
+    return sorted(found)
+
+
+class SourceTree:
+    """The resfam source files of one package folder and their content hashes, each read once.
+
+    `snapshot()` reads them all at once: the verifier takes it before starting a worker, so a file that
+    changes while models are measured can be recognised (the worker reports the hashes it saw).
+    """
+
+    def __init__(self, package_dir: str | os.PathLike[str] = PACKAGE_DIR):
+        self.package_dir = Path(package_dir).resolve()
+        self._hashes: dict[str, str | None] = {}
+        self._files: list[str] | None = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = list_source_files(self.package_dir)
+        return self._files
+
+    def digest(self, relative: str) -> str | None:
+        if relative not in self._hashes:
+            self._hashes[relative] = file_digest(self.package_dir / relative)
+        return self._hashes[relative]
+
+    def snapshot(self) -> dict[str, str | None]:
+        return {relative: self.digest(relative) for relative in self.files()}
+
+    def model_sources(self) -> dict[str, str | None]:
+        """Hashes of every source file outside the card engine: what the registry facts depend on."""
+        return {relative: self.digest(relative) for relative in self.files()
+                if not relative.startswith(CARDS_FOLDER)}
+
+    def code_hash(self) -> str:
+        """One hash of the measurement code: a change to how things are measured changes every key."""
+        combined = hashlib.sha256()
+        for relative in MEASUREMENT_CODE:
+            combined.update(f"{relative}\0{self.digest(relative)}\0".encode())
+        return combined.hexdigest()
+
+    def matches(self, recorded: dict[str, str | None]) -> bool:
+        """Whether every recorded file still has its recorded hash (a missing file never matches)."""
+        return all(digest is not None and self.digest(relative) == digest for relative, digest in recorded.items())
+
+
+def installed_versions() -> dict[str, str]:
+    """The versions a measurement depends on, from the installed package metadata (no import)."""
+    versions = {"python": platform.python_version()}
+    for distribution in ("torch", "fvcore"):
+        try:
+            versions[distribution] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            versions[distribution] = "not installed"
+    return versions
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+class MeasurementCache:
+    """Registry facts and measurements on disk, in `directory` (None: the cache is off)."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None, sources: SourceTree,
+                 versions: dict[str, str] | None = None):
+        self.directory = Path(directory) if directory is not None else None
+        self.sources = sources
+        self.versions = versions or installed_versions()
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def registry_key(self) -> dict[str, Any]:
+        return {"format": CACHE_FORMAT, "kind": "registry", "versions": self.versions,
+                "code": self.sources.code_hash()}
+
+    def measurement_key(self, model_id: str, kwargs: dict[str, Any], image_size: int) -> dict[str, Any]:
+        return {"format": CACHE_FORMAT, "kind": "measurement", "model": model_id, "kwargs": kwargs,
+                "image_size": image_size, "versions": self.versions, "code": self.sources.code_hash()}
+
+    # -- registry facts --------------------------------------------------------------------------
+
+    def get_registry(self) -> dict[str, Any] | None:
+        entry = self._read(self.registry_key())
+        # the list of files is part of what the facts depend on: an added or renamed file is a change
+        if entry is None or entry["sources"] != self.sources.model_sources():
+            return self._miss()
+        return self._hit(entry["value"])
+
+    def put_registry(self, facts: dict[str, Any], sources: dict[str, str | None]) -> None:
+        self._write(self.registry_key(), sources, facts)
+
+    # -- measurements ----------------------------------------------------------------------------
+
+    def get_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int) -> dict[str, Any] | None:
+        entry = self._read(self.measurement_key(model_id, kwargs, image_size))
+        if entry is None or not entry["sources"] or not self.sources.matches(entry["sources"]):
+            return self._miss()
+        return self._hit(entry["value"])
+
+    def put_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int, value: dict[str, Any],
+                        sources: dict[str, str | None]) -> None:
+        self._write(self.measurement_key(model_id, kwargs, image_size), sources, value)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def _hit(self, value: Any) -> Any:
+        self.hits += 1
+        return value
+
+    def _miss(self) -> None:
+        self.misses += 1
+        return None
+
+    def _path(self, key: dict[str, Any]) -> Path:
+        assert self.directory is not None
+        digest = hashlib.sha256(_canonical(key).encode()).hexdigest()
+        return self.directory / f"v{CACHE_FORMAT}" / key["kind"] / f"{digest}.json"
+
+    def _read(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """The entry stored under `key`, or None when there is none or it is not a whole, well-formed
+        entry for exactly this key."""
+        if self.directory is None:
+            return None
+        try:
+            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # missing, unreadable, truncated, not JSON, not UTF-8
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != json.loads(_canonical(key)) \
+                or not isinstance(entry.get("sources"), dict) or "value" not in entry:
+            return None
+        return entry
+
+    def _write(self, key: dict[str, Any], sources: dict[str, str | None], value: Any) -> None:
+        """Store an entry atomically; a cache that cannot be written is only a slower next run."""
+        if self.directory is None:
+            return
+        path = self._path(key)
+        text = _canonical({"key": key, "sources": sources, "value": value})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _ignore_in_git(self.directory)
+            descriptor, temporary = tempfile.mkstemp(prefix=".entry-", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(temporary, path)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError:
+            return
+        self.writes += 1
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _ignore_in_git(directory: Path) -> None:
+    """A `.gitignore` of `*` in the cache folder keeps it out of any repository it lands in."""
+    marker = directory / ".gitignore"
+    if not marker.exists():
+        with suppress(OSError):
+            marker.write_text("# made by resfam-cards: a cache, safe to delete\n*\n", encoding="utf-8")

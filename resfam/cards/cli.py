@@ -1,0 +1,318 @@
+"""`resfam-cards`: verify the model cards against the code, sync figures back, scaffold a new card.
+
+    resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]...   exit 0 clean, 1 drift, 2 bad input
+    resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
+    resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
+    resfam-cards list [PATH...]                         the cards, their models and their status
+
+Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR and --quiet (no
+progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
+written, and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .findings import CardError, Finding
+from .model_index import parse_card
+from .report import format_report, summary_line, write_json
+from .sync import apply_edits, plan_sync, render_diff, write_atomic
+from .cache import default_cache_dir
+from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, shown_path, sync_values, verify
+from .worker import WorkerError
+
+EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except CardError as error:
+        _print_problems(error.findings)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = _run_verify(args)
+    sys.stdout.write(format_report(report, verbose=args.verbose))
+    if args.json:
+        write_json(report, args.json)
+    return report.exit_code
+
+
+def _sync(args: argparse.Namespace) -> int:
+    report = _run_verify(args)
+    if report.errors:
+        _print_problems(report.errors)
+        print(f"nothing written: {len(report.errors)} problem(s) to fix first", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    changes = []
+    for result in report.cards:
+        edits = plan_sync(result.card, sync_values(result, args.fill), fill_missing=args.fill)
+        if edits:
+            new_text = apply_edits(result.card.text, edits)
+            changes.append((result, edits, new_text))
+            sys.stdout.write(render_diff(result.path, result.card.text, new_text))
+    if not changes:
+        print(f"nothing to change: {len(report.cards)} card(s) match the code", file=sys.stderr)
+        return EXIT_OK
+    edits_count = sum(len(edits) for _, edits, _ in changes)
+    if not args.write:
+        print(f"{edits_count} figure(s) to change in {len(changes)} card(s); run again with --write to apply",
+              file=sys.stderr)
+        return EXIT_DRIFT
+    for result, edits, new_text in changes:
+        _unchanged_since_read(result.path, result.card.text)
+        write_atomic(result.path, new_text)
+        print(f"wrote {len(edits)} figure(s) to {result.path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _new(args: argparse.Namespace) -> int:
+    target = Path(args.templates) / "models" / f"{args.family}.md"
+    problems = []
+    if args.write and target.exists():
+        problems.append(Finding("error", shown_path(target), None, "the card template already exists",
+                                hint=f"edit it, or run: resfam-cards sync --fill --write {shown_path(target)}"))
+    with _measurer(args) as zoo:
+        try:
+            registry = zoo.registry()
+        except WorkerError as error:
+            raise CardError([Finding("error", "resfam", None, f"cannot load the resfam model zoo: {error}",
+                                     hint="fix the model code at the place named")]) from None
+        families = sorted({model.family for model in registry.values()})
+        if args.family not in families:
+            problems.append(Finding("error", "FAMILY", None, f"unknown family {args.family!r}",
+                                    hint=f"the registered families are: {', '.join(families)}"))
+        for model_id in args.models:
+            registered = registry.get(model_id)
+            if registered is None:
+                problems.append(Finding("error", "--model", None, f"unknown model {model_id!r}",
+                                        hint="the registered models are listed by: python -m resfam"))
+            elif registered.family != args.family and args.family in families:
+                problems.append(Finding("error", "--model", None,
+                                        f"{model_id} is registered in family {registered.family!r}, "
+                                        f"not {args.family!r}", hint=f"use: new {registered.family} --model {model_id}"))
+        if problems:
+            raise CardError(problems)
+        chosen = {model_id: registry[model_id] for model_id in dict.fromkeys(args.models)}
+        measured = zoo.measure(chosen, {model_id: {model.image_size} for model_id, model in chosen.items()})
+    failed = [Finding("error", "--model", None, f"{model_id} could not be measured: {model.error}")
+              for model_id, model in measured.items() if model.error]
+    if failed:
+        raise CardError(failed)
+    text = card_template(args.family, args.collection or args.family,
+                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
+    parse_card(shown_path(target), text)  # what `new` writes must read back
+    if not args.write:
+        sys.stdout.write(text)
+        return EXIT_OK
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(target, "x", encoding="utf-8") as handle:  # never over an existing file
+            handle.write(text)
+    except FileExistsError:
+        raise CardError([Finding("error", shown_path(target), None, "the card template already exists",
+                                 hint="edit it instead")]) from None
+    print(f"wrote {shown_path(target)}: {len(measured)} model(s); add the text, the citation and the "
+          f"accuracies, then run: resfam-cards verify {shown_path(target)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    report = _run_verify(args)
+    rows = [("card", "model", "ID", "status")]
+    for result in report.cards:
+        if result.card is None:
+            rows.append((result.path, "-", "-", f"error: {len(result.errors)} problem(s)"))
+            continue
+        for model in result.card.models:
+            mine = [f for f in result.findings if f.model == model.name]
+            rows.append((result.path, model.name, model.model_id, _status(mine)))
+        loose = [f for f in result.findings if f.model is None and f.status in ("error", "drift")]
+        if loose:
+            rows.append((result.path, "-", "-", _status(loose)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    print(summary_line(report))
+    return EXIT_OK
+
+
+def _status(findings: list[Finding]) -> str:
+    errors = sum(f.status == "error" for f in findings)
+    drifts = sum(f.status == "drift" for f in findings)
+    if errors:
+        return f"error ({errors})"
+    if drifts:
+        return f"drift ({drifts})"
+    return f"ok ({sum(f.status == 'ok' for f in findings)} figures)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaffolding
+
+
+def card_template(family: str, collection: str, models: dict[str, dict[str, Any]]) -> str:
+    """A new card template: placeholders for the text, and the model-index block with every figure
+    the code measures (`models`: {model ID: {card field: value}})."""
+    lines = [
+        f"# {collection}",
+        "",
+        f"TODO: what is new about {collection}, in a few sentences, and the paper it comes from.",
+        "",
+        "{% include 'code_snippets.md' %}",
+        "",
+        "## How do I train this model?",
+        "",
+        "TODO: the training recipe, or where to find it.",
+        "",
+        "## Citation",
+        "",
+        "```BibTeX",
+        "TODO: the paper's BibTeX entry",
+        "```",
+        "",
+        "<!--",
+        "Type: model-index",
+        "Collections:",
+        f"- Name: {collection}",
+        "Models:",
+    ]
+    for model_id, values in models.items():
+        lines += [
+            f"- Name: {model_id}",
+            f"  In Collection: {collection}",
+            "  Metadata:",
+            f"    ID: {model_id}",
+            *(f"    {name}: {values[name]}" for name in ("Layers", "Parameters", "FLOPs", "File Size")),
+            f"    Image Size: '{values['Image Size']}'",
+            f"    Crop Pct: '{values['Crop Pct']}'",
+            f"    Interpolation: {values['Interpolation']}",
+            f"  Code: resfam/models/{family}.py",
+            f"  Weights: {values['Weights']}",
+        ]
+    lines += ["-->", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared plumbing
+
+
+def _run_verify(args: argparse.Namespace) -> Report:
+    return verify(args.paths or None, templates_dir=args.templates, tolerances=_tolerances(args.tolerance),
+                  cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args))
+
+
+def _measurer(args: argparse.Namespace) -> ZooMeasurer:
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir(args.templates))
+    return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args))
+
+
+def _progress(args: argparse.Namespace):
+    if args.quiet:
+        return None
+
+    def show(event: Progress) -> None:
+        print(event, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _tolerances(settings: list[str]) -> dict[str, float]:
+    """`--tolerance FIELD=PCT` settings as {field: percent}; CardError listing every malformed one
+    (the verifier checks the fields and values)."""
+    tolerances: dict[str, Any] = {}
+    problems = []
+    for setting in settings:
+        name, equals, value = setting.rpartition("=")
+        if not equals or not name.strip():
+            problems.append(f"--tolerance {setting!r}: expected FIELD=PERCENT, e.g. FLOPs=0.5")
+            continue
+        try:
+            tolerances[name.strip()] = float(value.strip().rstrip("%"))
+        except ValueError:
+            problems.append(f"--tolerance {setting!r}: {value!r} is not a number of percent")
+    if problems:
+        raise CardError([Finding("error", "--tolerance", None, problem,
+                                 hint=f"fields: {', '.join(MEASURED_FIELDS)}; defaults (%): "
+                                      + ", ".join(f"{k}={v:g}" for k, v in DEFAULT_TOLERANCES.items()))
+                         for problem in problems])
+    return tolerances
+
+
+def _unchanged_since_read(path: str, text: str) -> None:
+    """Refuse to overwrite a card that was edited while it was being verified."""
+    try:
+        current = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        current = None
+    if current != text:
+        raise CardError([Finding("error", path, None, "the card changed while it was being verified; "
+                                                      "nothing was written to it", hint="run the sync again")])
+
+
+def _print_problems(findings: list[Finding]) -> None:
+    for finding in findings:
+        print(finding.format(), file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--templates", default="templates", metavar="DIR",
+                        help="the templates folder, holding models/<family>.md (default: templates)")
+    common.add_argument("--no-cache", action="store_true", help="measure every model, use no cache")
+    common.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .resfam-cache next "
+                                                           "to the templates folder)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    checking = argparse.ArgumentParser(add_help=False)
+    checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
+    checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
+                          help="relative tolerance in percent for Parameters, FLOPs, File Size or Layers "
+                               "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%" for k, v in
+                                                                      DEFAULT_TOLERANCES.items()) + ")")
+
+    parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    verify_command = commands.add_parser("verify", parents=[common, checking],
+                                         help="check the cards against the code (exit 0 clean, 1 drift, 2 bad input)")
+    verify_command.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    verify_command.add_argument("-v", "--verbose", action="store_true", help="list every figure, also the ok ones")
+    verify_command.set_defaults(command=_verify)
+
+    sync_command = commands.add_parser("sync", parents=[common, checking],
+                                       help="show the figure changes that make the cards match the code")
+    sync_command.add_argument("--write", action="store_true", help="rewrite the cards (only the changed figures)")
+    sync_command.add_argument("--fill", action="store_true", help="also add the fields a card leaves out")
+    sync_command.set_defaults(command=_sync)
+
+    new_command = commands.add_parser("new", parents=[common], help="scaffold a card template for registered models")
+    new_command.add_argument("family", metavar="FAMILY", help="the family, e.g. resnet-d")
+    new_command.add_argument("--model", dest="models", action="append", required=True, metavar="ID",
+                             help="a registered model ID (repeatable)")
+    new_command.add_argument("--collection", help="the collection name shown as the title (default: FAMILY)")
+    new_command.add_argument("--write", action="store_true",
+                             help="write templates/models/FAMILY.md (never over an existing file)")
+    new_command.set_defaults(command=_new)
+
+    list_command = commands.add_parser("list", parents=[common, checking], help="the cards, their models and status")
+    list_command.set_defaults(command=_list)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""A verification report for people (like a compiler's errors) and for CI (JSON).
+
+    templates/models/resnet.md:57: drift: resnet50 Parameters: card says 25,000,000, code measures 25,557,032 (-2.18%, tolerance 0.1%)
+        hint: run: resfam-cards sync --write templates/models/resnet.md
+    5 cards, 34 models: 270 figures ok, 1 drift, 0 errors, 0 warnings (1 model measured, 33 from the cache, 2.1 s)
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .findings import CardError, Finding
+from .verify import Report
+
+JSON_FORMAT = 1
+
+
+def format_report(report: Report, *, verbose: bool = False) -> str:
+    """Every error, drift and warning (with `verbose`, every ok figure too) and a summary line."""
+    shown = [f for f in report.findings if verbose or f.status != "ok"]
+    lines = [finding.format() for finding in shown]
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(report: Report) -> str:
+    findings = report.findings
+    figures = sum(1 for f in findings if f.status == "ok" and f.field)
+    models = sum(len(card.card.models) for card in report.cards if card.card is not None)
+    stats = report.stats
+    cost = [f"{_count(stats.measured_models, 'model')} measured"]
+    if stats.cached_sizes:
+        cost.append(f"{_count(stats.cached_sizes, 'figure set')} from the cache")
+    cost.append(f"{stats.seconds:.1f} s")
+    verdict = "ok" if report.ok else "FAILED"
+    return (f"{verdict}: {_count(len(report.cards), 'card')}, {_count(models, 'model')}: {figures} figures ok, "
+            f"{_count(len(report.drifts), 'drift')}, {_count(len(report.errors), 'error')}, "
+            f"{_count(len(report.warnings), 'warning')} ({', '.join(cost)})")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as plain data: a summary, then per card its findings and measured figures."""
+    return {
+        "format": JSON_FORMAT,
+        "ok": report.ok,
+        "exit_code": report.exit_code,
+        "summary": {
+            "cards": len(report.cards),
+            "ok": sum(1 for f in report.findings if f.status == "ok"),
+            "drift": len(report.drifts),
+            "error": len(report.errors),
+            "warning": len(report.warnings),
+            "measured_models": report.stats.measured_models,
+            "cached_figure_sets": report.stats.cached_sizes,
+            "seconds": round(report.stats.seconds, 3),
+        },
+        "tolerances_pct": report.tolerances,
+        "cards": [
+            {
+                "path": card.path,
+                "family": card.card.family if card.card is not None else None,
+                "ok": card.ok,
+                "findings": [finding.to_dict() for finding in card.findings],
+                "measured": card.measurements,
+            }
+            for card in report.cards
+        ],
+    }
+
+
+def write_json(report: Report, path: str | os.PathLike[str]) -> None:
+    """Write `report_json` to `path` (CardError when it cannot be written)."""
+    # YAML may give a claim a type JSON lacks (a date); it is written as text
+    text = json.dumps(report_json(report), indent=2, default=str, allow_nan=False)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as error:
+        raise CardError([Finding("error", os.fspath(path), None,
+                                 f"cannot write the JSON report: {error.strerror or error}",
+                                 hint="check the path and the permissions of its folder")]) from None

@@ -1,0 +1,661 @@
+"""Verify card templates against the code: the engine behind `resfam-cards` and the MkDocs plugin.
+
+    report = verify()                      # every templates/models/*.md
+    print(format_report(report))           # resfam.cards.report
+    report.exit_code                       # 0 clean, 1 drift, 2 bad input
+
+For each card: parse it (`model_index.parse_card`), render it (`render.render_template`, to catch
+template errors and to hand the Markdown to the site), resolve every model ID in the registry, measure
+every model it names (`measure`, in worker processes, through the cache), compare every claimed figure
+with its tolerance, and check the cards against each other. Every outcome is a `Finding`.
+
+Measuring happens in fresh worker processes (`worker.WorkerPool`), so a long-running process sees the
+model files as they are now; this process never imports the models to verify. Each (model, image
+size) is measured once per run however many cards name it, and not at all when the cache holds it:
+a warm run reads the cache and starts no worker. Two workers on two cores measure the zoo about 1.6x
+faster than one (each traces its own models); a single model to measure gets a single worker.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .cache import PACKAGE_DIR, MeasurementCache, SourceTree, default_cache_dir
+from .findings import CardError, Finding
+from .model_index import Card, Claim, ModelClaims, parse_card
+from .render import card_context, render_template
+from .worker import DEFAULT_MAX_WORKERS, MeasureJob, WorkerError, WorkerPool
+
+# Relative tolerances in percent (DESIGN.md); the config fields and the ID are compared exactly.
+DEFAULT_TOLERANCES: dict[str, float] = {"Parameters": 0.1, "FLOPs": 0.1, "File Size": 1.0, "Layers": 0.0}
+MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)
+CONFIG_FIELDS = ("Image Size", "Crop Pct", "Interpolation", "Weights")
+EXACT_FIELDS = ("ID",) + CONFIG_FIELDS
+DEFAULT_IMAGE_SIZE = 224  # FLOPs are counted at this size when a card gives no Image Size
+
+ProgressCallback = Callable[["Progress"], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One model measured (or failed): what a progress line says."""
+
+    done: int
+    total: int
+    model_id: str
+    image_sizes: tuple[int, ...]
+    seconds: float
+    error: str | None = None
+
+    def __str__(self) -> str:
+        sizes = ", ".join(map(str, self.image_sizes))
+        outcome = f"failed: {self.error}" if self.error else f"{self.seconds:.1f} s"
+        return f"measured {self.done}/{self.total}: {self.model_id} ({sizes} px) {outcome}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """What the registry says about a model ID (as a worker read it from the code on disk)."""
+
+    model_id: str
+    family: str
+    config: Mapping[str, Any]
+    sources: tuple[str, ...]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def config_values(self) -> dict[str, Any]:
+        """The config fields as a card writes them."""
+        return {"Image Size": self.image_size, "Crop Pct": float(self.config["crop_pct"]),
+                "Interpolation": self.config["interpolation"], "Weights": self.config["url"]}
+
+
+@dataclass(frozen=True)
+class MeasuredModel:
+    """Everything measured about one model: its registered config and its figures, FLOPs by image size.
+    `figures` is empty when the model could not be measured (`error` says why)."""
+
+    registered: RegisteredModel
+    figures: Mapping[str, int] = field(default_factory=dict)  # Parameters, File Size, Layers
+    flops: Mapping[int, int] = field(default_factory=dict)
+    unexpected_uncounted_ops: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    error: str | None = None
+
+    def values(self, image_size: int) -> dict[str, Any]:
+        """Every field as a card writes it, FLOPs at `image_size` (when measured there)."""
+        values = dict(self.figures)
+        if image_size in self.flops:
+            values["FLOPs"] = self.flops[image_size]
+        return {"ID": self.registered.model_id, **values, **self.registered.config_values}
+
+
+@dataclass
+class CardResult:
+    """One card: its findings, and what the site and `sync` need.
+
+    card: the parsed card, None when it could not be parsed.
+    measurements: {model Name: {card field: value}}: what the code says each model is, as the card
+        would write it (FLOPs at the registered image size).
+    markdown: the rendered template, None when it could not be rendered.
+    models: {model Name: MeasuredModel} for the models that resolved.
+    """
+
+    path: str
+    card: Card | None
+    findings: list[Finding] = field(default_factory=list)
+    measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    markdown: str | None = None
+    models: dict[str, MeasuredModel] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "error"]
+
+    @property
+    def drifts(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "drift"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.drifts
+
+
+@dataclass
+class RunStats:
+    """What a verification cost: models built by workers, figures served from the cache."""
+
+    measured_models: int = 0
+    measured_sizes: int = 0
+    cached_sizes: int = 0
+    workers_started: int = 0
+    seconds: float = 0.0
+    registry_from_cache: bool = False
+
+
+@dataclass
+class Report:
+    cards: list[CardResult]
+    stats: RunStats = field(default_factory=RunStats)
+    tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for card in self.cards for finding in card.findings]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "error"]
+
+    @property
+    def drifts(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "drift"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.drifts
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every card matches the code, 1 when a figure drifts, 2 for bad input."""
+        return 2 if self.errors else 1 if self.drifts else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
+           templates_dir: str | os.PathLike[str] = Path("templates"),
+           tolerances: Mapping[str, float] | None = None,
+           cache_dir: str | os.PathLike[str] | None = None,
+           use_cache: bool = True,
+           progress: ProgressCallback | None = None,
+           package_dir: str | os.PathLike[str] | None = None,
+           max_workers: int = DEFAULT_MAX_WORKERS) -> Report:
+    """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
+
+    tolerances: {field: percent} overriding DEFAULT_TOLERANCES (Parameters, FLOPs, File Size, Layers).
+    cache_dir: where measurements are cached (default `.resfam-cache/` next to `templates_dir`);
+        use_cache=False measures everything and leaves the cache alone.
+    progress: called with a `Progress` after each model measured.
+    package_dir: the resfam package whose models are measured (default: this one; the tests point it
+        at an edited copy).
+
+    Raises CardError for bad arguments (an unknown or negative tolerance, no card templates found);
+    everything about the cards themselves is in the report.
+    """
+    started = time.perf_counter()
+    tolerances = resolve_tolerances(tolerances)
+    templates_dir = Path(templates_dir)
+    card_paths = _card_paths(paths, templates_dir)
+    results = [_read_card(path, templates_dir) for path in card_paths]
+    stats = RunStats()
+    with ZooMeasurer(package_dir=package_dir, cache_dir=_cache_dir(cache_dir, templates_dir, use_cache),
+                     progress=progress, max_workers=max_workers, stats=stats) as zoo:
+        _check_against_code(results, zoo, tolerances)
+    _check_across_cards(results)
+    for result in results:
+        result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
+    stats.seconds = time.perf_counter() - started
+    return Report(results, stats, tolerances)
+
+
+def resolve_tolerances(overrides: Mapping[str, Any] | None) -> dict[str, float]:
+    """DEFAULT_TOLERANCES with `overrides` applied; CardError listing every bad setting."""
+    tolerances = dict(DEFAULT_TOLERANCES)
+    problems = []
+    settable = ", ".join(MEASURED_FIELDS)
+    for name, value in (overrides or {}).items():
+        if name in EXACT_FIELDS:
+            problems.append(f"{name} is compared exactly with the registered config; it takes no tolerance")
+        elif name not in DEFAULT_TOLERANCES:
+            close = difflib.get_close_matches(str(name), MEASURED_FIELDS, n=1)
+            problems.append(f"unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"the tolerance of {name} must be a number of percent, got {value!r}")
+        elif value < 0:
+            problems.append(f"the tolerance of {name} must not be negative, got {value!r}")
+        else:
+            tolerances[name] = float(value)
+    if problems:
+        raise CardError([Finding("error", "tolerances", None, problem,
+                                 hint=f"tolerances are percentages for: {settable}") for problem in problems])
+    return tolerances
+
+
+def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dict[str, Any]]:
+    """{model Name: {field: value}}: the figures `sync` writes into the card (`sync.plan_sync`): those
+    that drift and, with `fill_missing`, those the card leaves out. A figure within its tolerance stays
+    as written (a card may round).
+
+    FLOPs go with the Image Size the card will claim: the registered one when the card states an Image
+    Size (sync corrects it) or when missing fields are filled in, else the default 224; FLOPs counted at
+    another size than the card's are rewritten even when they were within tolerance there.
+    """
+    values = {}
+    card = result.card
+    for model in card.models if card is not None else []:
+        measured = result.models.get(model.name)
+        if measured is None:
+            continue
+        states_size = "Image Size" in model.fields or fill_missing
+        size = measured.registered.image_size if states_size else DEFAULT_IMAGE_SIZE
+        chosen = measured.values(size)
+        chosen.pop("ID")
+        for finding in result.findings:
+            if finding.model == model.name and finding.status == "ok" \
+                    and not (finding.field == "FLOPs" and size != _claimed_image_size(model)):
+                chosen.pop(finding.field, None)
+        values[model.name] = chosen
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the cards
+
+
+def _card_paths(paths: Iterable[str | os.PathLike[str]] | None, templates_dir: Path) -> list[Path]:
+    if paths:
+        return [Path(path) for path in paths]
+    found = sorted((templates_dir / "models").glob("*.md"))
+    if not found:
+        raise CardError([Finding("error", str(templates_dir / "models"), None, "no card templates found",
+                                 hint="card templates are templates/models/<family>.md; run from the project "
+                                      "folder or give the templates folder")])
+    return found
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """`path` relative to the working folder when it is inside it, else as given."""
+    absolute = os.path.abspath(path)
+    here = os.getcwd()
+    if os.path.commonpath([absolute, here]) == here:
+        return os.path.relpath(absolute, here)
+    return os.fspath(path)
+
+
+def templates_dir_for(path: Path, templates_dir: Path) -> Path:
+    """The templates folder a card is rendered in: `templates_dir` when the card is inside it, else the
+    folder holding the card's `models/` folder (a copy of the templates elsewhere)."""
+    card = os.path.abspath(path)
+    root = os.path.abspath(templates_dir)
+    if os.path.commonpath([card, root]) == root:
+        return templates_dir
+    return path.parent.parent if path.parent.name == "models" else path.parent
+
+
+def _read_card(path: Path, templates_dir: Path) -> CardResult:
+    """Parse and render one card; every problem becomes a finding."""
+    shown = shown_path(path)
+    result = CardResult(shown, None)
+    try:
+        result.card = parse_card(shown)
+    except CardError as error:
+        result.findings += error.findings
+        return result
+    result.findings += result.card.warnings
+    try:
+        result.markdown = render_template(shown, templates_dir_for(path, templates_dir), card_context(result.card))
+    except CardError as error:
+        result.findings += error.findings
+    return result
+
+
+def _claimed_image_size(model: ModelClaims) -> int:
+    """The image size the card's FLOPs are counted at: its Image Size (already validated), else 224."""
+    claim = model.fields.get("Image Size")
+    return int(claim.value) if claim is not None else DEFAULT_IMAGE_SIZE
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing with the code
+
+
+def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerances: dict[str, float]) -> None:
+    cards = [result for result in results if result.card is not None and result.card.models]
+    if not cards:
+        return
+    try:
+        registry = zoo.registry()
+    except WorkerError as error:
+        for result in cards:
+            result.findings.append(Finding(
+                "error", result.path, result.card.models[0].line, f"cannot load the resfam model zoo: {error}",
+                hint="fix the model code at the place named; nothing on this card could be checked"))
+        return
+
+    wanted: dict[str, set[int]] = {}
+    for result in cards:
+        for model in result.card.models:
+            registered = registry.get(model.model_id)
+            if registered is not None:
+                wanted.setdefault(model.model_id, set()).update({_claimed_image_size(model), registered.image_size})
+    measured = zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted)
+
+    for result in cards:
+        for model in result.card.models:
+            registered = registry.get(model.model_id)
+            if registered is None:
+                result.findings.append(_unknown_id(result, model, registry))
+                continue
+            found = measured[model.model_id]
+            result.models[model.name] = found
+            result.measurements[model.name] = found.values(registered.image_size)
+            result.findings += _compare_model(result, model, found, tolerances)
+
+
+def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel]) -> Finding:
+    closest = difflib.get_close_matches(model.model_id, list(registry), n=3, cutoff=0.5)
+    line = model.id.line if model.id is not None else model.line
+    what = "ID" if model.id is not None else "Name (the entry has no ID)"
+    hint = f"did you mean {', '.join(closest)}? " if closest else ""
+    return Finding("error", result.path, line, f"{model.name}: unknown model {what} {model.model_id!r}",
+                   hint=hint + "the registered models are listed by: python -m resfam", model=model.name,
+                   field="ID", claimed=model.model_id)
+
+
+def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredModel,
+                   tolerances: dict[str, float]) -> list[Finding]:
+    path, name = result.path, model.name
+    registered = measured.registered
+    sync_hint = f"run: resfam-cards sync --write {path}"
+    findings = []
+
+    id_line = model.id.line if model.id is not None else model.line
+    if registered.family != result.card.family:
+        findings.append(Finding(
+            "error", path, id_line,
+            f"{name}: model {registered.model_id!r} is registered in family {registered.family!r}, not in "
+            f"{result.card.family!r} (this card's family, from its file name)",
+            hint=f"move the model to templates/models/{registered.family}.md", model=name, field="ID",
+            claimed=registered.model_id, measured=registered.family))
+    elif model.id is not None:
+        findings.append(Finding("ok", path, id_line, f"{name} ID: {registered.model_id} is registered",
+                                model=name, field="ID", claimed=model.id.value, measured=registered.model_id))
+
+    if measured.error is not None:
+        findings.append(Finding("error", path, id_line, f"{name}: could not be measured: {measured.error}",
+                                hint="fix the model code at the place named, then verify again", model=name))
+    else:
+        size = _claimed_image_size(model)
+        for field_name in MEASURED_FIELDS:
+            claim = model.fields.get(field_name)
+            if claim is not None:
+                value = measured.flops[size] if field_name == "FLOPs" else measured.figures[field_name]
+                findings.append(_compare_count(path, name, field_name, claim, value, tolerances[field_name],
+                                               size if field_name == "FLOPs" else None, sync_hint))
+        if "FLOPs" in model.fields and measured.unexpected_uncounted_ops.get(size):
+            ops = ", ".join(f"{op} ({n}x)" for op, n in measured.unexpected_uncounted_ops[size].items())
+            findings.append(Finding(
+                "warning", path, model.fields["FLOPs"].line,
+                f"{name} FLOPs: fvcore cannot count {ops}; the figure leaves them out",
+                hint="check whether these operators do multiply-adds; fvcore's convention is the contract",
+                model=name, field="FLOPs"))
+
+    for field_name, value in registered.config_values.items():
+        claim = model.weights if field_name == "Weights" else model.fields.get(field_name)
+        if claim is not None:
+            findings.append(_compare_exact(path, name, field_name, claim, value, sync_hint))
+    return findings
+
+
+def _compare_count(path: str, name: str, field_name: str, claim: Claim, measured: int, tolerance: float,
+                   image_size: int | None, hint: str) -> Finding:
+    claimed = claim.value
+    drift = (claimed - measured) / measured * 100 if measured else (0.0 if claimed == measured else None)
+    within = abs(claimed - measured) * 100 <= tolerance * abs(measured)
+    at = f" at {image_size} px" if image_size is not None else ""
+    if within:
+        note = "" if claimed == measured else f", {format_percent(drift)}, tolerance {tolerance:g}%"
+        return Finding("ok", path, claim.line, f"{name} {field_name}: {claimed:,} (code measures {measured:,}{at}"
+                                               f"{note})",
+                       model=name, field=field_name, claimed=claimed, measured=measured, drift_pct=drift)
+    return Finding("drift", path, claim.line,
+                   f"{name} {field_name}: card says {claimed:,}, code measures {measured:,}{at} "
+                   f"({format_percent(drift)}, tolerance {tolerance:g}%)",
+                   hint=hint, model=name, field=field_name, claimed=claimed, measured=measured, drift_pct=drift)
+
+
+def _compare_exact(path: str, name: str, field_name: str, claim: Claim, registered: Any, hint: str) -> Finding:
+    if _normalised(field_name, claim.value) == _normalised(field_name, registered):
+        return Finding("ok", path, claim.line, f"{name} {field_name}: {claim.value} (registered default config)",
+                       model=name, field=field_name, claimed=claim.value, measured=registered)
+    return Finding("drift", path, claim.line,
+                   f"{name} {field_name}: card says {claim.value}, the registered default config says {registered}",
+                   hint=hint, model=name, field=field_name, claimed=claim.value, measured=registered)
+
+
+def _normalised(field_name: str, value: Any) -> Any:
+    """A claim as the value it stands for: '224' is 224 pixels, '0.875' the number 0.875."""
+    try:
+        if field_name == "Image Size":
+            return int(value)
+        if field_name == "Crop Pct":
+            return float(value)
+    except (TypeError, ValueError):
+        return value
+    return value
+
+
+def format_percent(value: float | None) -> str:
+    """A drift as a signed percentage, with enough digits that a drift never reads as 0.00%."""
+    if value is None:
+        return "n/a"
+    if value == 0 or abs(value) >= 0.01:
+        return f"{value:+.2f}%"
+    return f"{value:+.2g}%"
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking the cards against each other
+
+
+def _check_across_cards(results: list[CardResult]) -> None:
+    entries = [(result, model) for result in results if result.card is not None for model in result.card.models]
+
+    by_weights: dict[str, list[tuple[CardResult, ModelClaims]]] = {}
+    for result, model in entries:
+        if model.weights is not None and isinstance(model.weights.value, str):
+            by_weights.setdefault(model.weights.value, []).append((result, model))
+    for url, claimants in by_weights.items():
+        if len({model.model_id for _, model in claimants}) > 1:
+            for result, model in claimants:
+                others = ", ".join(f"{other.model_id} ({r.path}:{other.weights.line})"
+                                   for r, other in claimants if other is not model)
+                result.findings.append(Finding(
+                    "error", result.path, model.weights.line,
+                    f"{model.name} Weights: the same weights file is also claimed by {others}",
+                    hint="a checkpoint belongs to one model: check which model this URL is for",
+                    model=model.name, field="Weights", claimed=url))
+
+    by_id: dict[str, list[tuple[CardResult, ModelClaims]]] = {}
+    for result, model in entries:
+        by_id.setdefault(model.model_id, []).append((result, model))
+    for model_id, claimants in by_id.items():
+        for result, model in claimants:
+            for other_result, other in claimants:
+                if other is model:
+                    continue
+                for field_name, claim, other_claim in _shared_claims(model, other):
+                    if _normalised(field_name, claim.value) != _normalised(field_name, other_claim.value):
+                        result.findings.append(Finding(
+                            "error", result.path, claim.line,
+                            f"{model.name} {field_name}: this entry says {claim.value}, but "
+                            f"{other_result.path}:{other_claim.line} says {other_claim.value} for the same model "
+                            f"{model_id!r}",
+                            hint="one model, one set of figures: make the entries agree or keep one",
+                            model=model.name, field=field_name, claimed=claim.value, measured=other_claim.value))
+
+
+def _shared_claims(model: ModelClaims, other: ModelClaims) -> list[tuple[str, Claim, Claim]]:
+    """(field, claim, other's claim) for every field both entries state."""
+    mine = {**model.fields, **model.results, **({"Weights": model.weights} if model.weights else {})}
+    theirs = {**other.fields, **other.results, **({"Weights": other.weights} if other.weights else {})}
+    return [(name, mine[name], theirs[name]) for name in mine if name in theirs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring: the cache first, worker processes for the rest
+
+
+def _cache_dir(cache_dir: str | os.PathLike[str] | None, templates_dir: Path, use_cache: bool) -> Path | None:
+    if not use_cache:
+        return None
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir(templates_dir)
+
+
+class ZooMeasurer:
+    """Registry facts and measurements of the models the cards name: from the cache where it holds them,
+    else from worker processes, started only then. Every file's hash is read when this is made, before
+    any worker starts: a result is cached only if the files it depends on were the same throughout."""
+
+    def __init__(self, *, package_dir: str | os.PathLike[str] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
+                 max_workers: int = DEFAULT_MAX_WORKERS, stats: RunStats | None = None):
+        self.package_dir = Path(package_dir).resolve() if package_dir is not None else PACKAGE_DIR
+        self.sources = SourceTree(self.package_dir)
+        self.snapshot = self.sources.snapshot()
+        self.cache = MeasurementCache(cache_dir, self.sources)
+        self.pool = WorkerPool(self.package_dir, max_workers)
+        self.progress = progress
+        self.stats = stats if stats is not None else RunStats()
+        self._registry: dict[str, RegisteredModel] | None = None
+
+    def __enter__(self) -> "ZooMeasurer":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pool.close()
+        self.stats.workers_started = self.pool.started
+
+    def registry(self) -> dict[str, RegisteredModel]:
+        """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
+        if self._registry is None:
+            self._registry = _registered_models(self.cache.get_registry())
+            self.stats.registry_from_cache = self._registry is not None
+            if self._registry is None:
+                reply = self.pool.registry()
+                self._registry = _registered_models(reply["models"])
+                if self._registry is None:
+                    raise WorkerError("the measuring worker sent malformed registry facts")
+                if self._unchanged(reply["hashes"], reply.get("versions"), every_file=True):
+                    self.cache.put_registry(reply["models"], self.sources.model_sources())
+        return self._registry
+
+    def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
+        """Each model measured at each of its `sizes`: {model ID: MeasuredModel}."""
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        jobs = []
+        for model_id in models:
+            missing = []
+            for size in sorted(sizes[model_id]):
+                cached = _valid_measurement(self.cache.get_measurement(model_id, {}, size), model_id, size)
+                if cached is not None:
+                    found[model_id, size] = cached
+                else:
+                    missing.append(size)
+            if missing:
+                jobs.append(MeasureJob(model_id, missing))
+        self.stats.cached_sizes += len(found)
+        # the largest first, so that the last job to finish is a short one
+        jobs.sort(key=lambda job: (-max(job.image_sizes), -len(models[job.model_id].sources), job.model_id))
+
+        def on_result(job: MeasureJob, reply: dict[str, Any]) -> None:
+            self.stats.measured_models += 1
+            measurements = reply.get("measurements") if reply.get("op") == "measured" else None
+            if measurements is None:
+                errors[job.model_id] = reply.get("error", "the worker gave no answer")
+            else:
+                cacheable = self._unchanged(reply["sources"], reply.get("versions"))
+                for measurement in measurements:
+                    size = measurement["image_size"]
+                    found[job.model_id, size] = measurement
+                    self.stats.measured_sizes += 1
+                    if cacheable:
+                        self.cache.put_measurement(job.model_id, {}, size, measurement, reply["sources"])
+            if self.progress is not None:
+                self.progress(Progress(self.stats.measured_models, len(jobs), job.model_id,
+                                       tuple(job.image_sizes), reply.get("seconds", 0.0), errors.get(job.model_id)))
+
+        if jobs:
+            self.pool.measure(jobs, on_result)
+
+        measured = {}
+        for model_id, registered in models.items():
+            if model_id in errors:
+                measured[model_id] = MeasuredModel(registered, error=errors[model_id])
+                continue
+            first = found[model_id, min(sizes[model_id])]
+            measured[model_id] = MeasuredModel(
+                registered,
+                figures={"Layers": first["layers"], "Parameters": first["parameters"], "File Size": first["file_size"]},
+                flops={size: found[model_id, size]["flops"] for size in sizes[model_id]},
+                unexpected_uncounted_ops={size: found[model_id, size]["unexpected_uncounted_ops"]
+                                          for size in sizes[model_id]})
+        return measured
+
+    def _unchanged(self, hashes: Mapping[str, str | None], versions: Mapping[str, str] | None,
+                   every_file: bool = False) -> bool:
+        """Whether a worker's result may be cached: the files it depends on (with `every_file`, all the
+        model sources) have the hashes they had before any worker started, and the versions agree."""
+        if versions != self.cache.versions:
+            return False
+        if every_file:
+            expected = self.sources.model_sources()
+            hashes = {name: digest for name, digest in hashes.items() if name in expected}
+            return hashes == expected
+        return all(digest is not None and self.snapshot.get(name) == digest for name, digest in hashes.items())
+
+
+def _registered_models(facts: Any) -> dict[str, RegisteredModel] | None:
+    """Registry facts as RegisteredModels, or None when they are not well-formed (a foreign entry)."""
+    if not isinstance(facts, dict):
+        return None
+    try:
+        models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]))
+                  for name, fact in facts.items()}
+        for model in models.values():
+            model.config_values  # every config field is there and of the right kind
+    except (KeyError, TypeError, ValueError):
+        return None
+    return models
+
+
+_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "file_size": int, "layers": int, "image_size": int,
+                       "model_id": str, "unexpected_uncounted_ops": dict}
+
+
+def _valid_measurement(value: Any, model_id: str, image_size: int) -> dict[str, Any] | None:
+    """A cached measurement, if it has every field with the right type for this model and size."""
+    if not isinstance(value, dict):
+        return None
+    for name, kind in _MEASUREMENT_FIELDS.items():
+        if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
+            return None
+    if value["model_id"] != model_id or value["image_size"] != image_size:
+        return None
+    return value

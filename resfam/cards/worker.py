@@ -1,0 +1,562 @@
+"""Measuring in a fresh Python process: the model zoo as it is on disk now, not as some long-running
+process (`mkdocs serve`) imported it when it started.
+
+The worker is started by path,
+
+    python <resfam>/cards/worker.py --root <folder holding resfam> --threads N
+
+rather than as `python -m resfam.cards.worker`, because `-m` imports the resfam package, and with it
+the whole zoo, before the worker could watch where each model is registered. The resfam sources are
+always compiled from the files as they are now: a stale `.pyc` (same size, same second) is never used.
+
+Protocol: JSON lines. The worker first sends `{"op": "ready", ...}`, or `{"op": "fatal", "error": ...}`
+when the zoo cannot be imported; then answers each request line on stdin with one line on stdout:
+
+    {"op": "registry"}
+        -> {"op": "registry", "models": {ID: {"family", "config", "sources"}}, "hashes": {file: sha256},
+            "versions"}
+    {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
+        -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256}, "seconds",
+            "versions"}
+        -> {"op": "failed", "model", "error", "versions"}
+
+`sources` are the files that define the model, '/'-separated relative to the resfam package: the module
+that registers it and the helpers on the way to `register_model`, the modules its builder refers to
+and its layers' classes come from, and every resfam module those import, transitively (imports are
+read from the source, so an import inside a function counts too). The hashes are read after the work,
+so the parent can tell whether a file changed while it was being measured. Anything a library prints
+goes to stderr, never into the protocol.
+
+This module imports only the standard library at the top: `WorkerPool`, the parent's side, runs in
+processes that must not import torch models for nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import functools
+import gc
+import importlib
+import importlib.machinery
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import types
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+DEFAULT_MAX_WORKERS = 2  # measured on 2 cores: see the module docstring of resfam.cards.verify
+_STDERR_LINES_KEPT = 40
+
+
+# =============================================================================================
+# The parent's side
+
+
+class WorkerError(Exception):
+    """A worker could not do its job; the message says why in one line."""
+
+
+class WorkerStartupError(WorkerError):
+    """The worker could not import the model zoo (a syntax error in a model file, say)."""
+
+
+@dataclass
+class MeasureJob:
+    """Measure one model (built once) at one or more image sizes."""
+
+    model_id: str
+    image_sizes: list[int]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def request(self) -> dict[str, Any]:
+        return {"op": "measure", "model": self.model_id, "kwargs": self.kwargs, "image_sizes": self.image_sizes}
+
+
+class _WorkerProcess:
+    """One worker process and its pipes; `ask` sends a request and waits for the answer."""
+
+    def __init__(self, package_dir: Path, threads: int):
+        script = package_dir / "cards" / "worker.py"
+        environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), "--root", str(package_dir.parent), "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            encoding="utf-8", bufsize=1, cwd=str(package_dir.parent), env=environment,
+        )
+        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_LINES_KEPT)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self.ready: dict[str, Any] | None = None
+
+    def _drain_stderr(self) -> None:
+        # read continuously so a chatty library can never fill the pipe and stall the worker
+        for line in self.process.stderr:
+            self.stderr_tail.append(line.rstrip("\n"))
+
+    def wait_ready(self) -> dict[str, Any]:
+        if self.ready is None:
+            reply = self._receive()
+            if reply.get("op") == "fatal":
+                raise WorkerStartupError(reply.get("error", "the worker could not start"))
+            self.ready = reply
+        return self.ready
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.wait_ready()
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            raise WorkerError(self._death_message()) from None
+        return self._receive()
+
+    def _receive(self) -> dict[str, Any]:
+        line = self.process.stdout.readline()
+        if not line:
+            raise WorkerError(self._death_message())
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise WorkerError(f"the measuring worker sent something that is not JSON: {line[:200]!r}") from None
+
+    def _death_message(self) -> str:
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        time.sleep(0.05)  # let the stderr reader catch the last lines
+        last = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
+        why = f"exit code {code}" + (" (killed: out of memory?)" if code == -9 else "")
+        return f"the measuring worker stopped ({why})" + (f": {last.strip()}" if last else "")
+
+    def close(self) -> None:
+        try:
+            if self.process.stdin and not self.process.stdin.closed:
+                self.process.stdin.close()  # end of requests: the worker exits
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # still busy measuring (an interrupted run)
+            self.process.wait()
+
+
+class WorkerPool:
+    """Up to `max_workers` measuring processes, each started when first needed, closed together.
+
+    `registry()` asks one worker for the registry facts; `measure(jobs, on_result)` hands the jobs out
+    one at a time to whichever worker is free (the largest first, as given) and calls `on_result(job,
+    reply)` in the calling thread as each finishes. A worker that dies fails its job only: the next job
+    gets a new worker. A worker that cannot import the zoo fails every job with that error.
+    """
+
+    def __init__(self, package_dir: str | os.PathLike[str], max_workers: int = DEFAULT_MAX_WORKERS,
+                 cpus: int | None = None):
+        self.package_dir = Path(package_dir).resolve()
+        self.cpus = cpus or os.cpu_count() or 1
+        self.max_workers = max(1, min(max_workers, self.cpus))
+        self.threads_per_worker = max(1, self.cpus // self.max_workers)
+        self._workers: dict[int, _WorkerProcess] = {}
+        self._lock = threading.Lock()
+        self._startup_error: WorkerStartupError | None = None
+        self.started = 0
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _worker(self, slot: int) -> _WorkerProcess:
+        with self._lock:
+            if self._startup_error is not None:
+                raise self._startup_error
+            worker = self._workers.get(slot)
+            if worker is None:
+                worker = self._workers[slot] = _WorkerProcess(self.package_dir, self.threads_per_worker)
+                self.started += 1
+        try:
+            worker.wait_ready()
+        except WorkerStartupError as error:
+            with self._lock:
+                self._startup_error = error
+            raise
+        return worker
+
+    def _retire(self, slot: int) -> None:
+        with self._lock:
+            worker = self._workers.pop(slot, None)
+        if worker is not None:
+            worker.close()
+
+    def registry(self) -> dict[str, Any]:
+        """The worker's registry facts reply (raises WorkerError when the zoo cannot be imported)."""
+        try:
+            return self._worker(0).ask({"op": "registry"})
+        except WorkerError:
+            if self._startup_error is None:
+                self._retire(0)
+            raise
+
+    def measure(self, jobs: list[MeasureJob], on_result: Callable[[MeasureJob, dict[str, Any]], None]) -> None:
+        pending = deque(jobs)
+        finished: queue.Queue = queue.Queue()
+
+        def work(slot: int) -> None:
+            while True:
+                with self._lock:
+                    if not pending:
+                        return
+                    job = pending.popleft()
+                try:
+                    reply = self._worker(slot).ask(job.request())
+                except WorkerError as error:
+                    reply = {"op": "failed", "model": job.model_id, "error": str(error)}
+                    if not isinstance(error, WorkerStartupError):
+                        self._retire(slot)
+                finished.put((job, reply))
+
+        threads = [threading.Thread(target=work, args=(slot,), daemon=True)
+                   for slot in range(min(self.max_workers, len(jobs)))]
+        for thread in threads:
+            thread.start()
+        for _ in jobs:
+            on_result(*finished.get())
+        for thread in threads:
+            thread.join()
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
+
+
+# =============================================================================================
+# The worker's side
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="resfam measuring worker (JSON lines on stdin/stdout)")
+    parser.add_argument("--root", required=True, help="the folder that holds the resfam package")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    # Run as a script, this file's folder is first on sys.path; the package's folder goes there instead.
+    if sys.path and os.path.realpath(sys.path[0] or ".") == os.path.dirname(os.path.realpath(__file__)):
+        sys.path.pop(0)
+    sys.path.insert(0, str(root))
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land on stderr
+    return _Server(root / "resfam", protocol, args.threads).run(sys.stdin)
+
+
+class _Server:
+    def __init__(self, package_dir: Path, protocol, threads: int):
+        self.package_dir = package_dir
+        self.protocol = protocol
+        self.threads = threads
+        self.relative = _RelativePaths(package_dir)
+        self.imports = _ImportGraph(package_dir)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.protocol.write(json.dumps(message) + "\n")
+
+    def run(self, requests: Iterable[str]) -> int:
+        try:
+            self.start()
+        except BaseException as error:  # noqa: BLE001 - whatever it is, the parent hears about it
+            traceback.print_exc()
+            self.send({"op": "fatal", "error": describe_error(error, self.relative)})
+            return 1
+        self.send({"op": "ready", "pid": os.getpid(), "versions": self.installed_versions()})
+        for line in requests:
+            if line.strip():
+                self.send(self.handle(json.loads(line)))
+        return 0
+
+    def start(self) -> None:
+        import torch  # first, so that watching the zoo's import below does not watch torch's
+
+        torch.set_num_threads(self.threads)
+        _compile_fresh_from_source(self.package_dir)
+        self.registration_files = _import_zoo(self.package_dir, self.relative)
+        import resfam
+
+        imported_from = Path(resfam.__file__).resolve().parent
+        if imported_from != self.package_dir.resolve():
+            raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
+        from resfam.cards import cache, measure
+
+        self.measure_module = measure
+        self.cache_module = cache
+        self.facts = self.registry_facts()
+
+    def installed_versions(self) -> dict[str, str]:
+        return self.cache_module.installed_versions()
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") == "registry":
+            return {"op": "registry", "models": self.facts, "versions": self.installed_versions(),
+                    "hashes": self.cache_module.SourceTree(self.package_dir).snapshot()}
+        if request.get("op") == "measure":
+            reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
+            return dict(reply, versions=self.installed_versions())
+        return {"op": "failed", "model": request.get("model"), "error": f"unknown request {request.get('op')!r}"}
+
+    def registry_facts(self) -> dict[str, Any]:
+        from resfam.registry import get_model_entry, list_models
+
+        every_file = {f for f in self.cache_module.list_source_files(self.package_dir)
+                      if not f.startswith(self.cache_module.CARDS_FOLDER)}
+        facts = {}
+        for name in list_models():
+            entry = get_model_entry(name)
+            # Registered some other way than register_model: it may depend on anything.
+            defining = set(self.registration_files.get(name) or every_file)
+            defining |= self.relative.files_of_modules(referenced_modules(entry.builder))
+            config = {key: list(value) if isinstance(value, tuple) else value
+                      for key, value in vars(entry.config).items()}
+            config["image_size"] = entry.config.input_size[-1]
+            facts[name] = {"family": entry.family, "config": config,
+                           "sources": sorted(self.imports.closure(defining))}
+        return facts
+
+    def measure(self, model_id: str, kwargs: dict[str, Any], image_sizes: list[int]) -> dict[str, Any]:
+        if model_id not in self.facts:
+            return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
+        started = time.perf_counter()
+        model = None
+        try:
+            model = self.measure_module.build_for_counting(model_id, **kwargs)
+            layer_modules = {type(module).__module__ for module in model.modules()}
+            measurements = self.measure_module.measure_built_model(model_id, model, image_sizes)
+        except Exception as error:  # noqa: BLE001 - a model that cannot be measured is a finding
+            traceback.print_exc()
+            return {"op": "failed", "model": model_id, "error": describe_error(error, self.relative)}
+        finally:
+            del model
+            gc.collect()  # one model at a time in memory
+        defining = set(self.facts[model_id]["sources"]) | self.relative.files_of_modules(layer_modules)
+        tree = self.cache_module.SourceTree(self.package_dir)
+        return {"op": "measured", "model": model_id,
+                "measurements": [measurement.to_json() for measurement in measurements],
+                "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(defining))},
+                "seconds": time.perf_counter() - started}
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a model is defined
+
+
+class _RelativePaths:
+    """File names and module names as '/'-separated paths relative to the package (None outside it)."""
+
+    def __init__(self, package_dir: Path):
+        self.package_dir = os.path.realpath(package_dir)
+        self._known: dict[str, str | None] = {}
+
+    def of_file(self, filename: str | None) -> str | None:
+        if not filename:
+            return None
+        if filename not in self._known:
+            real = os.path.realpath(filename)
+            inside = os.path.commonpath([real, self.package_dir]) == self.package_dir
+            self._known[filename] = Path(os.path.relpath(real, self.package_dir)).as_posix() if inside else None
+        return self._known[filename]
+
+    def files_of_modules(self, module_names: Iterable[str]) -> set[str]:
+        files = set()
+        for name in module_names:
+            module = sys.modules.get(name)
+            relative = self.of_file(getattr(module, "__file__", None))
+            if relative is not None:
+                files.add(relative)
+        return files
+
+
+def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, set[str]]:
+    """Import resfam (which registers every model) and return, for each model ID, the source files on
+    the call stack of its registration: `register_model`'s callers up to the module being imported."""
+    registry_file = os.path.realpath(package_dir / "registry.py")
+    sites: dict[str, set[str]] = {}
+
+    def observe(frame: types.FrameType, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event != "call" or code.co_name != "register_model" or os.path.realpath(code.co_filename) != registry_file:
+            return
+        files = set()
+        caller = frame.f_back
+        while caller is not None:
+            if (file := relative.of_file(caller.f_code.co_filename)) is not None:
+                files.add(file)
+            if caller.f_code.co_name == "<module>":
+                break
+            caller = caller.f_back
+        name = frame.f_locals.get("name")
+        if isinstance(name, str):
+            sites.setdefault(name, set()).update(files)
+
+    previous = sys.getprofile()
+    sys.setprofile(observe)
+    try:
+        importlib.import_module("resfam")
+    finally:
+        sys.setprofile(previous)
+    return sites
+
+
+def referenced_modules(root: Any, depth: int = 6) -> set[str]:
+    """Names of the modules the objects reachable from `root` are defined in: a function's own module
+    and what its closure, defaults and `functools.partial` arguments hold (classes, functions, and
+    the values inside dicts, lists and tuples), a few levels deep."""
+    found: set[str] = set()
+    seen: set[int] = set()
+
+    def visit(obj: Any, level: int) -> None:
+        if level > depth or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, type):
+            found.update(base.__module__ for base in obj.__mro__)
+        elif isinstance(obj, types.FunctionType):
+            found.add(obj.__module__)
+            cells = [cell.cell_contents for cell in obj.__closure__ or () if _cell_is_set(cell)]
+            for inner in [*cells, *(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values(),
+                          getattr(obj, "__wrapped__", None)]:
+                visit(inner, level + 1)
+        elif isinstance(obj, functools.partial):
+            for inner in [obj.func, *obj.args, *obj.keywords.values()]:
+                visit(inner, level + 1)
+        elif isinstance(obj, types.MethodType):
+            visit(obj.__func__, level + 1)
+        elif isinstance(obj, dict):
+            for inner in [*obj.keys(), *obj.values()]:
+                visit(inner, level + 1)
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            for inner in obj:
+                visit(inner, level + 1)
+        elif isinstance(obj, types.ModuleType):
+            found.add(obj.__name__)
+        elif obj is not None:
+            found.add(type(obj).__module__)
+
+    visit(root, 0)
+    return found
+
+
+def _cell_is_set(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+class _ImportGraph:
+    """Which resfam source files a resfam source file imports, read from its syntax tree."""
+
+    def __init__(self, package_dir: Path):
+        self.package_dir = package_dir
+        self._imports: dict[str, set[str]] = {}
+
+    def closure(self, files: Iterable[str]) -> set[str]:
+        done: set[str] = set()
+        todo = list(files)
+        while todo:
+            current = todo.pop()
+            if current not in done:
+                done.add(current)
+                todo.extend(self.imports_of(current))
+        return done
+
+    def imports_of(self, relative: str) -> set[str]:
+        if relative not in self._imports:
+            self._imports[relative] = self._read_imports(relative)
+        return self._imports[relative]
+
+    def _read_imports(self, relative: str) -> set[str]:
+        try:
+            tree = ast.parse((self.package_dir / relative).read_bytes(), relative)
+        except (OSError, SyntaxError, ValueError):
+            return set()
+        parts = relative[: -len(".py")].split("/")
+        package = ["resfam", *(parts[:-1] if parts[-1] != "__init__" else parts[:-1])]
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found.add(self._file_of(alias.name.split(".")))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package[: len(package) - (node.level - 1)] if node.level > 1 else list(package)
+                    target = base + (node.module.split(".") if node.module else [])
+                else:
+                    target = (node.module or "").split(".")
+                found.add(self._file_of(target))
+                for alias in node.names:  # `from . import resnet` imports a module
+                    found.add(self._file_of(target + [alias.name]))
+        found.discard(None)
+        return found
+
+    def _file_of(self, module: list[str]) -> str | None:
+        """The source file of the resfam module `module` (as name parts), or None."""
+        if not module or module[0] != "resfam":
+            return None
+        path = "/".join(module[1:])
+        for candidate in ((path + ".py") if path else None, f"{path}/__init__.py" if path else "__init__.py"):
+            if candidate and (self.package_dir / candidate).is_file():
+                return candidate
+        return None
+
+
+class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles from the source file every time: a `.pyc` is trusted by its source's mtime (to the
+    second) and size, so an edit that keeps both would otherwise run the old code."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
+def _compile_fresh_from_source(package_dir: Path) -> None:
+    """Import the resfam package (and nothing else) through `_FreshSourceLoader`."""
+    root = os.path.realpath(package_dir.parent)
+    package = os.path.realpath(package_dir)
+    make_finder = importlib.machinery.FileFinder.path_hook(
+        (_FreshSourceLoader, importlib.machinery.SOURCE_SUFFIXES))
+
+    def fresh_finder(path: str):
+        real = os.path.realpath(path or ".")
+        if real != root and os.path.commonpath([real, package]) != package:
+            raise ImportError("not a resfam folder")  # the next path hook handles it
+        return make_finder(path)
+
+    sys.path_hooks.insert(0, fresh_finder)
+    sys.path_importer_cache.clear()
+
+
+def describe_error(error: BaseException, relative: _RelativePaths) -> str:
+    """One line: the error and where in the resfam sources it happened."""
+    if isinstance(error, SyntaxError):
+        where = relative.of_file(error.filename)
+        location = f" (resfam/{where}:{error.lineno})" if where else ""
+        return f"{type(error).__name__}: {error.msg}{location}"
+    location = ""
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        where = relative.of_file(frame.f_code.co_filename)
+        if where is not None and not where.startswith("cards/"):
+            location = f" (resfam/{where}:{line})"
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}{location}" if message else f"{type(error).__name__}{location}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The real `mkdocs build` for the site tests (test_site.py, test_browser.py): run as a user runs it, in a
+subprocess, with the network cut off and one measurement cache per test session.
+
+The cut-off is a `sitecustomize` module on PYTHONPATH, so it holds in the build and in every worker
+process the engine starts: any connection other than a Unix socket, and any name lookup, is refused and
+written to a log, which the tests read (a caught-and-ignored attempt still shows there).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+NETWORK_GUARD = '''\
+import os
+import socket
+
+_LOG = os.environ["RESFAM_TEST_NETWORK_LOG"]
+
+
+def _refuse(what):
+    with open(_LOG, "a", encoding="utf-8") as log:
+        log.write(f"{os.getpid()} {what}\\n")
+    raise OSError(f"network access in a test: {what}")
+
+
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+
+def connect(self, address):
+    if self.family != socket.AF_UNIX:
+        _refuse(f"connect {address!r}")
+    return _connect(self, address)
+
+
+def connect_ex(self, address):
+    if self.family != socket.AF_UNIX:
+        _refuse(f"connect {address!r}")
+    return _connect_ex(self, address)
+
+
+def getaddrinfo(host, *args, **kwargs):
+    _refuse(f"getaddrinfo {host!r}")
+
+
+socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+'''
+
+
+def refuse_network(monkeypatch) -> None:
+    """The same cut-off inside the test process itself."""
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@dataclass
+class Build:
+    returncode: int
+    output: str  # stdout and stderr together, as a terminal shows them
+    site: Path
+    network_attempts: list[str]
+
+
+def session_cache(tmp_path_factory) -> Path:
+    """One measurement cache for the whole test session: the first build fills it, the rest are warm."""
+    return tmp_path_factory.getbasetemp() / "resfam-cache"
+
+
+def offline_env(guard_dir: Path, cache_dir: Path) -> dict[str, str]:
+    """The environment of an offline build: the guard on PYTHONPATH, the session's cache."""
+    guard_dir.mkdir(parents=True, exist_ok=True)
+    (guard_dir / "sitecustomize.py").write_text(NETWORK_GUARD, encoding="utf-8")
+    path = os.pathsep.join(filter(None, [str(guard_dir), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, RESFAM_CACHE_DIR=str(cache_dir),
+                RESFAM_TEST_NETWORK_LOG=str(guard_dir / "network.log"), NO_MKDOCS_2_WARNING="1")
+
+
+def network_attempts(env: dict[str, str]) -> list[str]:
+    log = Path(env["RESFAM_TEST_NETWORK_LOG"])
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+
+
+def mkdocs_build(config_file: Path, work: Path, cache_dir: Path, *args: str) -> Build:
+    """`mkdocs build --strict` of `config_file` into `work/site`, offline."""
+    env = offline_env(work / "guard", cache_dir)
+    site = work / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file), "-d", str(site), *args],
+        cwd=config_file.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=1800,
+    )
+    return Build(done.returncode, done.stdout, site, network_attempts(env))
+
+
+_repository_builds: dict[Path, Build] = {}
+
+
+def repository_site(tmp_path_factory) -> Build:
+    """The repository's own site, built once per session (both site test modules look at it)."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _repository_builds:
+        _repository_builds[base] = mkdocs_build(REPO / "mkdocs.yml", base / "repository-build",
+                                                session_cache(tmp_path_factory))
+    return _repository_builds[base]

@@ -1,0 +1,247 @@
+"""The measurement cache: keyed by everything that can change a measurement, never stale, never fatal.
+
+The first tests use a small fake package tree; the last ones run the real worker on an edited copy of
+the resfam package."""
+import json
+import os
+import py_compile
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import resfam
+from resfam.cards.cache import MeasurementCache, SourceTree, installed_versions
+from resfam.cards.verify import verify
+
+MEASUREMENT = {"model_id": "m", "image_size": 224, "parameters": 1, "flops": 2, "file_size": 3, "layers": 4}
+
+
+@pytest.fixture
+def package(tmp_path):
+    """A fake resfam package: two model files, a registry, and the measurement code."""
+    root = tmp_path / "resfam"
+    files = {
+        "__init__.py": "", "registry.py": "REGISTRY = {}\n", "models/__init__.py": "",
+        "models/resnet.py": "DEPTH = 18\n", "models/resnest.py": "RADIX = 2\n",
+        "cards/__init__.py": "", "cards/measure.py": "# measure\n", "cards/worker.py": "# worker\n",
+        "cards/pages.py": "# pages\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def open_cache(package, directory, versions=None):
+    """A cache as a new run sees it: the files are hashed afresh."""
+    return MeasurementCache(directory, SourceTree(package), versions)
+
+
+def store(cache, sources, model_id="m", size=224):
+    recorded = {name: cache.sources.digest(name) for name in sources}
+    cache.put_measurement(model_id, {}, size, dict(MEASUREMENT, model_id=model_id, image_size=size), recorded)
+
+
+def test_an_entry_is_found_until_a_file_it_depends_on_changes(package, tmp_path):
+    store(open_cache(package, tmp_path / "c"), ["models/resnet.py", "registry.py"])
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224)["flops"] == 2
+
+    (package / "models/resnest.py").write_text("RADIX = 4\n")  # not one of its files
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is not None
+
+    (package / "models/resnet.py").write_text("DEPTH = 19\n")
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+
+
+def test_a_removed_or_renamed_source_file_is_a_miss(package, tmp_path):
+    store(open_cache(package, tmp_path / "c"), ["models/resnet.py"])
+    (package / "models/resnet.py").rename(package / "models/resnet_v2.py")
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+
+
+def test_model_arguments_image_size_versions_and_measurement_code_are_in_the_key(package, tmp_path):
+    store(open_cache(package, tmp_path / "c"), ["models/resnet.py"])
+    cache = open_cache(package, tmp_path / "c")
+    assert cache.get_measurement("m", {}, 224) is not None
+    assert cache.get_measurement("m", {}, 256) is None
+    assert cache.get_measurement("m", {"num_classes": 10}, 224) is None
+    assert cache.get_measurement("other", {}, 224) is None
+    newer_torch = dict(installed_versions(), torch="99.0")
+    assert open_cache(package, tmp_path / "c", newer_torch).get_measurement("m", {}, 224) is None
+
+    (package / "cards/measure.py").write_text("# measure, counted differently\n")
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+
+
+def test_corrupt_entries_are_misses_not_errors(package, tmp_path):
+    cache = open_cache(package, tmp_path / "c")
+    store(cache, ["models/resnet.py"])
+    [entry] = (tmp_path / "c").rglob("*.json")
+    good = entry.read_text()
+    for broken in [good[: len(good) // 2], "", "\x00\xff garbage", "[1, 2, 3]", json.dumps({"key": "other"}),
+                   good.replace('"sources":{', '"sources":[],"x":{')]:
+        entry.write_text(broken, encoding="utf-8", errors="surrogateescape")
+        assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+    entry.write_bytes(b"\xff\xfe not utf-8")
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+    store(open_cache(package, tmp_path / "c"), ["models/resnet.py"])  # re-measured: rewritten whole
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is not None
+
+
+def test_an_entry_with_no_recorded_sources_is_never_trusted(package, tmp_path):
+    store(open_cache(package, tmp_path / "c"), [])
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+
+
+def test_registry_facts_depend_on_every_model_source_and_on_the_list_of_files(package, tmp_path):
+    def put_facts():
+        cache = open_cache(package, tmp_path / "c")
+        cache.put_registry({"m": {"family": "resnet"}}, cache.sources.model_sources())
+
+    put_facts()
+    assert open_cache(package, tmp_path / "c").get_registry() == {"m": {"family": "resnet"}}
+    (package / "cards/pages.py").write_text("# the site's code, not the zoo's\n")
+    assert open_cache(package, tmp_path / "c").get_registry() is not None
+
+    (package / "models/res2net.py").write_text("SCALE = 4\n")  # a new model file
+    assert open_cache(package, tmp_path / "c").get_registry() is None
+    put_facts()
+    (package / "models/res2net.py").unlink()
+    assert open_cache(package, tmp_path / "c").get_registry() is None
+    put_facts()
+    (package / "registry.py").write_text("REGISTRY = {'x': 1}\n")
+    assert open_cache(package, tmp_path / "c").get_registry() is None
+
+
+def test_a_cache_that_is_off_reads_and_writes_nothing(package, tmp_path):
+    cache = open_cache(package, None)
+    store(cache, ["models/resnet.py"])
+    cache.put_registry({}, cache.sources.model_sources())
+    assert cache.get_measurement("m", {}, 224) is None and cache.get_registry() is None
+    assert not cache.enabled and list(tmp_path.rglob("*.json")) == []
+
+
+def test_entries_are_written_whole_and_the_folder_ignores_itself_in_git(package, tmp_path):
+    cache = open_cache(package, tmp_path / "c")
+    for size in (160, 224, 256):
+        store(cache, ["models/resnet.py"], size=size)
+    assert cache.writes == 3
+    assert not list((tmp_path / "c").rglob("*.tmp")) and not list((tmp_path / "c").rglob(".entry-*"))
+    assert (tmp_path / "c" / ".gitignore").read_text().strip().endswith("*")
+    for entry in (tmp_path / "c").rglob("*.json"):
+        assert json.loads(entry.read_text())["value"]["flops"] == 2
+
+
+def test_an_unwritable_cache_only_costs_time(package, tmp_path):
+    blocker = tmp_path / "c"
+    blocker.write_text("a file where the cache folder should be")
+    cache = open_cache(package, blocker)
+    store(cache, ["models/resnet.py"])
+    assert cache.writes == 0 and cache.get_measurement("m", {}, 224) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# With the real worker, on an edited copy of the package
+
+CARD = """\
+# ResNet
+
+<!--
+Type: model-index
+Models:
+- Name: resnet18
+  Metadata:
+    ID: resnet18
+    Layers: 18
+    Parameters: 11689512
+    FLOPs: 1819065856
+- Name: resnest14d
+  Metadata:
+    ID: resnest14d
+    Layers: 14
+    Parameters: 10611688
+-->
+"""
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache for the whole session (every test module uses this folder): small models are
+    measured once."""
+    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    target = tmp_path / "src" / "resfam"
+    shutil.copytree(Path(resfam.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path, package_copy, shared_cache):
+    templates = tmp_path / "templates"
+    (templates / "models").mkdir(parents=True)
+    card = templates / "models" / "resnet.md"
+    card.write_text(CARD.replace("resnest14d", "resnet26").replace("Layers: 14", "Layers: 26")
+                    .replace("10611688", "15995176"))
+    # resnest14d is not a ResNet: its own card
+    (templates / "models" / "resnest.md").write_text(textwrap.dedent("""\
+        <!--
+        Models:
+        - Name: resnest14d
+          Metadata: {ID: resnest14d, Layers: 14, Parameters: 10611688}
+        -->
+        """))
+    # The copy is still identical to the package: its measurements are valid for the whole session.
+    first = verify(templates_dir=templates, cache_dir=shared_cache, package_dir=package_copy)
+    assert first.ok, first.findings
+    cache = tmp_path / "cache"
+    shutil.copytree(shared_cache, cache)
+
+    def run():
+        return verify(templates_dir=templates, cache_dir=cache, package_dir=package_copy)
+
+    warm = run()
+    assert warm.ok and warm.stats.workers_started == 0 and warm.stats.measured_models == 0
+    assert warm.stats.registry_from_cache
+
+    # A comment in resnest.py: only resnest14d is measured again (and the registry re-read).
+    resnest = package_copy / "models" / "resnest.py"
+    resnest.write_text(resnest.read_text() + "\n# a comment\n")
+    after_resnest_edit = run()
+    assert after_resnest_edit.ok
+    assert after_resnest_edit.stats.measured_models == 1 and not after_resnest_edit.stats.registry_from_cache
+
+    # resnet18 gets one more block, in an edit that keeps resnet.py's size and modification time:
+    # a plain import would run its stale .pyc, the worker compiles the source as it is now.
+    resnet = package_copy / "models" / "resnet.py"
+    py_compile.compile(str(resnet), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    before = resnet.stat()
+    text = resnet.read_text()
+    line = next(line for line in text.splitlines() if 'register_resnet("resnet18"' in line)
+    resnet.write_text(text.replace(line, line.replace("layers=(2, 2, 2, 2)", "layers=(2, 2, 2, 3)")))
+    os.utime(resnet, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert resnet.stat().st_size == before.st_size and resnet.read_text() != text
+
+    drifted = run()
+    assert drifted.stats.measured_models == 3  # all three import resnet.py
+    drifts = {(f.model, f.field): f for f in drifted.drifts}
+    assert set(drifts) == {("resnet18", "Layers"), ("resnet18", "Parameters"), ("resnet18", "FLOPs")}
+    assert drifts["resnet18", "Layers"].measured == 20
+    assert drifts["resnet18", "Layers"].line == CARD.splitlines().index("    Layers: 18") + 1
+
+
+def test_a_model_file_that_does_not_import_fails_every_card_with_its_place(tmp_path, package_copy):
+    res2net = package_copy / "models" / "res2net.py"
+    res2net.write_text(res2net.read_text().replace("def forward(self, x):", "def forward(self, x)", 1))
+    broken_line = next(i for i, line in enumerate(res2net.read_text().splitlines(), 1)
+                       if "def forward(self, x)" in line)
+    (tmp_path / "templates" / "models").mkdir(parents=True)
+    (tmp_path / "templates" / "models" / "resnet.md").write_text(CARD.split("- Name: resnest14d")[0] + "-->\n")
+    report = verify(templates_dir=tmp_path / "templates", cache_dir=tmp_path / "cache", package_dir=package_copy)
+    [error] = report.errors
+    assert "cannot load the resfam model zoo: SyntaxError" in error.message
+    assert f"resfam/models/res2net.py:{broken_line}" in error.message
+    assert report.exit_code == 2

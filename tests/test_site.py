@@ -1,0 +1,279 @@
+"""The site: a real `mkdocs build --strict` of the repository, a failing build of a copy with a drifted
+figure or a broken template, the plugin's serve mode through its hooks, and the Markdown of the pages.
+
+The builds run offline (see sitebuild.py) and share one measurement cache per session, so only the first
+one measures the zoo.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+
+from resfam.cards import Finding, parse_card
+from resfam.cards.pages import CardPage, card_page, strip_model_index
+from resfam.cards.plugin import PACKAGE_DIR
+from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
+                       session_cache)
+
+FAMILIES = sorted(path.stem for path in (REPO / "templates" / "models").glob("*.md"))
+ALL_MODELS = {model.name: family for family in FAMILIES
+              for model in parse_card(REPO / "templates" / "models" / f"{family}.md").models}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    before = source_snapshot(REPO)
+    built = repository_site(tmp_path_factory)
+    assert built.returncode == 0, built.output
+    return built, before
+
+
+def source_snapshot(root: Path) -> dict[str, str]:
+    """Every file under templates/ and docs/ with its content hash."""
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for folder in ("templates", "docs") for path in sorted((root / folder).rglob("*")) if path.is_file()}
+
+
+def html_files(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+class Links(HTMLParser):
+    """The ids, links, scripts and stylesheets of a page."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[tuple[str, dict]] = []  # (href, attributes of the <a>)
+        self.resources: list[str] = []  # script src, link href, img src
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if tag == "a" and "href" in attributes:
+            self.links.append((attributes["href"], attributes))
+        elif tag in ("script", "img", "iframe") and attributes.get("src"):
+            self.resources.append(attributes["src"])
+        elif tag == "link" and attributes.get("href"):
+            self.resources.append(attributes["href"])
+
+
+def page_of(site: Path, url: str) -> Path:
+    """The built file an in-site URL (relative to the site root) leads to."""
+    path = urlsplit(url).path.lstrip("/")
+    return site / (path + "index.html" if path.endswith("/") or not path else path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The repository's build
+
+
+def test_build_passes_offline_and_writes_no_sources(site):
+    built, before = site
+    assert "resfam" in built.output  # the plugin ran: it logs what it measured or took from the cache
+    assert built.network_attempts == []
+    assert source_snapshot(REPO) == before  # nothing written into templates/ or docs/
+    assert not any((REPO / folder / "models" / "index.md").exists() for folder in ("templates", "docs"))
+    for family in FAMILIES:
+        assert (built.site / "models" / family / "index.html").is_file()
+    assert (built.site / "models" / "index.html").is_file()
+
+
+def test_no_model_index_comment_and_nothing_from_other_hosts(site):
+    built, _ = site
+    for path in html_files(built.site):
+        text = path.read_text(encoding="utf-8")
+        comments = re.findall(r"<!--.*?-->", text, re.DOTALL)
+        assert not [c for c in comments if "Models:" in c or "model-index" in c], path
+        if path.parent.parent.name == "models":  # a card: the block's content is nowhere on it
+            assert "In Collection" not in text and "Training Data" not in text, path
+        for resource in Links(text).resources:
+            assert not urlsplit(resource).netloc, f"{path}: {resource}"  # every asset is on this site
+        assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, path
+
+
+def test_card_pages_show_verified_tables_and_edit_their_template(site):
+    built, _ = site
+    for family in FAMILIES:
+        text = (built.site / "models" / family / "index.html").read_text(encoding="utf-8")
+        page = Links(text)
+        models = [name for name, home in ALL_MODELS.items() if home == family]
+        for name in models:
+            assert name in page.ids, name
+        verified = [attrs for _, attrs in page.links if "resfam-verified" in attrs.get("class", "")]
+        # every model: parameters, FLOPs, file size, layers, image size, crop, interpolation, weights
+        assert len(verified) == 8 * len(models)
+        for attrs in verified:
+            assert attrs["title"].startswith("Verified when this page was built"), attrs
+            assert urlsplit(attrs["href"]).path == "../../measurement/", attrs
+        assert "admonition" not in text  # nothing to report on a clean build
+        edit = [href for href, attrs in page.links if attrs.get("rel") == "edit"]
+        assert edit == [f"https://github.com/resfam/resfam/edit/main/templates/models/{family}.md"]
+        assert "How do I use this model?" in text and 'class="language-python' in text
+
+
+def test_overview_links_every_model_in_table_and_chart(site):
+    built, _ = site
+    overview = built.site / "models" / "index.html"
+    page = Links(overview.read_text(encoding="utf-8"))
+    base = "models/"
+    table = {href for href, attrs in page.links if "resfam-chart__point" not in attrs.get("class", "")
+             and "#" in href and not href.startswith("#")}
+    chart = {href for href, attrs in page.links if "resfam-chart__point" in attrs.get("class", "")}
+    assert len(chart) == len(ALL_MODELS)
+    for links in (table, chart):
+        targets = {}
+        for href in links:
+            url = urljoin(base, href)
+            target = page_of(built.site, url)
+            assert target.is_file(), href
+            targets[urlsplit(url).fragment] = target
+        assert set(ALL_MODELS) <= set(targets)
+        for name, target in targets.items():
+            if name in ALL_MODELS:
+                assert target.parent.name == ALL_MODELS[name]
+                assert name in Links(target.read_text(encoding="utf-8")).ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Copies that must not build
+
+
+def project_copy(root: Path) -> Path:
+    """mkdocs.yml, docs/ and templates/ of the repository in `root` (the resfam package is the installed one)."""
+    shutil.copy(REPO / "mkdocs.yml", root / "mkdocs.yml")
+    for folder in ("docs", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+def drift(template: Path, model: str, field: str, factor: float) -> int:
+    """Scale one figure of `template` by `factor`, in place; returns its line."""
+    claim = parse_card(template).model(model).fields[field]
+    text = template.read_text(encoding="utf-8")
+    start, end = claim.span
+    template.write_text(text[:start] + str(round(claim.value * factor)) + text[end:], encoding="utf-8")
+    return claim.line
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "plain"])
+def test_build_of_a_drifted_copy_fails_naming_model_and_field(site, tmp_path, tmp_path_factory, strict):
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnet-d.md"
+    line = drift(template, "resnet50d", "Parameters", 1.05)
+    built = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory),
+                         *([] if strict else ["--no-strict"]), "-q")
+    assert built.returncode != 0
+    assert f"templates/models/resnet-d.md:{line}: drift: resnet50d Parameters" in built.output
+    assert "resfam-cards sync --write" in built.output
+    assert "Traceback" not in built.output
+    assert not (built.site / "index.html").exists()
+    assert built.network_attempts == []
+
+
+def test_build_with_a_broken_template_fails_cleanly(site, tmp_path, tmp_path_factory):
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnext.md"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("{% include 'code_snippets.md' %}", "{% include 'code_snippets.md' %"),
+                        encoding="utf-8")
+    built = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert built.returncode != 0
+    assert re.search(r"templates/models/resnext\.md:\d+: error: Jinja syntax error", built.output), built.output
+    assert "Traceback" not in built.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Serve mode, through the plugin's hooks
+
+
+class WatchRecorder:
+    """Stands in for mkdocs' LiveReloadServer: records what the plugin asks it to watch."""
+
+    def __init__(self):
+        self.watched: list[str] = []
+
+    def watch(self, path, func=None, *, recursive=True):
+        self.watched.append(path)
+
+
+def serve_build(project: Path, site_dir: Path):
+    """One `mkdocs serve` build: a fresh config, startup in serve mode, the whole build."""
+    config = load_config(config_file=str(project / "mkdocs.yml"), site_dir=str(site_dir))
+    config.plugins.on_startup(command="serve", dirty=False)
+    build(config, serve_url="http://127.0.0.1:8000/")
+    return config
+
+
+def test_serve_shows_drift_on_the_page_and_recovers(site, tmp_path, tmp_path_factory, monkeypatch, caplog):
+    project = project_copy(tmp_path / "project")
+    env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # read by load_config (!ENV) and by the engine's workers
+    refuse_network(monkeypatch)
+    template = project / "templates" / "models" / "resnet-d.md"
+    original = template.read_text(encoding="utf-8")
+    line = drift(template, "resnet50d", "FLOPs", 0.5)
+    before = source_snapshot(project)
+    caplog.set_level(logging.INFO, logger="mkdocs.plugins.resfam")
+
+    config = serve_build(project, tmp_path / "site")
+    card = (tmp_path / "site" / "models" / "resnet-d" / "index.html").read_text(encoding="utf-8")
+    danger = re.search(r'<div class="admonition danger">.*?</div>', card, re.DOTALL)
+    assert danger, "no red admonition on the drifting card"
+    assert f"templates/models/resnet-d.md:{line}: drift: resnet50d FLOPs" in danger.group()
+    assert card.index("admonition danger") < card.index('id="models"')  # at the top of the page
+    assert "admonition" not in (tmp_path / "site" / "models" / "resnet" / "index.html").read_text(encoding="utf-8")
+    assert "resnet50d FLOPs" in caplog.text  # and in the terminal
+
+    recorder = WatchRecorder()
+    assert config.plugins.on_serve(recorder, config=config, builder=None) is recorder
+    assert str(project / "templates") in recorder.watched and str(PACKAGE_DIR) in recorder.watched
+
+    # the contributor fixes the card: the next build is clean, and measures nothing again
+    template.write_text(original, encoding="utf-8")
+    caplog.clear()
+    serve_build(project, tmp_path / "site")
+    card = (tmp_path / "site" / "models" / "resnet-d" / "index.html").read_text(encoding="utf-8")
+    assert "admonition" not in card
+    assert not [r for r in caplog.records if r.getMessage().startswith("resfam: measured")]
+    assert source_snapshot(project) == {**before, "templates/models/resnet-d.md":
+                                        hashlib.sha256(original.encode()).hexdigest()}
+    assert network_attempts(env) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The page Markdown itself
+
+
+def test_card_page_markdown_keeps_code_and_escapes_findings():
+    markdown = (
+        "# Family\n\nSummary.\n\n```python\n## not a heading\n```\n\n## Usage\n\nText.\n\n"
+        "<!--\nType: model-index\nModels:\n- Name: m\n-->\n"
+    )
+    finding = Finding("error", "templates/models/family.md", 3, "bad `value` <script>x</script>",
+                      hint="fix ``it``")
+    page = CardPage("models/family.md", "templates/models/family.md", "family", None, markdown, [finding])
+    out = card_page(page, show_findings=True)
+    assert "model-index" not in out and "Models:" not in out
+    assert out.index('!!! danger "This card does not match the code"') < out.index("Summary.")
+    # the finding sits in a code block whose fence is longer than any backtick run in it
+    assert "    ````text\n    templates/models/family.md:3: error: bad `value` <script>x</script>\n" in out
+    assert out.index("## not a heading") < out.index("## Usage")
+    assert "!!!" not in card_page(page, show_findings=False)
+
+
+def test_strip_model_index_leaves_other_comments():
+    text = "# T\n\n<!-- a note -->\n\nBody.\n\n<!--\nType: model-index\nModels: []\n-->\n"
+    assert strip_model_index(text) == "# T\n\n<!-- a note -->\n\nBody.\n"
