@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
@@ -135,6 +136,16 @@ def _state_dict_of(checkpoint):
     return checkpoint
 
 
+def _filled_by_batchnorm(key: str, metadata) -> bool:
+    """BatchNorm counts batches since PyTorch 0.4.1 (module version 2). Loading a checkpoint saved
+    before (torchvision's original ResNet weights, for one), it sets the missing counter itself."""
+    suffix = ".num_batches_tracked"
+    if not key.endswith(suffix):
+        return False
+    version = ((metadata or {}).get(key[: -len(suffix)]) or {}).get("version")
+    return version is None or version < 2
+
+
 def load_pretrained(model: nn.Module, config: ModelConfig, name: str, progress: bool = True) -> None:
     """Load the weights at `config.url` into `model`, strictly.
 
@@ -154,13 +165,16 @@ def load_pretrained(model: nn.Module, config: ModelConfig, name: str, progress: 
              f"point the registered URL at a saved state_dict, or delete {path} if it is not the intended file.")
 
     expected = model.state_dict()
+    metadata = getattr(state, "_metadata", None)  # module versions, which load_state_dict consults
     head_keys = {f"{config.classifier}.weight", f"{config.classifier}.bias"}
     new_head = getattr(model, "num_classes", config.num_classes) != config.num_classes
     if new_head:  # fine-tuning: the checkpoint's head is for other classes, the model keeps its own
-        state = {k: v for k, v in state.items() if k not in head_keys}
+        state = OrderedDict((k, v) for k, v in state.items() if k not in head_keys)
+        if metadata is not None:
+            state._metadata = metadata
         expected = {k: v for k, v in expected.items() if k not in head_keys}
 
-    missing = [k for k in expected if k not in state]
+    missing = [k for k in expected if k not in state and not _filled_by_batchnorm(k, metadata)]
     unexpected = [k for k in state if k not in expected]
     mismatched = []
     for key, want in expected.items():

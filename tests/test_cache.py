@@ -14,6 +14,7 @@ import pytest
 import resfam
 from resfam.cards.cache import MeasurementCache, SourceTree, installed_versions
 from resfam.cards.verify import verify
+from resfam.cards.worker import _ImportGraph, _recording_imports, referenced_modules
 
 MEASUREMENT = {"model_id": "m", "image_size": 224, "parameters": 1, "flops": 2, "file_size": 3, "layers": 4}
 
@@ -140,6 +141,26 @@ def test_an_unwritable_cache_only_costs_time(package, tmp_path):
     cache = open_cache(package, blocker)
     store(cache, ["models/resnet.py"])
     assert cache.writes == 0 and cache.get_measurement("m", {}, 224) is None
+
+
+def test_the_files_defining_a_model_follow_its_builder_and_imports():
+    """A ResNeSt is built by resnet.py's builder with resnest.py's blocks: both define it. A ResNet
+    depends on neither resnest.py nor res2net.py, nor on hub.py, which registry.py imports only inside
+    the function that loads pretrained weights."""
+    graph = _ImportGraph(Path(resfam.__file__).parent)
+    assert {"resfam.models.resnet", "resfam.models.resnest"} <= referenced_modules(
+        resfam.get_model_entry("resnest14d").builder)
+    assert graph.closure(["models/resnest.py"]) == {"models/resnest.py", "models/resnet.py", "models/layers.py",
+                                                    "registry.py"}
+    assert graph.closure(["models/resnet.py"]) == {"models/resnet.py", "models/layers.py", "registry.py"}
+
+
+def test_imports_made_while_a_model_is_built_are_recorded():
+    found = set()
+    with _recording_imports(found):
+        from resfam import hub  # noqa: F401  (already loaded: seen by the import statement)
+        exec("from . import layers", {"__package__": "resfam.models", "__name__": "resfam.models.x"})
+    assert {"resfam.hub", "resfam.models.layers"} <= found
 
 
 # ---------------------------------------------------------------------------------------------

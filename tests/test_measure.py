@@ -1,6 +1,5 @@
 """The measurement contract (DESIGN.md), computed the fast way, equals the contract computed literally."""
 import io
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +7,6 @@ import torch.nn as nn
 
 import resfam
 from resfam.cards import measure
-from resfam.cards.worker import _ImportGraph, referenced_modules
 
 SMALL_MODELS = ["resnet18", "resnest14d", "resnet26"]
 
@@ -94,14 +92,3 @@ def test_uncounted_operators_are_reported_and_the_conventional_ones_are_not():
     block_ops = measure.measure_model("resnest14d", [224])[0]
     assert block_ops.uncounted_ops["aten::add"] > 0 and block_ops.unexpected_uncounted_ops == {}
 
-
-def test_the_files_defining_a_model_follow_its_builder_and_imports():
-    """A ResNeSt is built by resnet.py's builder with resnest.py's blocks: both define it, a ResNet
-    depends on neither resnest.py nor res2net.py."""
-    graph = _ImportGraph(Path(resfam.__file__).parent)
-    referenced = referenced_modules(resfam.get_model_entry("resnest14d").builder)
-    assert {"resfam.models.resnet", "resfam.models.resnest"} <= referenced
-    assert graph.closure(["models/resnest.py"]) >= {"models/resnest.py", "models/resnet.py", "models/layers.py",
-                                                    "registry.py"}
-    assert "models/resnest.py" not in graph.closure(["models/resnet.py"])
-    assert "models/res2net.py" not in graph.closure(["models/resnet.py"])

@@ -4,6 +4,8 @@ import argparse
 import dataclasses
 import hashlib
 import io
+import shutil
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -37,7 +39,8 @@ def torch_home(tmp_path, monkeypatch):
     home = tmp_path / "torch-home"
     monkeypatch.setenv("TORCH_HOME", str(home))
     assert torch.hub.get_dir() == str(home / "hub"), "torch.hub.set_dir() was called elsewhere"
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)  # pytest keeps recent tmp dirs; these hold 45 MB files
 
 
 @pytest.fixture
@@ -74,7 +77,8 @@ def serve(tmp_path, torch_home, use_url):
         use_url(url)
         return url, torch_home / "hub" / "checkpoints" / path.name
 
-    return serve
+    yield serve
+    shutil.rmtree(served, ignore_errors=True)
 
 
 def assert_same_weights(state, expected):
@@ -144,6 +148,25 @@ def test_file_name_without_hash_loads_unchecked(serve, weights):
 )
 def test_hash_prefix(url, prefix):
     assert hash_prefix(url) == prefix
+
+
+@pytest.mark.parametrize("num_classes", [1000, 10])
+def test_checkpoint_from_before_batchnorm_counted_batches(serve, weights, num_classes):
+    # torchvision's original ResNet weights (2017) have no num_batches_tracked; BatchNorm fills it in
+    old = {k: v for k, v in weights.items() if not k.endswith("num_batches_tracked")}
+    serve(old)
+    state = create_model(NAME, pretrained=True, num_classes=num_classes).state_dict()
+    backbone = [k for k in old if num_classes == 1000 or not k.startswith("fc.")]
+    assert_same_weights({k: state[k] for k in backbone}, {k: old[k] for k in backbone})
+    assert all(int(v) == 0 for k, v in state.items() if k.endswith("num_batches_tracked"))
+
+
+def test_missing_batch_counter_of_a_current_checkpoint(serve, weights):
+    # the module versions say the checkpoint is recent enough to have the counter: it is really missing
+    current = OrderedDict((k, v) for k, v in weights.items() if k != "bn1.num_batches_tracked")
+    current._metadata = weights._metadata
+    serve(current)
+    assert load_error().missing == ["bn1.num_batches_tracked"]
 
 
 # ---------------------------------------------------------------------------------------------------

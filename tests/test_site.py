@@ -120,7 +120,7 @@ def test_card_pages_show_verified_tables_and_edit_their_template(site):
         assert "admonition" not in text  # nothing to report on a clean build
         edit = [href for href, attrs in page.links if attrs.get("rel") == "edit"]
         assert edit == [f"https://github.com/resfam/resfam/edit/main/templates/models/{family}.md"]
-        assert "How do I use this model?" in text and 'class="language-python' in text
+        assert "How do I use this model?" in text and "create_model" in text
 
 
 def test_overview_links_every_model_in_table_and_chart(site):
@@ -152,6 +152,7 @@ def test_overview_links_every_model_in_table_and_chart(site):
 
 def project_copy(root: Path) -> Path:
     """mkdocs.yml, docs/ and templates/ of the repository in `root` (the resfam package is the installed one)."""
+    root.mkdir()
     shutil.copy(REPO / "mkdocs.yml", root / "mkdocs.yml")
     for folder in ("docs", "templates"):
         shutil.copytree(REPO / folder, root / folder)
@@ -262,14 +263,14 @@ def test_card_page_markdown_keeps_code_and_escapes_findings():
         "# Family\n\nSummary.\n\n```python\n## not a heading\n```\n\n## Usage\n\nText.\n\n"
         "<!--\nType: model-index\nModels:\n- Name: m\n-->\n"
     )
-    finding = Finding("error", "templates/models/family.md", 3, "bad `value` <script>x</script>",
-                      hint="fix ``it``")
+    finding = Finding("error", "templates/models/family.md", 3, "bad ```value``` <script>x</script>",
+                      hint="fix it")
     page = CardPage("models/family.md", "templates/models/family.md", "family", None, markdown, [finding])
     out = card_page(page, show_findings=True)
     assert "model-index" not in out and "Models:" not in out
     assert out.index('!!! danger "This card does not match the code"') < out.index("Summary.")
     # the finding sits in a code block whose fence is longer than any backtick run in it
-    assert "    ````text\n    templates/models/family.md:3: error: bad `value` <script>x</script>\n" in out
+    assert "    ````text\n    templates/models/family.md:3: error: bad ```value``` <script>x</script>\n" in out
     assert out.index("## not a heading") < out.index("## Usage")
     assert "!!!" not in card_page(page, show_findings=False)
 

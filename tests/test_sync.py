@@ -187,10 +187,22 @@ def test_fill_missing_when_the_comment_closes_on_the_last_line():
     assert result == "<!--\nModels:\n- Name: a\n  Metadata:\n    ID: a \n    Layers: 50\n  Weights: https://x.org/a.pth\n-->\n"
 
 
+def test_fill_missing_under_an_empty_metadata_key_on_the_closing_line():
+    text = "<!--\nModels:\n- Name: a\n  Metadata: -->\n"
+    _, result = sync_once(text, {"a": {"Layers": 2, "Weights": "https://x.org/w.pth"}}, fill_missing=True)
+    assert result == "<!--\nModels:\n- Name: a\n  Metadata: \n    Layers: 2\n  Weights: https://x.org/w.pth\n-->\n"
+
+
 def test_fill_missing_keeps_crlf_line_endings():
     text = "<!--\r\nModels:\r\n- Name: a\r\n  Metadata:\r\n    ID: a\r\n-->\r\n"
     _, result = sync_once(text, {"a": {"Layers": 50, "Parameters": 7}}, fill_missing=True)
     assert result == "<!--\r\nModels:\r\n- Name: a\r\n  Metadata:\r\n    ID: a\r\n    Layers: 50\r\n    Parameters: 7\r\n-->\r\n"
+
+
+def test_a_lone_carriage_return_ends_a_line_as_it_does_for_yaml():
+    text = "<!--\nModels:\n- Name: a\n  Metadata:\n    ID: a\r  Code: https://x.org\n-->\n"
+    _, result = sync_once(text, {"a": {"Layers": 2}}, fill_missing=True)
+    assert result == "<!--\nModels:\n- Name: a\n  Metadata:\n    ID: a\r    Layers: 2\n  Code: https://x.org\n-->\n"
 
 
 def test_fill_missing_keeps_a_deeper_indentation():

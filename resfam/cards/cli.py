@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .cache import default_cache_dir
 from .findings import CardError, Finding
 from .model_index import parse_card
 from .report import format_report, summary_line, write_json
 from .sync import apply_edits, plan_sync, render_diff, write_atomic
-from .cache import default_cache_dir
-from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, shown_path, sync_values, verify
+from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
+                     shown_path, sync_values, verify)
 from .worker import WorkerError
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
@@ -102,9 +103,9 @@ def _new(args: argparse.Namespace) -> int:
                 problems.append(Finding("error", "--model", None, f"unknown model {model_id!r}",
                                         hint="the registered models are listed by: python -m resfam"))
             elif registered.family != args.family and args.family in families:
-                problems.append(Finding("error", "--model", None,
-                                        f"{model_id} is registered in family {registered.family!r}, "
-                                        f"not {args.family!r}", hint=f"use: new {registered.family} --model {model_id}"))
+                problems.append(Finding("error", "--model", None, f"{model_id} is registered in family "
+                                                                  f"{registered.family!r}, not {args.family!r}",
+                                        hint=f"use: new {registered.family} --model {model_id}"))
         if problems:
             raise CardError(problems)
         chosen = {model_id: registry[model_id] for model_id in dict.fromkeys(args.models)}
@@ -113,8 +114,9 @@ def _new(args: argparse.Namespace) -> int:
               for model_id, model in measured.items() if model.error]
     if failed:
         raise CardError(failed)
-    text = card_template(args.family, args.collection or args.family,
-                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
+    text = card_template(args.collection or args.family,
+                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()},
+                         {model_id: model.registered.defined_in for model_id, model in measured.items()})
     parse_card(shown_path(target), text)  # what `new` writes must read back
     if not args.write:
         sys.stdout.write(text)
@@ -165,9 +167,10 @@ def _status(findings: list[Finding]) -> str:
 # Scaffolding
 
 
-def card_template(family: str, collection: str, models: dict[str, dict[str, Any]]) -> str:
+def card_template(collection: str, models: dict[str, dict[str, Any]], code: dict[str, str | None]) -> str:
     """A new card template: placeholders for the text, and the model-index block with every figure
-    the code measures (`models`: {model ID: {card field: value}})."""
+    the code measures (`models`: {model ID: {card field: value}}; `code`: {model ID: the source file
+    that registers it, relative to the resfam package})."""
     lines = [
         f"# {collection}",
         "",
@@ -201,7 +204,7 @@ def card_template(family: str, collection: str, models: dict[str, dict[str, Any]
             f"    Image Size: '{values['Image Size']}'",
             f"    Crop Pct: '{values['Crop Pct']}'",
             f"    Interpolation: {values['Interpolation']}",
-            f"  Code: resfam/models/{family}.py",
+            *([f"  Code: resfam/{code[model_id]}"] if code.get(model_id) else []),
             f"  Weights: {values['Weights']}",
         ]
     lines += ["-->", ""]
@@ -233,24 +236,29 @@ def _progress(args: argparse.Namespace):
 
 
 def _tolerances(settings: list[str]) -> dict[str, float]:
-    """`--tolerance FIELD=PCT` settings as {field: percent}; CardError listing every malformed one
-    (the verifier checks the fields and values)."""
+    """`--tolerance FIELD=PCT` settings as {field: percent}; CardError listing every bad one, whether
+    malformed or refused by the verifier (an unknown field, a negative value)."""
     tolerances: dict[str, Any] = {}
     problems = []
+    hint = (f"fields: {', '.join(MEASURED_FIELDS)}; defaults (%): "
+            + ", ".join(f"{k}={v:g}" for k, v in DEFAULT_TOLERANCES.items()))
     for setting in settings:
         name, equals, value = setting.rpartition("=")
         if not equals or not name.strip():
-            problems.append(f"--tolerance {setting!r}: expected FIELD=PERCENT, e.g. FLOPs=0.5")
+            problems.append(Finding("error", "--tolerance", None,
+                                    f"{setting!r}: expected FIELD=PERCENT, e.g. FLOPs=0.5", hint=hint))
             continue
         try:
             tolerances[name.strip()] = float(value.strip().rstrip("%"))
         except ValueError:
-            problems.append(f"--tolerance {setting!r}: {value!r} is not a number of percent")
+            problems.append(Finding("error", "--tolerance", None, f"{setting!r}: {value!r} is not a number of "
+                                                                  "percent", hint=hint))
+    try:
+        resolve_tolerances(tolerances)
+    except CardError as error:
+        problems += [Finding("error", "--tolerance", None, f.message, hint=hint) for f in error.findings]
     if problems:
-        raise CardError([Finding("error", "--tolerance", None, problem,
-                                 hint=f"fields: {', '.join(MEASURED_FIELDS)}; defaults (%): "
-                                      + ", ".join(f"{k}={v:g}" for k, v in DEFAULT_TOLERANCES.items()))
-                         for problem in problems])
+        raise CardError(problems)
     return tolerances
 
 

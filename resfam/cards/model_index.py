@@ -294,12 +294,16 @@ def find_blocks(text: str) -> list[IndexBlock]:
     return blocks
 
 
+LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # the line breaks YAML knows
+
+
 class _Lines:
-    """Offset <-> 1-based line number, counting '\\n' as editors do."""
+    """Offset <-> 1-based line number. Lines end where YAML ends them (a lone '\\r' too), so the
+    structure the parser sees and the lines reported and edited always agree."""
 
     def __init__(self, text: str):
         self.text = text
-        self.starts = [0] + [match.end() for match in re.finditer("\n", text)]
+        self.starts = [0] + [match.end() for match in LINE_BREAK.finditer(text)]
 
     def line(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset)
@@ -307,6 +311,10 @@ class _Lines:
     def column(self, offset: int) -> int:
         """0-based column of `offset` in its line."""
         return offset - self.starts[self.line(offset) - 1]
+
+    def is_line_start(self, offset: int) -> bool:
+        index = bisect.bisect_left(self.starts, offset)
+        return index < len(self.starts) and self.starts[index] == offset
 
     def next_line_start(self, offset: int) -> int:
         """The start of the line after the one holding `offset` (the end of the text if none)."""
@@ -588,9 +596,9 @@ class _CardParser:
 
     def read_metadata(self, model: ModelClaims, key_node: yaml.Node, node: yaml.Node) -> None:
         if _is_empty(node):  # `Metadata:` with nothing under it yet: sync can fill it
-            model.metadata_insert = InsertionPoint(
-                offset=self.line_end(key_node), line=self.line_of(key_node) + 1,
-                column=key_node.start_mark.column + 2, kind="empty")
+            offset = self.after_line(self.offset + key_node.end_mark.index)
+            model.metadata_insert = InsertionPoint(offset=offset, line=self.lines.line(offset),
+                                                   column=key_node.start_mark.column + 2, kind="empty")
             return
         if not isinstance(node, yaml.MappingNode):
             self.error(self.line_of(node), f"'Metadata' of {model.name} must be a mapping, got {_kind(node)}",
@@ -715,9 +723,12 @@ class _CardParser:
             first_line[key] = self.line_of(key_node)
             yield key, key_node, value
 
-    def line_end(self, node: yaml.Node) -> int:
-        """Offset of the start of the line after `node`'s last character (capped at the block's end)."""
-        return self.lines.next_line_start(self.offset + max(node.end_mark.index - 1, node.start_mark.index))
+    def after_line(self, end: int) -> int:
+        """Where the line holding the text that ends at template offset `end` is over: the start of the
+        next line, or the block's end when the comment closes on that line."""
+        if self.lines.is_line_start(end):  # block scalars end after their line break
+            return min(end, self.block_end)
+        return min(self.lines.next_line_start(end), self.block_end)
 
     def insertion_point(self, node: yaml.MappingNode) -> InsertionPoint:
         """Where a new key of the mapping `node` goes: after the line of its last scalar."""
@@ -726,12 +737,7 @@ class _CardParser:
             return InsertionPoint(offset=closing, line=self.lines.line(closing),
                                   column=node.start_mark.column, kind="flow")
         column = node.value[0][0].start_mark.column if node.value else node.start_mark.column
-        last_end = max(self.offset + leaf.end_mark.index for leaf in _scalars(node))
-        if last_end > 0 and self.text[last_end - 1] == "\n":  # block scalars end after their newline
-            offset = last_end
-        else:
-            offset = self.lines.next_line_start(last_end)
-        offset = min(offset, self.block_end)
+        offset = self.after_line(max(self.offset + leaf.end_mark.index for leaf in _scalars(node)))
         return InsertionPoint(offset=offset, line=self.lines.line(offset), column=column, kind="block")
 
 

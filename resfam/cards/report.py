@@ -1,8 +1,12 @@
 """A verification report for people (like a compiler's errors) and for CI (JSON).
 
-    templates/models/resnet.md:57: drift: resnet50 Parameters: card says 25,000,000, code measures 25,557,032 (-2.18%, tolerance 0.1%)
+    templates/models/resnet.md:57: drift: resnet50 Parameters: card says 25,000,000, code measures
+    25,557,032 (-2.18%, tolerance 0.1%)
         hint: run: resfam-cards sync --write templates/models/resnet.md
-    5 cards, 34 models: 270 figures ok, 1 drift, 0 errors, 0 warnings (1 model measured, 33 from the cache, 2.1 s)
+    FAILED: 5 cards, 34 models: 305 figures ok, 1 drift, 0 errors, 0 warnings (1 model measured,
+    33 figure sets from the cache, 2.1 s)
+
+(each finding and the summary are one line; wrapped here)
 """
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .findings import CardError, Finding
-from .model_index import (INTERPOLATIONS, MAX_IMAGE_SIZE, MEASURED_COUNT_FIELDS, SANITY_LIMIT, Card, Claim,
-                          InsertionPoint, ModelClaims, parse_card)
+from .model_index import (INTERPOLATIONS, LINE_BREAK, MAX_IMAGE_SIZE, MEASURED_COUNT_FIELDS, SANITY_LIMIT,
+                          Card, Claim, InsertionPoint, ModelClaims, parse_card)
 
 METADATA_SYNC_FIELDS = ("Layers", "Parameters", "FLOPs", "File Size", "Image Size", "Crop Pct",
                         "Interpolation")
@@ -328,7 +328,7 @@ def _insert_new_metadata(card: Card, model: ModelClaims, point: InsertionPoint,
 
 
 def _at_line_start(text: str, offset: int) -> bool:
-    return offset == 0 or text[offset - 1] == "\n"
+    return offset == 0 or LINE_BREAK.match(text, offset - 1) is not None
 
 
 def _insertion_edit(card: Card, model: ModelClaims, point: InsertionPoint, field: str, value: Any,

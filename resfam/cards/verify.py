@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .cache import PACKAGE_DIR, MeasurementCache, SourceTree, default_cache_dir
+from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree, default_cache_dir
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
 from .render import card_context, render_template
@@ -69,7 +69,8 @@ class RegisteredModel:
     model_id: str
     family: str
     config: Mapping[str, Any]
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # the resfam source files that define it, relative to the package
+    defined_in: str | None = None  # the module that registers it
 
     @property
     def image_size(self) -> int:
@@ -262,6 +263,9 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
         size = measured.registered.image_size if states_size else DEFAULT_IMAGE_SIZE
         chosen = measured.values(size)
         chosen.pop("ID")
+        if not fill_missing:
+            stated = set(model.fields) | ({"Weights"} if model.weights is not None else set())
+            chosen = {name: value for name, value in chosen.items() if name in stated}
         for finding in result.findings:
             if finding.model == model.name and finding.status == "ok" \
                     and not (finding.field == "FLOPs" and size != _claimed_image_size(model)):
@@ -481,7 +485,7 @@ def _check_across_cards(results: list[CardResult]) -> None:
         if len({model.model_id for _, model in claimants}) > 1:
             for result, model in claimants:
                 others = ", ".join(f"{other.model_id} ({r.path}:{other.weights.line})"
-                                   for r, other in claimants if other is not model)
+                                   for r, other in claimants if other.model_id != model.model_id)
                 result.findings.append(Finding(
                     "error", result.path, model.weights.line,
                     f"{model.name} Weights: the same weights file is also claimed by {others}",
@@ -561,7 +565,7 @@ class ZooMeasurer:
                 self._registry = _registered_models(reply["models"])
                 if self._registry is None:
                     raise WorkerError("the measuring worker sent malformed registry facts")
-                if self._unchanged(reply["hashes"], reply.get("versions"), every_file=True):
+                if self._unchanged(reply, reply["hashes"], every_file=True):
                     self.cache.put_registry(reply["models"], self.sources.model_sources())
         return self._registry
 
@@ -581,8 +585,8 @@ class ZooMeasurer:
             if missing:
                 jobs.append(MeasureJob(model_id, missing))
         self.stats.cached_sizes += len(found)
-        # the largest first, so that the last job to finish is a short one
-        jobs.sort(key=lambda job: (-max(job.image_sizes), -len(models[job.model_id].sources), job.model_id))
+        # the largest images first, so that the last job to finish tends to be a short one
+        jobs.sort(key=lambda job: (-max(job.image_sizes), job.model_id))
 
         def on_result(job: MeasureJob, reply: dict[str, Any]) -> None:
             self.stats.measured_models += 1
@@ -590,7 +594,7 @@ class ZooMeasurer:
             if measurements is None:
                 errors[job.model_id] = reply.get("error", "the worker gave no answer")
             else:
-                cacheable = self._unchanged(reply["sources"], reply.get("versions"))
+                cacheable = self._unchanged(reply, reply["sources"])
                 for measurement in measurements:
                     size = measurement["image_size"]
                     found[job.model_id, size] = measurement
@@ -618,11 +622,13 @@ class ZooMeasurer:
                                           for size in sizes[model_id]})
         return measured
 
-    def _unchanged(self, hashes: Mapping[str, str | None], versions: Mapping[str, str] | None,
-                   every_file: bool = False) -> bool:
+    def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:
         """Whether a worker's result may be cached: the files it depends on (with `every_file`, all the
-        model sources) have the hashes they had before any worker started, and the versions agree."""
-        if versions != self.cache.versions:
+        model sources) and the measurement code have the hashes they had before any worker started,
+        and the versions are those of the cache key."""
+        code = reply.get("code") or {}
+        if reply.get("versions") != self.cache.versions or set(code) != set(MEASUREMENT_CODE) \
+                or any(self.snapshot.get(name) != digest for name, digest in code.items()):
             return False
         if every_file:
             expected = self.sources.model_sources()
@@ -636,7 +642,8 @@ def _registered_models(facts: Any) -> dict[str, RegisteredModel] | None:
     if not isinstance(facts, dict):
         return None
     try:
-        models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]))
+        models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]),
+                                        fact.get("defined_in"))
                   for name, fact in facts.items()}
         for model in models.values():
             model.config_values  # every config field is there and of the right kind

@@ -13,17 +13,17 @@ Protocol: JSON lines. The worker first sends `{"op": "ready", ...}`, or `{"op": 
 when the zoo cannot be imported; then answers each request line on stdin with one line on stdout:
 
     {"op": "registry"}
-        -> {"op": "registry", "models": {ID: {"family", "config", "sources"}}, "hashes": {file: sha256},
-            "versions"}
+        -> {"op": "registry", "models": {ID: {"family", "config", "sources", "defined_in"}},
+            "hashes": {file: sha256}, "versions", "code"}
     {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
         -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256}, "seconds",
-            "versions"}
-        -> {"op": "failed", "model", "error", "versions"}
+            "versions", "code"}
+        -> {"op": "failed", "model", "error", "versions", "code"}
 
 `sources` are the files that define the model, '/'-separated relative to the resfam package: the module
 that registers it and the helpers on the way to `register_model`, the modules its builder refers to
-and its layers' classes come from, and every resfam module those import, transitively (imports are
-read from the source, so an import inside a function counts too). The hashes are read after the work,
+and its layers' classes come from, the modules imported while it is built and measured, and every
+resfam module those import when imported, transitively (read from the source). The hashes are read after the work,
 so the parent can tell whether a file changed while it was being measured. Anything a library prints
 goes to stderr, never into the protocol.
 
@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import builtins
+import contextlib
 import functools
 import gc
 import importlib
 import importlib.machinery
+import importlib.util
 import json
 import os
 import queue
@@ -50,7 +53,7 @@ import types
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 DEFAULT_MAX_WORKERS = 2  # measured on 2 cores: see the module docstring of resfam.cards.verify
 _STDERR_LINES_KEPT = 40
@@ -218,8 +221,9 @@ class WorkerPool:
                     job = pending.popleft()
                 try:
                     reply = self._worker(slot).ask(job.request())
-                except WorkerError as error:
-                    reply = {"op": "failed", "model": job.model_id, "error": str(error)}
+                except Exception as error:  # noqa: BLE001 - every job gets an answer, or the caller waits forever
+                    message = str(error) if isinstance(error, WorkerError) else f"{type(error).__name__}: {error}"
+                    reply = {"op": "failed", "model": job.model_id, "error": message}
                     if not isinstance(error, WorkerStartupError):
                         self._retire(slot)
                 finished.put((job, reply))
@@ -288,7 +292,7 @@ class _Server:
 
         torch.set_num_threads(self.threads)
         _compile_fresh_from_source(self.package_dir)
-        self.registration_files = _import_zoo(self.package_dir, self.relative)
+        self.registrations = _import_zoo(self.package_dir, self.relative)
         import resfam
 
         imported_from = Path(resfam.__file__).resolve().parent
@@ -303,13 +307,20 @@ class _Server:
     def installed_versions(self) -> dict[str, str]:
         return self.cache_module.installed_versions()
 
+    def provenance(self) -> dict[str, Any]:
+        """What a result was computed with, read after computing it: the versions and the hashes of
+        the measurement code (the parent caches nothing that changed while it was computed)."""
+        tree = self.cache_module.SourceTree(self.package_dir)
+        return {"versions": self.installed_versions(),
+                "code": {name: tree.digest(name) for name in self.cache_module.MEASUREMENT_CODE}}
+
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "registry":
-            return {"op": "registry", "models": self.facts, "versions": self.installed_versions(),
-                    "hashes": self.cache_module.SourceTree(self.package_dir).snapshot()}
+            hashes = self.cache_module.SourceTree(self.package_dir).snapshot()
+            return {"op": "registry", "models": self.facts, "hashes": hashes, **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
-            return dict(reply, versions=self.installed_versions())
+            return dict(reply, **self.provenance())
         return {"op": "failed", "model": request.get("model"), "error": f"unknown request {request.get('op')!r}"}
 
     def registry_facts(self) -> dict[str, Any]:
@@ -320,14 +331,16 @@ class _Server:
         facts = {}
         for name in list_models():
             entry = get_model_entry(name)
+            registration = self.registrations.get(name)
             # Registered some other way than register_model: it may depend on anything.
-            defining = set(self.registration_files.get(name) or every_file)
+            defining = set(registration.files) if registration and registration.files else set(every_file)
             defining |= self.relative.files_of_modules(referenced_modules(entry.builder))
             config = {key: list(value) if isinstance(value, tuple) else value
                       for key, value in vars(entry.config).items()}
             config["image_size"] = entry.config.input_size[-1]
             facts[name] = {"family": entry.family, "config": config,
-                           "sources": sorted(self.imports.closure(defining))}
+                           "sources": sorted(self.imports.closure(defining)),
+                           "defined_in": registration.module_file if registration else None}
         return facts
 
     def measure(self, model_id: str, kwargs: dict[str, Any], image_sizes: list[int]) -> dict[str, Any]:
@@ -335,17 +348,20 @@ class _Server:
             return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
         started = time.perf_counter()
         model = None
+        used_modules: set[str] = set()
         try:
-            model = self.measure_module.build_for_counting(model_id, **kwargs)
-            layer_modules = {type(module).__module__ for module in model.modules()}
-            measurements = self.measure_module.measure_built_model(model_id, model, image_sizes)
+            with _recording_imports(used_modules):
+                model = self.measure_module.build_for_counting(model_id, **kwargs)
+                used_modules.update(type(module).__module__ for module in model.modules())
+                measurements = self.measure_module.measure_built_model(model_id, model, image_sizes)
         except Exception as error:  # noqa: BLE001 - a model that cannot be measured is a finding
             traceback.print_exc()
             return {"op": "failed", "model": model_id, "error": describe_error(error, self.relative)}
         finally:
             del model
             gc.collect()  # one model at a time in memory
-        defining = set(self.facts[model_id]["sources"]) | self.relative.files_of_modules(layer_modules)
+        defining = set(self.facts[model_id]["sources"]) | {
+            f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.package_dir)
         return {"op": "measured", "model": model_id,
                 "measurements": [measurement.to_json() for measurement in measurements],
@@ -383,27 +399,37 @@ class _RelativePaths:
         return files
 
 
-def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, set[str]]:
-    """Import resfam (which registers every model) and return, for each model ID, the source files on
-    the call stack of its registration: `register_model`'s callers up to the module being imported."""
+@dataclass
+class _Registration:
+    """Where a model ID was registered: the module whose import registered it, and every source file on
+    the call stack from that module's code to `register_model` (the helpers on the way)."""
+
+    module_file: str | None = None
+    files: set[str] = field(default_factory=set)
+
+
+def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, _Registration]:
+    """Import resfam (which registers every model) and return where each model ID was registered."""
     registry_file = os.path.realpath(package_dir / "registry.py")
-    sites: dict[str, set[str]] = {}
+    sites: dict[str, _Registration] = {}
 
     def observe(frame: types.FrameType, event: str, arg: Any) -> None:
         code = frame.f_code
         if event != "call" or code.co_name != "register_model" or os.path.realpath(code.co_filename) != registry_file:
             return
-        files = set()
+        name = frame.f_locals.get("name")
+        if not isinstance(name, str):
+            return
+        site = sites.setdefault(name, _Registration())
         caller = frame.f_back
         while caller is not None:
-            if (file := relative.of_file(caller.f_code.co_filename)) is not None:
-                files.add(file)
+            file = relative.of_file(caller.f_code.co_filename)
+            if file is not None:
+                site.files.add(file)
             if caller.f_code.co_name == "<module>":
+                site.module_file = file
                 break
             caller = caller.f_back
-        name = frame.f_locals.get("name")
-        if isinstance(name, str):
-            sites.setdefault(name, set()).update(files)
 
     previous = sys.getprofile()
     sys.setprofile(observe)
@@ -412,6 +438,32 @@ def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, set[st
     finally:
         sys.setprofile(previous)
     return sites
+
+
+@contextlib.contextmanager
+def _recording_imports(found: set[str]) -> Iterator[None]:
+    """Add to `found` every module imported while the block runs, by an import statement (also one
+    of a module loaded long ago, as in a function that imports lazily) or loaded for the first time."""
+    loaded_before = set(sys.modules)
+    original = builtins.__import__
+
+    def recording(name, globals=None, locals=None, fromlist=(), level=0):
+        module = original(name, globals, locals, fromlist, level)
+        try:
+            absolute = importlib.util.resolve_name("." * level + name, (globals or {}).get("__package__")) \
+                if level else name
+        except (ImportError, ValueError):
+            return module
+        found.add(absolute)
+        found.update(f"{absolute}.{item}" for item in fromlist or () if f"{absolute}.{item}" in sys.modules)
+        return module
+
+    builtins.__import__ = recording
+    try:
+        yield
+    finally:
+        builtins.__import__ = original
+        found.update(set(sys.modules) - loaded_before)
 
 
 def referenced_modules(root: Any, depth: int = 6) -> set[str]:
@@ -489,9 +541,9 @@ class _ImportGraph:
         except (OSError, SyntaxError, ValueError):
             return set()
         parts = relative[: -len(".py")].split("/")
-        package = ["resfam", *(parts[:-1] if parts[-1] != "__init__" else parts[:-1])]
+        package = ["resfam", *parts[:-1]]
         found = set()
-        for node in ast.walk(tree):
+        for node in _module_level_imports(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     found.add(self._file_of(alias.name.split(".")))
@@ -516,6 +568,19 @@ class _ImportGraph:
             if candidate and (self.package_dir / candidate).is_file():
                 return candidate
         return None
+
+
+def _module_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements run when the module is imported: not those inside functions (a lazy
+    import runs only when its function does, and is then seen by `_recording_imports`)."""
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        todo.extend(ast.iter_child_nodes(node))
 
 
 class _FreshSourceLoader(importlib.machinery.SourceFileLoader):

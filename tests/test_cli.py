@@ -1,0 +1,219 @@
+"""`resfam-cards`: exit codes, the report, JSON, sync (diff, write, no-op), new, list, bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resfam.cards.cli import main
+
+RESNET18 = """\
+- Name: resnet18
+  Metadata:
+    FLOPs: 1819065856
+    Parameters: 11689512
+    File Size: 46835595
+    ID: resnet18
+    Layers: 18
+    Image Size: '224'
+    Interpolation: bilinear
+  Weights: https://download.pytorch.org/models/resnet18-5c106cde.pth
+"""
+RESNET26 = """\
+- Name: resnet26
+  Metadata:
+    ID: resnet26
+    Parameters: 15995176
+"""
+CARD = ("# ResNet\n\nA test card.\n\n{% include 'code_snippets.md' %}\n\n<!--\nType: model-index\nModels:\n"
+        + RESNET18 + RESNET26 + "-->\n")
+CARD_PATH = str(Path("templates/models/resnet.md"))
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache for the whole session (every test module uses this folder): small models are
+    measured once."""
+    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder with templates/code_snippets.md and templates/models/resnet.md, as the cwd."""
+    (tmp_path / "templates" / "models").mkdir(parents=True)
+    (tmp_path / "templates" / "code_snippets.md").write_text("model = create_model('{{ model_name }}')\n")
+    (tmp_path / "templates" / "models" / "resnet.md").write_text(CARD)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(shared_cache, capsys):
+    """Run `resfam-cards ARGS` in this process: (exit code, stdout, stderr)."""
+    def run(*args):
+        code = main([*args, "--cache-dir", str(shared_cache)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def card() -> str:
+    return Path(CARD_PATH).read_text()
+
+
+def edit_card(old: str, new: str) -> str:
+    text = card().replace(old, new)
+    Path(CARD_PATH).write_text(text)
+    return text
+
+
+def test_verify_exits_0_when_clean_1_on_drift_2_on_bad_input(project, cli):
+    code, out, _ = cli("verify")
+    assert code == 0 and out.startswith("ok: 1 card, 2 models: 10 figures ok, 0 drifts, 0 errors")
+
+    text = edit_card("Parameters: 11689512", "Parameters: 25000000")
+    code, out, _ = cli("verify", "-q")
+    line = text.splitlines().index("    Parameters: 25000000") + 1
+    assert code == 1
+    assert out.splitlines()[:2] == [
+        f"{CARD_PATH}:{line}: drift: resnet18 Parameters: card says 25,000,000, code measures 11,689,512 "
+        "(+113.87%, tolerance 0.1%)",
+        f"    hint: run: resfam-cards sync --write {CARD_PATH}"]
+    assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 9 figures ok, 1 drift, 0 errors")
+
+    edit_card("ID: resnet26", "ID: resnet27")
+    code, out, _ = cli("verify", "-q")
+    assert code == 2 and "unknown model ID 'resnet27'" in out and "did you mean resnet26" in out
+
+
+def test_verify_writes_a_json_report(project, cli):
+    edit_card("Layers: 18", "Layers: 19")
+    code, _, _ = cli("verify", "-q", "--json", "report.json")
+    report = json.loads(Path("report.json").read_text())
+    assert code == 1 and report["exit_code"] == 1 and not report["ok"]
+    assert report["summary"]["drift"] == 1 and report["tolerances_pct"]["Parameters"] == 0.1
+    [drift] = [f for f in report["cards"][0]["findings"] if f["status"] == "drift"]
+    assert (drift["model"], drift["field"], drift["claimed"], drift["measured"]) == ("resnet18", "Layers", 19, 18)
+    assert drift["path"] == CARD_PATH and drift["line"] == card().splitlines().index("    Layers: 19") + 1
+    assert drift["drift_pct"] == pytest.approx(100 / 18)
+    assert report["cards"][0]["measured"]["resnet26"]["Layers"] == 26
+
+
+def test_bad_arguments_are_reported_together_one_line_each(project, cli):
+    before = card()
+    code, out, err = cli("sync", "--write", "--tolerance", "FLOPz=1", "--tolerance", "Parameters=x",
+                         "--tolerance", "nothing", "--tolerance", "Layers=-1")
+    problems = [line for line in err.splitlines() if not line.startswith("    hint:")]
+    assert code == 2 and out == "" and card() == before
+    assert problems == [
+        "--tolerance: error: 'Parameters=x': 'x' is not a number of percent",
+        "--tolerance: error: 'nothing': expected FIELD=PERCENT, e.g. FLOPs=0.5",
+        "--tolerance: error: unknown field 'FLOPz' (did you mean 'FLOPs'?)",
+        "--tolerance: error: the tolerance of Layers must not be negative, got -1.0",
+    ]
+    assert "Traceback" not in err
+
+
+def test_a_tolerance_can_be_widened_on_the_command_line(project, cli):
+    edit_card("Parameters: 11689512", "Parameters: 11750000")  # +0.52%
+    assert cli("verify", "-q")[0] == 1
+    assert cli("verify", "-q", "--tolerance", "Parameters=1")[0] == 0
+
+
+def test_sync_shows_a_diff_writes_only_the_drifted_figures_and_then_changes_nothing(project, cli):
+    drifted = edit_card("Parameters: 15995176", "Parameters: 16100000")
+    code, out, err = cli("sync", "-q")
+    assert code == 1 and card() == drifted
+    assert out.splitlines()[:2] == [f"--- a/{CARD_PATH}", f"+++ b/{CARD_PATH}"]
+    assert "-    Parameters: 16100000\n+    Parameters: 15995176\n" in out
+    assert "run again with --write" in err
+
+    code, _, err = cli("sync", "-q", "--write")
+    assert code == 0 and card() == CARD  # exactly the original bytes back
+    assert f"wrote 1 figure(s) to {CARD_PATH}" in err
+    assert cli("verify", "-q")[0] == 0
+
+    mtime = Path(CARD_PATH).stat().st_mtime_ns
+    code, out, err = cli("sync", "-q", "--write")
+    assert (code, out) == (0, "") and "nothing to change" in err
+    assert card() == CARD and Path(CARD_PATH).stat().st_mtime_ns == mtime
+
+
+def test_sync_fill_adds_the_missing_fields(project, cli):
+    assert cli("sync", "-q", "--fill", "--write")[0] == 0
+    code, out, _ = cli("verify", "-q", "--verbose")
+    assert code == 0
+    resnet26 = [line for line in out.splitlines() if ": ok: resnet26 " in line]
+    assert len(resnet26) == 9  # ID, four measured figures and four config fields
+    assert "Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/" \
+           "resnet26-9aa10e23.pth" in card()
+    assert cli("sync", "-q", "--fill")[0] == 0
+
+
+def test_sync_writes_nothing_while_a_card_has_errors(project, cli):
+    edit_card("Parameters: 11689512", "Parameters: 1")
+    edit_card("ID: resnet26", "ID: resnet27")
+    before = card()
+    code, out, err = cli("sync", "-q", "--write")
+    assert code == 2 and out == "" and card() == before
+    assert "unknown model ID 'resnet27'" in err and "nothing written: 1 problem(s) to fix first" in err
+
+
+def test_malformed_cards_are_bad_input_without_a_traceback(project, cli):
+    Path(CARD_PATH).write_text(CARD.replace("  Metadata:\n    ID: resnet26", "  Metadata: [\n    ID: resnet26"))
+    code, out, err = cli("verify", "-q")
+    assert code == 2 and "malformed YAML" in out and "Traceback" not in out + err
+
+
+def test_new_scaffolds_a_card_that_verifies_and_never_overwrites(project, cli):
+    code, out, _ = cli("new", "resnet", "--model", "resnet26", "--model", "resnet18", "-q")
+    assert code == 0 and "{% include 'code_snippets.md' %}" in out and "    Parameters: 15995176" in out
+
+    Path(CARD_PATH).unlink()
+    assert cli("new", "resnet", "--model", "resnet26", "--collection", "ResNet", "--write", "-q")[0] == 0
+    written = card()
+    assert written.startswith("# ResNet\n") and "ID: resnet26" in written
+    code, out, _ = cli("verify", "-q", "--verbose")
+    assert code == 0 and out.count(": ok: resnet26 ") == 9
+
+    code, _, err = cli("new", "resnet", "--model", "resnet18", "--write", "-q")
+    assert code == 2 and "already exists" in err and card() == written
+
+
+def test_new_refuses_unknown_models_and_families_together(project, cli):
+    code, out, err = cli("new", "resnet", "--model", "resnet19", "--model", "resnest14d", "-q")
+    assert code == 2 and out == ""
+    assert "--model: error: unknown model 'resnet19'" in err
+    assert "--model: error: resnest14d is registered in family 'resnest', not 'resnet'" in err
+    code, _, err = cli("new", "vgg", "--model", "resnet18", "-q")
+    assert code == 2 and "unknown family 'vgg'" in err
+
+
+def test_list_shows_each_model_and_its_status(project, cli):
+    edit_card("Layers: 18", "Layers: 34")
+    code, out, _ = cli("list", "-q")
+    rows = [line.split() for line in out.splitlines()[1:-1]]
+    assert code == 0
+    assert rows == [[CARD_PATH, "resnet18", "resnet18", "drift", "(1)"],
+                    [CARD_PATH, "resnet26", "resnet26", "ok", "(2", "figures)"]]
+
+
+def test_progress_goes_to_stderr_while_measuring(project, capsys):
+    Path(CARD_PATH).write_text(CARD.split("- Name: resnet26")[0] + "-->\n")
+    code = main(["verify", "--no-cache"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "measured 1/1: resnet18 (224 px) " in err and "measured" not in out.split("(")[0]
+    assert not Path(".resfam-cache").exists()
+
+
+def test_the_console_script_runs(project, shared_cache):
+    script = Path(sys.executable).with_name("resfam-cards")
+    if not script.exists():
+        pytest.skip("resfam-cards is not installed next to this Python")
+    edit_card("Layers: 18", "Layers: 17")
+    run = subprocess.run([str(script), "verify", "-q", "--cache-dir", str(shared_cache)], capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 1 and "resnet18 Layers: card says 17, code measures 18" in run.stdout
+    assert "Traceback" not in run.stderr

@@ -1,0 +1,270 @@
+"""verify(): every claim of every card becomes a finding (ok, drift or error) with its file and line."""
+import math
+from pathlib import Path
+
+import pytest
+
+import resfam.cards.worker as worker_module
+from resfam.cards.findings import CardError
+from resfam.cards.verify import DEFAULT_TOLERANCES, Progress, resolve_tolerances, sync_values, verify
+
+RESNET18 = """\
+- Name: resnet18
+  Metadata:
+    FLOPs: 1819065856
+    Parameters: 11689512
+    File Size: 46835595
+    ID: resnet18
+    Layers: 18
+    Crop Pct: '0.875'
+    Image Size: '224'
+    Interpolation: bilinear
+  Weights: https://download.pytorch.org/models/resnet18-5c106cde.pth
+"""
+RESNET26 = """\
+- Name: resnet26
+  Metadata:
+    FLOPs: 2357058560
+    Parameters: 15995176
+    File Size: 64160415
+    ID: resnet26
+    Layers: 26
+    Crop Pct: '0.875'
+    Image Size: '224'
+    Interpolation: bicubic
+  Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/resnet26-9aa10e23.pth
+"""
+RESNEST14D = """\
+- Name: resnest14d
+  Metadata:
+    FLOPs: 2764157888
+    Parameters: 10611688
+    File Size: 42585231
+    ID: resnest14d
+    Layers: 14
+    Image Size: '224'
+  Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/gluon_resnest14-9c8fe254.pth
+"""
+CLAIMED_FIELDS = {"FLOPs", "Parameters", "File Size", "ID", "Layers", "Crop Pct", "Image Size", "Interpolation",
+                  "Weights"}
+
+
+def card_text(*entries: str) -> str:
+    return ("# Test card\n\nWritten for the tests.\n\n{% include 'code_snippets.md' %}\n\n<!--\n"
+            "Type: model-index\nModels:\n" + "".join(entries) + "-->\n")
+
+
+def line_of(text: str, needle: str, after: str = "") -> int:
+    """1-based line of the first line containing `needle` (after the first line containing `after`)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if after in line)
+    return next(i for i, line in enumerate(lines) if i >= start and needle in line) + 1
+
+
+def make_templates(root: Path, **cards: str) -> Path:
+    """A templates folder with the shared snippet and one card per `family=text`."""
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    (root / "code_snippets.md").write_text("model = resfam.create_model('{{ model_name }}')\n")
+    for family, text in cards.items():
+        (root / "models" / f"{family.replace('_', '-')}.md").write_text(text)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache for the whole session (every test module uses this folder), filled here in one run
+    with every model and image size these tests need, so that they start no worker of their own."""
+    cache = tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+    templates = tmp_path_factory.mktemp("fill-cache")
+    make_templates(templates / "a", resnet=card_text(RESNET18, RESNET26), resnest=card_text(RESNEST14D))
+    make_templates(templates / "b", resnet=card_text(RESNET18.replace("Image Size: '224'", "Image Size: '256'")))
+    verify(sorted(templates.glob("*/models/*.md")), cache_dir=cache)
+    return cache
+
+
+@pytest.fixture
+def check(tmp_path, shared_cache):
+    """verify(**cards) for a fresh templates folder, with the session's cache."""
+    def run(tolerances=None, **cards):
+        templates = make_templates(tmp_path / "templates", **cards)
+        return verify(templates_dir=templates, cache_dir=shared_cache, tolerances=tolerances)
+
+    return run
+
+
+def test_a_card_that_matches_the_code_verifies_clean(check):
+    report = check(resnet=card_text(RESNET18, RESNET26))
+    assert report.ok and report.exit_code == 0
+    [result] = report.cards
+    for model in ("resnet18", "resnet26"):
+        fields = [f.field for f in result.findings if f.model == model]
+        assert sorted(fields) == sorted(CLAIMED_FIELDS) and all(f.status == "ok" for f in result.findings)
+    assert "model = resfam.create_model('resnet18')" in result.markdown
+    assert result.measurements["resnet26"] == {
+        "ID": "resnet26", "Layers": 26, "Parameters": 15995176, "File Size": 64160415, "FLOPs": 2357058560,
+        "Image Size": 224, "Crop Pct": 0.875, "Interpolation": "bicubic",
+        "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
+                   "resnet26-9aa10e23.pth"}
+
+
+def test_a_drifted_figure_says_where_what_by_how_much_and_how_to_fix_it(check):
+    text = card_text(RESNET18.replace("Parameters: 11689512", "Parameters: 11000000"), RESNET26)
+    report = check(resnet=text)
+    [drift] = report.drifts
+    path = str(Path("templates/models/resnet.md"))
+    assert drift.path.endswith(path) and drift.line == line_of(text, "Parameters: 11000000")
+    assert (drift.model, drift.field, drift.claimed, drift.measured) == ("resnet18", "Parameters", 11000000, 11689512)
+    assert drift.drift_pct == pytest.approx((11000000 - 11689512) / 11689512 * 100)
+    assert drift.message == ("resnet18 Parameters: card says 11,000,000, code measures 11,689,512 (-5.90%, "
+                             "tolerance 0.1%)")
+    assert drift.hint == f"run: resfam-cards sync --write {drift.path}"
+    assert report.exit_code == 1 and not report.errors
+
+
+def test_rounded_figures_pass_within_their_tolerance_and_tolerances_can_be_set(check):
+    rounded = (RESNET18.replace("11689512", "11690000").replace("1819065856", "1820000000")
+               .replace("46835595", "47000000"))
+    report = check(resnet=card_text(rounded))
+    assert report.ok
+    parameters = next(f for f in report.findings if f.field == "Parameters")
+    assert parameters.drift_pct == pytest.approx(0.00417, abs=1e-5)
+    assert "tolerance 0.1%" in parameters.message
+
+    strict = check(resnet=card_text(rounded), tolerances={"File Size": 0.1})
+    assert [(f.field, f.status) for f in strict.drifts] == [("File Size", "drift")]
+    assert "(+0.35%, tolerance 0.1%)" in strict.drifts[0].message
+
+
+def test_layers_and_the_config_fields_are_compared_exactly(check):
+    text = card_text(RESNET18.replace("Layers: 18", "Layers: 19").replace("'0.875'", "'0.8750'")
+                     .replace("Image Size: '224'", "Image Size: 224").replace("bilinear", "bicubic")
+                     .replace("resnet18-5c106cde", "resnet18-f37072fd"))
+    report = check(resnet=text)
+    statuses = {f.field: f.status for f in report.findings}
+    assert statuses["Crop Pct"] == "ok" and statuses["Image Size"] == "ok"  # the same numbers, written otherwise
+    assert {f.field for f in report.drifts} == {"Layers", "Interpolation", "Weights"}
+    interpolation = next(f for f in report.drifts if f.field == "Interpolation")
+    assert interpolation.message == ("resnet18 Interpolation: card says bicubic, the registered default config "
+                                     "says bilinear")
+    assert interpolation.line == line_of(text, "Interpolation:") and interpolation.drift_pct is None
+
+
+def test_flops_are_counted_at_the_cards_image_size(check):
+    at_256 = 2376175616  # fvcore, resnet18, 256 x 256 (checked against the literal count in test_measure)
+    text = card_text(RESNET18.replace("Image Size: '224'", "Image Size: '256'").replace("1819065856", str(at_256)))
+    report = check(resnet=text)
+    statuses = {f.field: f.status for f in report.findings}
+    assert statuses["FLOPs"] == "ok" and statuses["Image Size"] == "drift"
+    assert "at 256 px" in next(f.message for f in report.findings if f.field == "FLOPs")
+    # sync writes the registered size, and the FLOPs that go with it
+    assert sync_values(report.cards[0]) == {"resnet18": {"Image Size": 224, "FLOPs": 1819065856}}
+
+
+def test_sync_values_are_the_drifts_and_with_fill_the_missing_fields(check):
+    text = card_text("- Name: resnet26\n  Metadata:\n    ID: resnet26\n    Parameters: 16000000\n"
+                     "    Layers: 25\n")
+    report = check(resnet=text)
+    assert sync_values(report.cards[0]) == {"resnet26": {"Layers": 26}}  # 16,000,000 is within 0.1%
+    filled = sync_values(report.cards[0], fill_missing=True)["resnet26"]
+    assert filled == {"Layers": 26, "File Size": 64160415, "FLOPs": 2357058560, "Image Size": 224,
+                      "Crop Pct": 0.875, "Interpolation": "bicubic",
+                      "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/"
+                                 "v0.1-weights/resnet26-9aa10e23.pth"}
+
+
+def test_an_unknown_id_and_a_model_of_another_family_are_errors(check):
+    text = card_text(RESNET18.replace("ID: resnet18", "ID: resnet19"), RESNEST14D)
+    report = check(resnet=text)
+    assert report.exit_code == 2
+    unknown, family = report.errors
+    assert unknown.line == line_of(text, "ID: resnet19") and "unknown model ID 'resnet19'" in unknown.message
+    assert unknown.hint.startswith("did you mean resnet18")
+    assert family.line == line_of(text, "ID: resnest14d")
+    assert "registered in family 'resnest', not in 'resnet'" in family.message
+    assert family.hint == "move the model to templates/models/resnest.md"
+
+
+def test_every_problem_of_every_card_is_reported_together(check):
+    report = check(resnet=card_text(RESNET18),
+                   resnest=card_text(RESNEST14D).replace("{% include 'code_snippets.md' %}", "{{ no_such_name }}"),
+                   res2net="# Res2Net\n<!--\nType: model-index\nModels:\n- Name: x\n  Metadata: [unclosed\n-->\n")
+    by_card = {Path(result.path).stem: result for result in report.cards}
+    assert by_card["resnet"].ok and by_card["resnet"].findings
+    [undefined] = by_card["resnest"].errors
+    assert "undefined variable" in undefined.message and undefined.line == 5
+    assert all(f.status == "ok" for f in by_card["resnest"].findings if f.model)  # still measured and checked
+    assert by_card["res2net"].card is None and "malformed YAML" in by_card["res2net"].errors[0].message
+    assert report.exit_code == 2
+
+
+def test_cards_are_checked_against_each_other(tmp_path, shared_cache):
+    shared_url = "https://download.pytorch.org/models/resnet18-5c106cde.pth"
+    first = make_templates(tmp_path / "a", resnet=card_text(RESNET18))
+    second_text = card_text(RESNET18.replace("11689512", "11690000"),
+                            RESNET26.replace(RESNET26.splitlines()[-1].split(": ", 1)[1], shared_url))
+    second = make_templates(tmp_path / "b", resnet=second_text)
+    report = verify([first / "models" / "resnet.md", second / "models" / "resnet.md"], cache_dir=shared_cache)
+    errors = {(Path(f.path).parent.parent.name, f.model, f.field): f for f in report.errors}
+    assert set(errors) == {("a", "resnet18", "Weights"), ("b", "resnet18", "Weights"), ("b", "resnet26", "Weights"),
+                           ("a", "resnet18", "Parameters"), ("b", "resnet18", "Parameters")}
+    assert "also claimed by resnet26" in errors["a", "resnet18", "Weights"].message
+    parameters = errors["a", "resnet18", "Parameters"]
+    assert "this entry says 11689512, but" in parameters.message and "says 11690000" in parameters.message
+    assert parameters.message.count(":") >= 2  # names the other card's file:line
+
+
+def test_each_model_is_measured_once_per_run_with_progress(tmp_path):
+    first = make_templates(tmp_path / "a", resnet=card_text(RESNET18, RESNET26))
+    second = make_templates(tmp_path / "b", resnet=card_text(RESNET26, RESNET18))
+    events = []
+    report = verify([first / "models" / "resnet.md", second / "models" / "resnet.md"], use_cache=False,
+                    progress=events.append)
+    assert report.ok
+    assert report.stats.measured_models == 2 and report.stats.cached_sizes == 0
+    assert sorted(event.model_id for event in events) == ["resnet18", "resnet26"]
+    assert [(event.done, event.total) for event in events] == [(1, 2), (2, 2)]
+    assert all(isinstance(event, Progress) and event.seconds > 0 for event in events)
+    assert str(events[0]).startswith(f"measured 1/2: {events[0].model_id} (224 px) ")
+    assert not list(tmp_path.rglob(".resfam-cache"))  # use_cache=False writes nothing
+
+
+def test_a_warm_verify_starts_no_worker(check, monkeypatch):
+    check(resnet=card_text(RESNET18, RESNET26))  # fills the cache if this test runs first
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker was started although everything is cached")
+
+    monkeypatch.setattr(worker_module, "_WorkerProcess", no_worker)
+    report = check(resnet=card_text(RESNET26, RESNET18))
+    assert report.ok and report.stats.workers_started == 0 and report.stats.registry_from_cache
+
+
+def test_tolerances_are_validated_all_at_once():
+    assert resolve_tolerances({"FLOPs": 0.5})["FLOPs"] == 0.5
+    assert resolve_tolerances(None) == DEFAULT_TOLERANCES
+    with pytest.raises(CardError) as raised:
+        resolve_tolerances({"FLOPz": 1, "Parameters": -1, "File Size": math.nan, "Crop Pct": 1, "Layers": True})
+    messages = [finding.message for finding in raised.value.findings]
+    assert messages == [
+        "unknown field 'FLOPz' (did you mean 'FLOPs'?)",
+        "the tolerance of Parameters must not be negative, got -1",
+        "the tolerance of File Size must be a number of percent, got nan",
+        "Crop Pct is compared exactly with the registered config; it takes no tolerance",
+        "the tolerance of Layers must be a number of percent, got True",
+    ]
+
+
+def test_no_card_templates_is_bad_input(tmp_path):
+    (tmp_path / "models").mkdir()
+    with pytest.raises(CardError, match="no card templates found"):
+        verify(templates_dir=tmp_path)
+
+
+def test_the_committed_templates_verify_clean():
+    """The project's own cards, with the project's own cache (as warm as `resfam-cards verify` left it)."""
+    root = Path(__file__).resolve().parent.parent
+    if not list((root / "templates" / "models").glob("*.md")):
+        pytest.skip("no card templates committed yet")
+    report = verify(templates_dir=root / "templates")
+    assert report.ok, "\n".join(f.format() for f in report.errors + report.drifts)
+    assert len(report.cards) == 5
