@@ -7,4 +7,14 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # torch is pinned here: an unpinned torch pulls a multi-GB CUDA build
 .venv/bin/pip install -q torch==2.13.0 -e '.[test]'
+# tests/test_browser.py drives Debian's Chromium through chromedriver: install them when we can
+if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "scripts/test.sh: no chromium/chromium-driver and not root: the browser test will be skipped" \
+             "(and fail where CI is set)" >&2
+    fi
+fi
 exec .venv/bin/python -m pytest "$@"

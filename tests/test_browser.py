@@ -85,9 +85,11 @@ def browser(base_url, tmp_path_factory):
 
 
 def wait_for(driver, condition, timeout=20):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # pages re-render (search results update at every keystroke): a stale element means "not yet"
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def css(driver, selector):
@@ -177,9 +179,10 @@ def test_search_finds_a_model_id(browser, base_url):
     query = css(browser, "input.md-search__input")[0]
     query.click()  # the reader's way in: the search box in the header
     query.send_keys("resnest50d_4s2x40d")
-    results = wait_for(browser, lambda d: [r for r in css(d, ".md-search-result__item a") if r.is_displayed()],
-                       timeout=30)
-    assert any("/models/resnest/" in result.get_attribute("href") for result in results)
+    found = wait_for(browser, lambda d: [r.get_attribute("href") for r in css(d, ".md-search-result__item a")
+                                         if r.is_displayed() and "/models/resnest/" in r.get_attribute("href")],
+                     timeout=30)
+    assert any(urlsplit(href).fragment == "resnest50d_4s2x40d" for href in found), found
     screenshot(browser, "search")
     query.send_keys(Keys.ESCAPE)
 

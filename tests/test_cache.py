@@ -266,3 +266,24 @@ def test_a_model_file_that_does_not_import_fails_every_card_with_its_place(tmp_p
     assert "cannot load the resfam model zoo: SyntaxError" in error.message
     assert f"resfam/models/res2net.py:{broken_line}" in error.message
     assert report.exit_code == 2
+
+
+def test_a_worker_that_dies_fails_its_model_only(tmp_path, package_copy):
+    resnet = package_copy / "models" / "resnet.py"
+    resnet.write_text(resnet.read_text() + textwrap.dedent("""
+        def _crash(**kwargs):
+            os._exit(3)
+
+
+        import os
+        register_model("crashnet", "resnet", default_config("https://example.com/crashnet.pth"))(_crash)
+        """))
+    (tmp_path / "templates" / "models").mkdir(parents=True)
+    card = CARD.split("- Name: resnest14d")[0] + "- Name: crashnet\n  Metadata:\n    ID: crashnet\n    Layers: 1\n-->\n"
+    (tmp_path / "templates" / "models" / "resnet.md").write_text(card)
+    report = verify(templates_dir=tmp_path / "templates", cache_dir=tmp_path / "cache", package_dir=package_copy)
+    [error] = report.errors
+    assert error.model == "crashnet" and "could not be measured: the measuring worker stopped (exit code 3)" \
+        in error.message
+    assert {f.model for f in report.findings if f.status == "ok"} == {"resnet18"}  # measured by a new worker
+    assert report.stats.workers_started == 2

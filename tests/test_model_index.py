@@ -225,8 +225,14 @@ BAD_CARDS = [
     ("missing Name", HEAD + "- Metadata:\n    Parameters: 1\n-->\n", [
         f"{PATH}:6: error: a model entry has no 'Name'\n"
         "    hint: add 'Name: <model>' as the first key of the entry"]),
-    ("Name not text", HEAD + "- Name: 123\n-->\n", [
+    ("Name a number", HEAD + "- Name: 123\n-->\n", [
         f"{PATH}:6: error: a model 'Name' must be text, got 123\n"
+        "    hint: YAML reads 123 as a number: quote it, Name: '123'"]),
+    ("Name a YAML boolean", HEAD + "- Name: no\n-->\n", [
+        f"{PATH}:6: error: a model 'Name' must be text, got no\n"
+        "    hint: YAML reads no as a boolean: quote it, Name: 'no'"]),
+    ("Name a list", HEAD + "- Name: [a]\n-->\n", [
+        f"{PATH}:6: error: a model 'Name' must be text, got a list\n"
         "    hint: write the model's name, e.g. 'Name: resnet50'"]),
     ("duplicate model name", HEAD + "- Name: a\n- Name: b\n- Name: a\n-->\n", [
         f"{PATH}:8: error: model 'a' is listed twice (first at line 6)\n"

@@ -20,7 +20,7 @@ from mkdocs.config import load_config
 
 from resfam.cards import Finding, parse_card
 from resfam.cards.pages import CardPage, card_page, strip_model_index
-from resfam.cards.plugin import PACKAGE_DIR
+from resfam.cards.cache import PACKAGE_DIR
 from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
                        session_cache)
 

@@ -77,8 +77,8 @@ def test_drifted_figures_are_rewritten_in_place():
         (28, "resnet18", "Parameters", "11689512", "11689513"),
         (38, "resnet18", "Interpolation", "bilinear", "bicubic"),
         (50, "resnet50", "FLOPs", "4111514624", "4089184256"),
-        (55, "resnet50", "Image Size", "'224'", "'256'"),
         (54, "resnet50", "Crop Pct", "'0.875'", "'0.95'"),
+        (55, "resnet50", "Image Size", "'224'", "'256'"),
     ]
     assert edits[0].describe() == f"{PATH}:28: resnet18 Parameters: 11689512 -> 11689513"
     assert (edits[0].claimed, edits[0].measured) == (11689512, 11689513)

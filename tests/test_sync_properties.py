@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import string
 
+import yaml
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,9 @@ PATH = "templates/models/resnet.md"
 GENERATED = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 COUNT_FIELDS = ("Parameters", "FLOPs", "File Size", "Layers")
-model_names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
+# Names YAML reads as text (not `no`, `on`, `null`: the parser rejects those, as tested elsewhere).
+model_names = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
+    lambda name: isinstance(yaml.safe_load(name), str))
 counts = st.integers(min_value=0, max_value=10**15)
 image_sizes = st.integers(min_value=1, max_value=4096)
 crop_pcts = st.floats(min_value=0.01, max_value=1.0, allow_nan=False)

@@ -218,9 +218,10 @@ def test_each_model_is_measured_once_per_run_with_progress(tmp_path):
     second = make_templates(tmp_path / "b", resnet=card_text(RESNET26, RESNET18))
     events = []
     report = verify([first / "models" / "resnet.md", second / "models" / "resnet.md"], use_cache=False,
-                    progress=events.append)
+                    progress=events.append, max_workers=2)
     assert report.ok
     assert report.stats.measured_models == 2 and report.stats.cached_sizes == 0
+    assert report.stats.workers_started == 2  # one model each, handed out as they finish
     assert sorted(event.model_id for event in events) == ["resnet18", "resnet26"]
     assert [(event.done, event.total) for event in events] == [(1, 2), (2, 2)]
     assert all(isinstance(event, Progress) and event.seconds > 0 for event in events)

@@ -5,8 +5,8 @@
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
 
-Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR and --quiet (no
-progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
+Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N and
+--quiet (no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
 written, and exit code 2.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .report import format_report, summary_line, write_json
 from .sync import apply_edits, plan_sync, render_diff, write_atomic
 from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
                      shown_path, sync_values, verify)
-from .worker import WorkerError
+from .worker import DEFAULT_MAX_WORKERS, WorkerError
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -217,12 +217,13 @@ def card_template(collection: str, models: dict[str, dict[str, Any]], code: dict
 
 def _run_verify(args: argparse.Namespace) -> Report:
     return verify(args.paths or None, templates_dir=args.templates, tolerances=_tolerances(args.tolerance),
-                  cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args))
+                  cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
+                  max_workers=max(1, args.workers))
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir(args.templates))
-    return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args))
+    return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=max(1, args.workers))
 
 
 def _progress(args: argparse.Namespace):
@@ -286,6 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .resfam-cache next "
                                                            "to the templates folder)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    common.add_argument("--workers", type=int, default=DEFAULT_MAX_WORKERS, metavar="N",
+                        help=f"measuring processes at most (default: {DEFAULT_MAX_WORKERS})")
     checking = argparse.ArgumentParser(add_help=False)
     checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
     checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",

@@ -570,8 +570,11 @@ class _CardParser:
             return None
         name = _scalar(name_node)
         if not isinstance(name, str) or not name.strip():
+            read_as_other = isinstance(name_node, yaml.ScalarNode) and name_node.style is None and name_node.value
+            hint = (f"YAML reads {name_node.value} as {_yaml_kind(name)}: quote it, Name: '{name_node.value}'"
+                    if read_as_other else "write the model's name, e.g. 'Name: resnet50'")
             self.error(self.line_of(name_node), f"a model 'Name' must be text, got {_shown_node(name_node)}",
-                       hint="write the model's name, e.g. 'Name: resnet50'")
+                       hint=hint)
             return None
         model = ModelClaims(name=name, line=self.line_of(name_node), raw=_plain(node),
                             model_insert=self.insertion_point(node))
@@ -859,6 +862,14 @@ def _shown(value: Any, source: str) -> str:
     """A value as the message shows it: text quoted, anything else as written, long ones cut."""
     shown = repr(value) if isinstance(value, str) else source
     return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number" if _is_number(value) else f"a {type(value).__name__}"
 
 
 def _is_number(value: Any) -> bool:

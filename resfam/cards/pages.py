@@ -92,7 +92,6 @@ class Figure:
 @dataclass(frozen=True)
 class ModelFacts:
     name: str
-    model_id: str
     figures: dict[str, Figure]
 
     def number(self, field: str) -> float | None:
@@ -137,7 +136,7 @@ def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
             figures[name] = Figure(name, claims[name].value, finding)
         elif measured.get(name) is not None:
             figures[name] = Figure(name, measured[name], finding, measured_only=True)
-    return ModelFacts(model.name, model.model_id, figures)
+    return ModelFacts(model.name, figures)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def _mark(figure: Figure, measurement: str) -> str:
     """The Check cell: how far to trust the figure, as a link to the page that explains it."""
     if figure.field in REPORTED_FIELDS:
         return f'[reported]({measurement}#reported "Reported with the weights; not measured by the build")'
-    _, anchor, how = VERIFIED_FIELDS[figure.field]
+    _, section, how = VERIFIED_FIELDS[figure.field]
     finding = figure.finding
     if finding is not None and finding.status in PROBLEM_STATUSES:
         text = f"✗ {finding.status}"
@@ -258,11 +257,13 @@ def _mark(figure: Figure, measurement: str) -> str:
             text += f": measured {_md(_plain(finding.measured))}"
         if finding.drift_pct is not None:
             text += f" ({finding.drift_pct:+.2f} %)"
-        return f'[{text}]({measurement}#{anchor} "{_title(finding.message)}"){{ .resfam-drift }}'
+        return f'[{text}]({measurement}#{section} "{_title(finding.message)}"){{ .resfam-drift }}'
     if figure.measured_only:
-        return f'[✓ measured]({measurement}#{anchor} "{_title("Not on the card; measured: " + how)}"){{ .resfam-verified }}'
+        title = f"Not on the card; measured when this page was built: {how}"
+        return f'[✓ measured]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
     if finding is not None and finding.status == "ok":
-        return f'[✓ verified]({measurement}#{anchor} "{_title("Verified when this page was built: " + how)}"){{ .resfam-verified }}'
+        title = f"Verified when this page was built: {how}. {finding.message}"
+        return f'[✓ verified]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
     return "—"
 
 

@@ -36,6 +36,7 @@ from mkdocs.structure.pages import Page
 
 from resfam.registry import FAMILIES
 
+from .cache import PACKAGE_DIR
 from .findings import CardError
 from .model_index import family_of
 from .pages import CardPage, card_page, overview_page
@@ -43,8 +44,6 @@ from .report import format_report
 from .verify import CardResult, Progress, Report, verify
 
 log = logging.getLogger("mkdocs.plugins.resfam")
-
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # resfam/: model sources
 
 
 class ResfamConfig(base.Config):
@@ -102,7 +101,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig, builder: Any) -> LiveReloadServer:
         server.watch(self.templates_dir)
-        server.watch(PACKAGE_DIR)
+        server.watch(str(PACKAGE_DIR))
         return server
 
     # -----------------------------------------------------------------------------------------
@@ -123,7 +122,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             family=family_of(result.path),
             card=result.card,
             markdown=result.markdown,
-            findings=list(result.findings),
+            findings=result.findings,
             measured=result.measurements,
         )
 

@@ -73,7 +73,7 @@ class Edit:
 
 
 def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missing: bool = False) -> list[Edit]:
-    """The edits that make `card` claim the `measured` values.
+    """The edits that make `card` claim the `measured` values, in file order.
 
     measured: {model Name: {card field name: value}} for fields in SYNC_FIELDS; a value of None is
         skipped (not measured). Values: Parameters/FLOPs/File Size/Layers ints, Image Size an int,
@@ -97,19 +97,17 @@ def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missin
                   for field, value in measured.get(model.name, {}).items() if value is not None}
         missing = []
         for field in SYNC_FIELDS:
-            if field not in values:
+            claim = model.weights if field == "Weights" else model.fields.get(field)
+            if field not in values or (claim is None and not fill_missing):
                 continue
             wanted[model.name, field] = values[field]
-            claim = model.weights if field == "Weights" else model.fields.get(field)
-            if claim is not None:
-                edit = _replacement(card, model, field, claim, values[field])
-                if edit is not None:
-                    edits.append(edit)
-            elif fill_missing:
+            if claim is None:
                 missing.append((field, values[field]))
-            else:
-                wanted.pop((model.name, field))
+            elif (edit := _replacement(card, model, field, claim, values[field])) is not None:
+                edits.append(edit)
         edits.extend(_insertions(card, model, missing, newline))
+    # File order for reports; the sort is stable, so insertions at one offset keep their order.
+    edits.sort(key=lambda edit: edit.span[0])
     if edits:
         _check_result(card, edits, wanted)
     return edits

@@ -12,8 +12,8 @@ with its tolerance, and check the cards against each other. Every outcome is a `
 Measuring happens in fresh worker processes (`worker.WorkerPool`), so a long-running process sees the
 model files as they are now; this process never imports the models to verify. Each (model, image
 size) is measured once per run however many cards name it, and not at all when the cache holds it:
-a warm run reads the cache and starts no worker. Two workers on two cores measure the zoo about 1.6x
-faster than one (each traces its own models); a single model to measure gets a single worker.
+a warm run reads the cache and starts no worker. One worker measures by default (see
+`worker.DEFAULT_MAX_WORKERS` for why); `max_workers` allows more.
 """
 from __future__ import annotations
 

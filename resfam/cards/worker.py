@@ -55,7 +55,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-DEFAULT_MAX_WORKERS = 2  # measured on 2 cores: see the module docstring of resfam.cards.verify
+# One worker by default: on the 2-vCPU machine this was measured on, a second worker made each model
+# about 2x slower (the tracing is memory-bound and the two vCPUs share a core), so a cold verification
+# of the zoo took as long or longer (2 workers 33-72 s, 1 worker 39-52 s, in alternating runs).
+# `max_workers` is there for machines with real cores to spare.
+DEFAULT_MAX_WORKERS = 1
 _STDERR_LINES_KEPT = 40
 
 
