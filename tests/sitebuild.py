@@ -7,6 +7,7 @@ written to a log, which the tests read (a caught-and-ignored attempt still shows
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 NETWORK_GUARD = '''\
+import hashlib
 import os
 import socket
 
@@ -69,6 +71,13 @@ class Build:
     output: str  # stdout and stderr together, as a terminal shows them
     site: Path
     network_attempts: list[str]
+    sources_before: dict[str, str] | None = None  # source_snapshot() just before the build
+
+
+def source_snapshot(root: Path) -> dict[str, str]:
+    """Every file under templates/ and docs/ of `root`, with its content hash."""
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for folder in ("templates", "docs") for path in sorted((root / folder).rglob("*")) if path.is_file()}
 
 
 def session_cache(tmp_path_factory) -> Path:
@@ -92,6 +101,7 @@ def network_attempts(env: dict[str, str]) -> list[str]:
 
 def mkdocs_build(config_file: Path, work: Path, cache_dir: Path, *args: str) -> Build:
     """`mkdocs build --strict` of `config_file` into `work/site`, offline."""
+    before = source_snapshot(config_file.parent)
     env = offline_env(work / "guard", cache_dir)
     site = work / "site"
     done = subprocess.run(
@@ -99,7 +109,7 @@ def mkdocs_build(config_file: Path, work: Path, cache_dir: Path, *args: str) -> 
         cwd=config_file.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=1800,
     )
-    return Build(done.returncode, done.stdout, site, network_attempts(env))
+    return Build(done.returncode, done.stdout, site, network_attempts(env), before)
 
 
 _repository_builds: dict[Path, Build] = {}

@@ -285,5 +285,7 @@ def test_a_worker_that_dies_fails_its_model_only(tmp_path, package_copy):
     [error] = report.errors
     assert error.model == "crashnet" and "could not be measured: the measuring worker stopped (exit code 3)" \
         in error.message
-    assert {f.model for f in report.findings if f.status == "ok"} == {"resnet18"}  # measured by a new worker
+    ok = {(f.model, f.field) for f in report.findings if f.status == "ok"}
+    assert ("crashnet", "ID") in ok and ("crashnet", "Layers") not in ok
+    assert ("resnet18", "Layers") in ok and ("resnet18", "FLOPs") in ok  # measured by a new worker
     assert report.stats.workers_started == 2

@@ -345,6 +345,14 @@ def test_a_billion_laughs_block_is_refused_before_expansion():
     assert len(findings) == 90 and findings[0].startswith(f"{PATH}:5: error: alias '*a0'")
 
 
+@pytest.mark.parametrize("depth, line", [(40, 4), (5000, 1)])  # 5000 would overflow PyYAML's recursion
+def test_deep_nesting_is_refused(depth, line):
+    text = "<!--\nModels:\n- Name: a\n  X: " + "[" * depth + "]" * depth + "\n-->\n"
+    assert errors_of(text) == [
+        f"{PATH}:{line}: error: the model-index block is nested more than 32 levels deep\n"
+        "    hint: a model-index needs only Models > entry > Metadata/Results > values"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Files that are not card text at all
 

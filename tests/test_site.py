@@ -19,10 +19,10 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 
 from resfam.cards import Finding, parse_card
-from resfam.cards.pages import CardPage, card_page, strip_model_index
 from resfam.cards.cache import PACKAGE_DIR
+from resfam.cards.pages import CardPage, card_page, strip_model_index
 from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
-                       session_cache)
+                       session_cache, source_snapshot)
 
 FAMILIES = sorted(path.stem for path in (REPO / "templates" / "models").glob("*.md"))
 ALL_MODELS = {model.name: family for family in FAMILIES
@@ -30,17 +30,11 @@ ALL_MODELS = {model.name: family for family in FAMILIES
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    before = source_snapshot(REPO)
-    built = repository_site(tmp_path_factory)
-    assert built.returncode == 0, built.output
-    return built, before
-
-
-def source_snapshot(root: Path) -> dict[str, str]:
-    """Every file under templates/ and docs/ with its content hash."""
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for folder in ("templates", "docs") for path in sorted((root / folder).rglob("*")) if path.is_file()}
+def built(tmp_path_factory):
+    """The repository's site, built (and so verified) once; the tests below look at it."""
+    site = repository_site(tmp_path_factory)
+    assert site.returncode == 0, site.output
+    return site
 
 
 def html_files(site: Path) -> list[Path]:
@@ -79,19 +73,17 @@ def page_of(site: Path, url: str) -> Path:
 # The repository's build
 
 
-def test_build_passes_offline_and_writes_no_sources(site):
-    built, before = site
+def test_build_passes_offline_and_writes_no_sources(built):
     assert "resfam" in built.output  # the plugin ran: it logs what it measured or took from the cache
     assert built.network_attempts == []
-    assert source_snapshot(REPO) == before  # nothing written into templates/ or docs/
+    assert source_snapshot(REPO) == built.sources_before  # nothing written into templates/ or docs/
     assert not any((REPO / folder / "models" / "index.md").exists() for folder in ("templates", "docs"))
     for family in FAMILIES:
         assert (built.site / "models" / family / "index.html").is_file()
     assert (built.site / "models" / "index.html").is_file()
 
 
-def test_no_model_index_comment_and_nothing_from_other_hosts(site):
-    built, _ = site
+def test_no_model_index_comment_and_nothing_from_other_hosts(built):
     for path in html_files(built.site):
         text = path.read_text(encoding="utf-8")
         comments = re.findall(r"<!--.*?-->", text, re.DOTALL)
@@ -103,8 +95,7 @@ def test_no_model_index_comment_and_nothing_from_other_hosts(site):
         assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, path
 
 
-def test_card_pages_show_verified_tables_and_edit_their_template(site):
-    built, _ = site
+def test_card_pages_show_verified_tables_and_edit_their_template(built):
     for family in FAMILIES:
         text = (built.site / "models" / family / "index.html").read_text(encoding="utf-8")
         page = Links(text)
@@ -123,8 +114,7 @@ def test_card_pages_show_verified_tables_and_edit_their_template(site):
         assert "How do I use this model?" in text and "create_model" in text
 
 
-def test_overview_links_every_model_in_table_and_chart(site):
-    built, _ = site
+def test_overview_links_every_model_in_table_and_chart(built):
     overview = built.site / "models" / "index.html"
     page = Links(overview.read_text(encoding="utf-8"))
     base = "models/"
@@ -169,30 +159,31 @@ def drift(template: Path, model: str, field: str, factor: float) -> int:
 
 
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "plain"])
-def test_build_of_a_drifted_copy_fails_naming_model_and_field(site, tmp_path, tmp_path_factory, strict):
+def test_build_of_a_drifted_copy_fails_naming_model_and_field(built, tmp_path, tmp_path_factory, strict):
+    # `built` first: the repository's build has filled the session's cache, so this one measures nothing
     project = project_copy(tmp_path / "project")
     template = project / "templates" / "models" / "resnet-d.md"
     line = drift(template, "resnet50d", "Parameters", 1.05)
-    built = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory),
-                         *([] if strict else ["--no-strict"]), "-q")
-    assert built.returncode != 0
-    assert f"templates/models/resnet-d.md:{line}: drift: resnet50d Parameters" in built.output
-    assert "resfam-cards sync --write" in built.output
-    assert "Traceback" not in built.output
-    assert not (built.site / "index.html").exists()
-    assert built.network_attempts == []
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory),
+                          *([] if strict else ["--no-strict"]), "-q")
+    assert failed.returncode != 0
+    assert f"templates/models/resnet-d.md:{line}: drift: resnet50d Parameters" in failed.output
+    assert "resfam-cards sync --write" in failed.output
+    assert "Traceback" not in failed.output
+    assert not (failed.site / "index.html").exists()
+    assert failed.network_attempts == []
 
 
-def test_build_with_a_broken_template_fails_cleanly(site, tmp_path, tmp_path_factory):
+def test_build_with_a_broken_template_fails_cleanly(built, tmp_path, tmp_path_factory):
     project = project_copy(tmp_path / "project")
     template = project / "templates" / "models" / "resnext.md"
     text = template.read_text(encoding="utf-8")
     template.write_text(text.replace("{% include 'code_snippets.md' %}", "{% include 'code_snippets.md' %"),
                         encoding="utf-8")
-    built = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
-    assert built.returncode != 0
-    assert re.search(r"templates/models/resnext\.md:\d+: error: Jinja syntax error", built.output), built.output
-    assert "Traceback" not in built.output
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert failed.returncode != 0
+    assert re.search(r"templates/models/resnext\.md:\d+: error: Jinja syntax error", failed.output), failed.output
+    assert "Traceback" not in failed.output
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,7 +208,7 @@ def serve_build(project: Path, site_dir: Path):
     return config
 
 
-def test_serve_shows_drift_on_the_page_and_recovers(site, tmp_path, tmp_path_factory, monkeypatch, caplog):
+def test_serve_shows_drift_on_the_page_and_recovers(built, tmp_path, tmp_path_factory, monkeypatch, caplog):
     project = project_copy(tmp_path / "project")
     env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
     for name, value in env.items():

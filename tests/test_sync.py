@@ -181,6 +181,19 @@ def test_fill_missing_in_flow_mappings():
     assert_idempotent(result, measured, fill_missing=True)
 
 
+def test_fill_missing_new_metadata_and_weights_after_a_trailing_comma():
+    text = "<!--\nModels:\n- {Name: a, Code: x,}\n-->\n"
+    _, result = sync_once(text, {"a": {"Layers": 1, "Weights": "https://x.org/a.pth"}}, fill_missing=True)
+    assert result == "<!--\nModels:\n- {Name: a, Code: x,Metadata: {Layers: 1}, Weights: https://x.org/a.pth}\n-->\n"
+
+
+def test_fill_missing_after_a_flow_mapping_that_spans_lines():
+    text = "<!--\nModels:\n- Name: a\n  Results:\n  - Metrics: {Top 1 Accuracy: 1%,\n      Top 5 Accuracy: 2%\n    }\n-->\n"
+    _, result = sync_once(text, {"a": {"Layers": 1, "Weights": "https://x.org/a.pth"}}, fill_missing=True)
+    assert result == ("<!--\nModels:\n- Name: a\n  Results:\n  - Metrics: {Top 1 Accuracy: 1%,\n      Top 5 Accuracy: 2%\n"
+                      "    }\n  Metadata:\n    Layers: 1\n  Weights: https://x.org/a.pth\n-->\n")
+
+
 def test_fill_missing_when_the_comment_closes_on_the_last_line():
     text = "<!--\nModels:\n- Name: a\n  Metadata:\n    ID: a -->\n"
     _, result = sync_once(text, {"a": {"Layers": 50, "Weights": "https://x.org/a.pth"}}, fill_missing=True)

@@ -48,6 +48,9 @@ from .findings import CardError, Finding
 MAX_CARD_BYTES = 2 * 1024 * 1024  # a real card is ~10 KB; anything this big is the wrong file
 SANITY_LIMIT = 10**15  # no count in a model card (params, FLOPs, bytes) comes near this
 MAX_IMAGE_SIZE = 4096  # the verifier runs a forward pass at this size: keep it bounded
+MAX_DEPTH = 32  # a model-index is 6 levels deep; the limit keeps every tree walk safe
+_TOO_DEEP = f"the model-index block is nested more than {MAX_DEPTH} levels deep"
+_TOO_DEEP_HINT = "a model-index needs only Models > entry > Metadata/Results > values"
 
 # Metadata fields, by the kind of value they hold.
 MEASURED_COUNT_FIELDS = ("Parameters", "FLOPs", "File Size", "Layers")
@@ -418,6 +421,9 @@ class _CardParser:
             self.report_refused(loader.refused if loader else [])
             self.report_yaml_error(error)
             return None
+        except RecursionError:  # PyYAML composes recursively: [[[[...]]]] thousands deep
+            self.error(self.lines.line(self.offset), _TOO_DEEP, hint=_TOO_DEEP_HINT)
+            return None
         except yaml.YAMLError as error:  # ReaderError: a character YAML does not accept
             position = getattr(error, "position", 0)
             character = getattr(error, "character", "")
@@ -430,6 +436,9 @@ class _CardParser:
             if loader is not None:
                 loader.dispose()
         self.report_refused(loader.refused)
+        deepest = _deepest_node(root) if root is not None else None
+        if deepest is not None:
+            self.error(self.line_of(deepest), _TOO_DEEP, hint=_TOO_DEEP_HINT)
         if root is None and not self.errors:
             self.error(self.lines.line(self.offset), "the model-index block is empty",
                        hint="list the models under 'Models:'")
@@ -740,7 +749,7 @@ class _CardParser:
             return InsertionPoint(offset=closing, line=self.lines.line(closing),
                                   column=node.start_mark.column, kind="flow")
         column = node.value[0][0].start_mark.column if node.value else node.start_mark.column
-        offset = self.after_line(max(self.offset + leaf.end_mark.index for leaf in _scalars(node)))
+        offset = self.after_line(self.offset + _content_end(node))
         return InsertionPoint(offset=offset, line=self.lines.line(offset), column=column, kind="block")
 
 
@@ -829,17 +838,33 @@ def _plain(node: yaml.Node) -> Any:
     return _scalar(node)
 
 
-def _scalars(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
-    stack = [node]
+def _deepest_node(root: yaml.Node) -> yaml.Node | None:
+    """A node nested deeper than MAX_DEPTH, or None (walked without recursion)."""
+    stack = [(root, 1)]
     while stack:
-        current = stack.pop()
-        if isinstance(current, yaml.ScalarNode):
-            yield current
-        elif isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                stack.extend((key, value))
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+    return None
+
+
+def _content_end(node: yaml.Node) -> int:
+    """Offset (in the block) just past the last character of `node`'s own text. A block collection's
+    end mark lies at the next token, possibly lines later, so it is found from its last child; a
+    flow collection ends at its closing bracket, wherever its last scalar is."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style and node.value:
+        if isinstance(node, yaml.MappingNode):
+            key, value = node.value[-1]
+            if _is_empty(value):  # `Key:` with nothing after it ends with the key
+                return key.end_mark.index
+            node = value
+        else:
+            node = node.value[-1]
+    return node.end_mark.index
 
 
 def _kind(node: yaml.Node) -> str:

@@ -74,10 +74,6 @@ class CardPage:
     def title(self) -> str:
         return self.card.collection if self.card is not None else self.family
 
-    @property
-    def problems(self) -> list[Finding]:
-        return [f for f in self.findings if f.status in PROBLEM_STATUSES]
-
 
 @dataclass(frozen=True)
 class Figure:
@@ -229,12 +225,12 @@ def _model_table(model: ModelFacts, measurement: str) -> str:
 def _shown_value(figure: Figure, model: ModelFacts) -> str:
     value = figure.value
     if figure.field == "Parameters":
-        return f"{format_count(value)} ({int(value):,})"
+        return f"{with_prefix(value, '', 2)} ({int(value):,})"
     if figure.field == "FLOPs":
         size = model.image_size
         return f"{float(value) / 1e9:.2f} at {size} × {size}"
     if figure.field == "File Size":
-        return format_bytes(value)
+        return with_prefix(value, "B", 1)
     if figure.field == "Image Size":
         return f"{int(value)} × {int(value)}"
     if figure.field in REPORTED_FIELDS:
@@ -271,34 +267,24 @@ def _mark(figure: Figure, measurement: str) -> str:
 # The overview page
 
 
-@dataclass(frozen=True)
-class OverviewRow:
-    page: CardPage
-    model: ModelFacts
-
-
-def overview_rows(pages: Sequence[CardPage]) -> list[OverviewRow]:
-    return [OverviewRow(page, model) for page in pages for model in model_facts(page)]
-
-
 def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str, str]) -> str:
     """The Markdown of the overview page at `src_uri`.
 
     urls: card src_uri -> its URL relative to the overview page, for the chart's links (raw SVG is
     not rewritten by MkDocs, unlike the table's Markdown links).
     """
-    rows = overview_rows(pages)
+    rows = [(page, model) for page in pages for model in model_facts(page)]
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
-    families = list(dict.fromkeys(row.page.title for row in rows))
+    families = list(dict.fromkeys(page.title for page, _ in rows))
     table = ["| Model | Family | Params (M) | GFLOPs | Input (px) | Top-1 (%) | Top-5 (%) | File (MB) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for row in rows:
-        model = row.model
-        link = posixpath.relpath(row.page.src_uri, here)
+    points = []
+    for page, model in rows:
+        link = posixpath.relpath(page.src_uri, here)
         table.append(" | ".join([
             f"| [{_md(model.name)}]({link}#{anchor(model.name)})",
-            _md(row.page.title),
+            _md(page.title),
             _number(model.number("Parameters"), 1e6, 2),
             _number(model.number("FLOPs"), 1e9, 2),
             str(model.image_size),
@@ -306,11 +292,10 @@ def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str,
             _number(model.number("Top 5 Accuracy"), 1, 2),
             _number(model.number("File Size"), 1e6, 1),
         ]) + " |")
-    points = [ChartPoint(row.model.name, families.index(row.page.title), row.page.title,
-                         row.model.number("FLOPs") / 1e9, row.model.number("Top 1 Accuracy"),
-                         row.model.image_size, f"{urls[row.page.src_uri]}#{anchor(row.model.name)}")
-              for row in rows
-              if row.model.number("FLOPs") and row.model.number("Top 1 Accuracy") is not None]
+        flops, top1 = model.number("FLOPs"), model.number("Top 1 Accuracy")
+        if flops and top1 is not None:
+            points.append(ChartPoint(model.name, families.index(page.title), page.title, flops / 1e9, top1,
+                                     model.image_size, f"{urls[page.src_uri]}#{anchor(model.name)}"))
     return "\n".join([
         "---\nhide:\n  - toc\n---\n",  # front matter: the wide table gets the table of contents' room
         "# All models\n",
@@ -477,20 +462,13 @@ def _plain(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
-def format_count(value: Any) -> str:
+def with_prefix(value: Any, unit: str, digits: int) -> str:
+    """A count with an SI prefix: (44568392, "", 2) -> '44.57 M', (178899715, "B", 1) -> '178.9 MB'."""
     number = float(value)
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(number) >= scale:
-            return f"{number / scale:.2f} {unit}"
-    return f"{number:g}"
-
-
-def format_bytes(value: Any) -> str:
-    number = float(value)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(number) >= scale:
-            return f"{number / scale:.1f} {unit}"
-    return f"{int(number)} B"
+            return f"{number / scale:.{digits}f} {prefix}{unit}"
+    return f"{number:g} {unit}".rstrip()
 
 
 def _number(value: float | None, scale: float, digits: int) -> str:

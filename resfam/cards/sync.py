@@ -21,7 +21,7 @@ import os
 import re
 import tempfile
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import yaml
@@ -270,69 +270,59 @@ def _plain_reads_back(text: str) -> bool:
 
 
 def _insertions(card: Card, model: ModelClaims, missing: list[tuple[str, Any]], newline: str) -> list[Edit]:
-    """Edits that add the `missing` (field, value) pairs to `model`: Metadata fields first (into the
-    Metadata mapping, or a new one), then model-level fields."""
-    metadata_fields = [(f, v) for f, v in missing if f in METADATA_SYNC_FIELDS]
-    model_fields = [(f, v) for f, v in missing if f in MODEL_SYNC_FIELDS]
-    edits = []
-    if metadata_fields:
-        if model.metadata_insert is not None:
-            edits += _insert_into(card, model, model.metadata_insert, metadata_fields, newline)
+    """Edits that add the `missing` (field, value) pairs to `model`: Metadata fields first (into its
+    Metadata mapping, or a new one), then model-level fields. Groups that land on the same offset
+    follow each other: only the first opens a line or adds no separator."""
+    metadata_pairs = [(f, v) for f, v in missing if f in METADATA_SYNC_FIELDS]
+    model_pairs = [(f, v) for f, v in missing if f in MODEL_SYNC_FIELDS]
+    groups: list[tuple[InsertionPoint, list[tuple[str, Any]], str | None]] = []
+    if metadata_pairs and model.metadata_insert is not None:
+        groups.append((model.metadata_insert, metadata_pairs, None))
+    elif metadata_pairs:
+        groups.append((model.model_insert, metadata_pairs, "Metadata"))
+    if model_pairs:
+        groups.append((model.model_insert, model_pairs, None))
+    edits: list[Edit] = []
+    for point, pairs, header in groups:
+        continuing = bool(edits) and edits[-1].span[0] == point.offset
+        texts = [f"{field}: {_scalar_text(value, _INSERT_STYLE.get(field))}" for field, value in pairs]
+        if point.kind == "flow":
+            pieces = _flow_pieces(card.text, point, texts, header, continuing)
         else:
-            edits += _insert_new_metadata(card, model, model.model_insert, metadata_fields, newline)
-    if model_fields:
-        model_edits = _insert_into(card, model, model.model_insert, model_fields, newline)
-        if edits and edits[-1].span == model_edits[0].span and edits[-1].new.endswith(newline) \
-                and model_edits[0].new.startswith(newline):  # the Metadata lines already broke the line
-            model_edits[0] = replace(model_edits[0], new=model_edits[0].new[len(newline):])
-        edits += model_edits
+            pieces = _block_pieces(card.text, point, texts, header, continuing, newline)
+        edits += [Edit(path=card.path, line=point.line, model=model.name, field=field,
+                       span=(point.offset, point.offset), old="", new=piece, claimed=None, measured=value)
+                  for (field, value), piece in zip(pairs, pieces)]
     return edits
 
 
-def _insert_into(card: Card, model: ModelClaims, point: InsertionPoint, pairs: list[tuple[str, Any]],
-                 newline: str) -> list[Edit]:
-    """One insertion edit per (field, value), all at `point`, in order."""
-    texts = [f"{field}: {_scalar_text(value, _INSERT_STYLE.get(field))}" for field, value in pairs]
-    if point.kind == "flow":
-        before = card.text[:point.offset].rstrip()
-        first_separator = "" if before.endswith(("{", ",")) else ", "
-        pieces = [(first_separator if i == 0 else ", ") + text for i, text in enumerate(texts)]
-    else:
-        indent = " " * point.column
-        pieces = [f"{indent}{text}{newline}" for text in texts]
-        if not _at_line_start(card.text, point.offset):  # the block's '-->' shares the last line
-            pieces[0] = newline + pieces[0]
-    return [_insertion_edit(card, model, point, field, value, piece)
-            for (field, value), piece in zip(pairs, pieces)]
+def _block_pieces(text: str, point: InsertionPoint, texts: list[str], header: str | None, continuing: bool,
+                  newline: str) -> list[str]:
+    """One line per entry at the mapping's indentation (under a new `header:` line when given)."""
+    indent = " " * point.column
+    child_indent = indent + "  " if header else indent
+    pieces = [f"{child_indent}{entry}{newline}" for entry in texts]
+    if header:
+        pieces[0] = f"{indent}{header}:{newline}" + pieces[0]
+    if not continuing and not _at_line_start(text, point.offset):  # the '-->' shares the last line
+        pieces[0] = newline + pieces[0]
+    return pieces
 
 
-def _insert_new_metadata(card: Card, model: ModelClaims, point: InsertionPoint,
-                         pairs: list[tuple[str, Any]], newline: str) -> list[Edit]:
-    """A `Metadata` mapping for a model that has none, holding `pairs`."""
-    texts = [f"{field}: {_scalar_text(value, _INSERT_STYLE.get(field))}" for field, value in pairs]
-    if point.kind == "flow":
-        before = card.text[:point.offset].rstrip()
-        opening = ("" if before.endswith(("{", ",")) else ", ") + "Metadata: {"
-        pieces = [(opening if i == 0 else ", ") + text for i, text in enumerate(texts)]
+def _flow_pieces(text: str, point: InsertionPoint, texts: list[str], header: str | None,
+                 continuing: bool) -> list[str]:
+    """`, entry` pieces before the mapping's closing brace (inside a new `header: {...}` when given)."""
+    opens_empty = text[:point.offset].rstrip().endswith(("{", ","))
+    separator = "" if opens_empty and not continuing else ", "
+    if header:
+        pieces = [f"{separator}{header}: {{{texts[0]}"] + [", " + entry for entry in texts[1:]]
         pieces[-1] += "}"
-    else:
-        indent = " " * point.column
-        pieces = [f"{indent}  {text}{newline}" for text in texts]
-        pieces[0] = f"{indent}Metadata:{newline}" + pieces[0]
-        if not _at_line_start(card.text, point.offset):
-            pieces[0] = newline + pieces[0]
-    return [_insertion_edit(card, model, point, field, value, piece)
-            for (field, value), piece in zip(pairs, pieces)]
+        return pieces
+    return [separator + texts[0]] + [", " + entry for entry in texts[1:]]
 
 
 def _at_line_start(text: str, offset: int) -> bool:
     return offset == 0 or LINE_BREAK.match(text, offset - 1) is not None
-
-
-def _insertion_edit(card: Card, model: ModelClaims, point: InsertionPoint, field: str, value: Any,
-                    new: str) -> Edit:
-    return Edit(path=card.path, line=point.line, model=model.name, field=field,
-                span=(point.offset, point.offset), old="", new=new, claimed=None, measured=value)
 
 
 def _check_result(card: Card, edits: list[Edit], wanted: dict[tuple[str, str], Any]) -> None:
