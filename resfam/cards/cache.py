@@ -131,8 +131,6 @@ class MeasurementCache:
         self.directory = Path(directory) if directory is not None else None
         self.sources = sources
         self.versions = versions or installed_versions()
-        self.hits = 0
-        self.misses = 0
         self.writes = 0
 
     @property
@@ -155,8 +153,8 @@ class MeasurementCache:
         entry = self._read(self.registry_key())
         # the list of files is part of what the facts depend on: an added or renamed file is a change
         if entry is None or entry["sources"] != self.sources.model_sources():
-            return self._miss()
-        return self._hit(entry["value"])
+            return None
+        return entry["value"]
 
     def put_registry(self, facts: dict[str, Any], sources: dict[str, str | None]) -> None:
         self._write(self.registry_key(), sources, facts)
@@ -166,22 +164,14 @@ class MeasurementCache:
     def get_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int) -> dict[str, Any] | None:
         entry = self._read(self.measurement_key(model_id, kwargs, image_size))
         if entry is None or not entry["sources"] or not self.sources.matches(entry["sources"]):
-            return self._miss()
-        return self._hit(entry["value"])
+            return None
+        return entry["value"]
 
     def put_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int, value: dict[str, Any],
                         sources: dict[str, str | None]) -> None:
         self._write(self.measurement_key(model_id, kwargs, image_size), sources, value)
 
     # -- files -----------------------------------------------------------------------------------
-
-    def _hit(self, value: Any) -> Any:
-        self.hits += 1
-        return value
-
-    def _miss(self) -> None:
-        self.misses += 1
-        return None
 
     def _path(self, key: dict[str, Any]) -> Path:
         assert self.directory is not None

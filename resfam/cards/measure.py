@@ -91,10 +91,6 @@ class ModelMeasurement:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ModelMeasurement":
-        return cls(**data)
-
 
 # ---------------------------------------------------------------------------------------------
 # Building
