@@ -1,27 +1,48 @@
-"""resfam: the ResNet family of image classifiers, with model cards verified against the code."""
-from . import models  # noqa: F401  (registers the zoo)
-from .hub import PretrainedLoadError
-from .registry import (
-    ModelConfig,
-    UnknownModelError,
-    create_model,
-    get_model_config,
-    get_model_entry,
-    is_model,
-    list_models,
-    register_model,
-)
+"""resfam: the ResNet family of image classifiers, with model cards verified against the code.
+
+The names below are imported on first use (PEP 562), not with the package: the card engine and the
+MkDocs plugin live in `resfam.cards` and must not pay for importing torch and the whole zoo. The
+registry loads the zoo itself on the first lookup, so `resfam.create_model(...)` works as before.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ModelConfig",
-    "PretrainedLoadError",
-    "UnknownModelError",
-    "create_model",
-    "get_model_config",
-    "get_model_entry",
-    "is_model",
-    "list_models",
-    "register_model",
-]
+# public name -> the submodule that defines it
+_LAZY = {
+    "ModelConfig": "registry",
+    "UnknownModelError": "registry",
+    "create_model": "registry",
+    "get_model_config": "registry",
+    "get_model_entry": "registry",
+    "is_model": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+    "PretrainedLoadError": "hub",
+}
+_SUBMODULES = ("cards", "hub", "models", "registry")
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from .hub import PretrainedLoadError
+    from .registry import (ModelConfig, UnknownModelError, create_model, get_model_config, get_model_entry,
+                           is_model, list_models, register_model)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch.nn as nn
+if TYPE_CHECKING:  # only for annotations: the card engine reads FAMILIES without paying for torch
+    import torch.nn as nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,10 +61,28 @@ class UnknownModelError(KeyError):
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ZOO_MODULE = "resfam.models"  # importing it registers every model of the zoo
+_zoo_loaded = False
+
+
+def load_zoo() -> None:
+    """Register the zoo (import `resfam.models`, and with it torch), once. Every lookup below calls
+    it, so `import resfam` stays cheap and a lookup still sees every model."""
+    global _zoo_loaded
+    if _zoo_loaded:
+        return
+    # import_module rather than an import statement: the measuring worker records the import
+    # statements run while a model is built, and this one must not make it depend on every model
+    zoo = importlib.import_module(_ZOO_MODULE)
+    # Called by a model module registering itself, the zoo is still being imported: not loaded yet
+    # (should that import fail, the next lookup must try again, not see half a zoo).
+    if not getattr(zoo.__spec__, "_initializing", False):
+        _zoo_loaded = True
 
 
 def register_model(name: str, family: str, config: ModelConfig):
     """Decorator: register `fn(pretrained=False, **kwargs) -> nn.Module` under `name`."""
+    load_zoo()  # a name taken by the zoo stays taken, as when the zoo was imported with resfam
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
 
@@ -76,10 +96,12 @@ def register_model(name: str, family: str, config: ModelConfig):
 
 
 def closest_names(name: str, n: int = 3) -> list[str]:
+    load_zoo()
     return difflib.get_close_matches(name, list(_REGISTRY), n=n, cutoff=0.5)
 
 
 def get_model_entry(name: str) -> ModelEntry:
+    load_zoo()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -91,11 +113,13 @@ def get_model_config(name: str) -> ModelConfig:
 
 
 def is_model(name: str) -> bool:
+    load_zoo()
     return name in _REGISTRY
 
 
 def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
     """Registered model names matching a shell-style pattern (and family), sorted."""
+    load_zoo()
     return sorted(
         n
         for n, e in _REGISTRY.items()

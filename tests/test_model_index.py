@@ -187,12 +187,20 @@ BAD_CARDS = [
         f"{PATH}:9: error: malformed YAML in the model-index block: inconsistent indentation: this line "
         f"does not line up with the lines above it (while parsing a block mapping at line 6)\n"
         f"    hint: {YAML_HINT}"]),
+    # YAML reads 'Parameters 1 FLOPs' as one key: the mistake shows at the next ':'
     ("missing colon", model("    Parameters 1\n    FLOPs: 2\n"), [
-        f"{PATH}:9: error: malformed YAML in the model-index block: mapping values are not allowed here\n"
-        f"    hint: {YAML_HINT}"]),
+        f"{PATH}:9: error: malformed YAML in the model-index block: a ':' where no key can start: quote a "
+        f"value that contains ': ', or give the line above its missing ':'\n    hint: {YAML_HINT}"]),
+    ("missing colon after the first key", model("    Parameters: 1\n    FLOPs 2\n    Layers: 3\n"), [
+        f"{PATH}:9: error: malformed YAML in the model-index block: no ':' after the key on this line\n"
+        "    hint: write 'Key: value'; a value on a line of its own belongs on its key's line"]),
+    ("value containing ': '", model("", "  Description: Note: the weights are new\n"), [
+        f"{PATH}:8: error: malformed YAML in the model-index block: a ':' where no key can start: quote a "
+        f"value that contains ': ', or give the line above its missing ':'\n    hint: {YAML_HINT}"]),
+    # noticed at the end of the block, reported where the quote opens
     ("unclosed quote", model("    Interpolation: 'bilinear\n"), [
-        f"{PATH}:9: error: malformed YAML in the model-index block: found unexpected end of stream "
-        f"(while scanning a quoted scalar at line 8)\n    hint: {YAML_HINT}"]),
+        f"{PATH}:8: error: malformed YAML in the model-index block: the quote opened on this line is never "
+        "closed\n    hint: add the closing quote at the end of the value"]),
     ("second document", model("    Parameters: 1\n---\nfoo: 1\n"), [
         f"{PATH}:9: error: malformed YAML in the model-index block: a second YAML document ('---'); the "
         f"block holds one (expected a single document in the stream at line 4)\n    hint: {YAML_HINT}"]),
@@ -291,9 +299,16 @@ BAD_CARDS = [
         f"{PATH}:8: error: 'Weights' of resnet50 must be an http(s) URL, got 'resnet50.pth'\n"
         "    hint: write the full https:// URL of the checkpoint"]),
     ("ID an import path", model("    ID: resfam.models.resnet:ResNet\n"), [
+        f"{PATH}:8: error: 'ID' of resnet50 must be the model's registered name, not an import path: got "
+        "'resfam.models.resnet:ResNet'\n    hint: a card names a model only through the resfam registry: "
+        "write 'ID: resnet50' (resfam.list_models() lists the names)"]),
+    ("ID a dotted import path", model("    ID: torchvision.models.resnet18\n"), [
+        f"{PATH}:8: error: 'ID' of resnet50 must be the model's registered name, not an import path: got "
+        "'torchvision.models.resnet18'\n    hint: a card names a model only through the resfam registry: "
+        "write 'ID: resnet18' (resfam.list_models() lists the names)"]),
+    ("ID not a name", model("    ID: resnet 50\n"), [
         f"{PATH}:8: error: 'ID' of resnet50 must be a registered model name such as 'resnet50', got "
-        "'resfam.models.resnet:ResNet'\n    hint: write the model's name in the resfam registry "
-        "(resfam.list_models())"]),
+        "'resnet 50'\n    hint: write the model's name in the resfam registry (resfam.list_models())"]),
     ("Architecture not a list", model("    Architecture: Convolution\n"), [
         f"{PATH}:8: error: 'Architecture' of resnet50 must be a list of names, got 'Convolution'\n"
         "    hint: write one '- <name>' line per item under 'Architecture:'"]),

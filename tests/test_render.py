@@ -94,8 +94,41 @@ def test_syntax_error(templates):
         "templates/models/a.md:2: error: Jinja syntax error: Unexpected end of template. Jinja was "
         "looking for the following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to "
         "be closed is 'if'.\n"
-        "    hint: check the '{% ... %}' and '{{ ... }}' tags on this line; each block tag needs its "
-        "matching end tag"]
+        "    hint: add '{% endif %}' where the 'if' block ends"]
+
+
+def test_an_unclosed_block_is_reported_where_it_opens(templates):
+    # Jinja notices at the last tag of the file; the fix goes at the block that has no end tag
+    text = "# T\n{% for m in model_ids %}\n- {{ m }}\n{% if m %}x{% endif %}\n{# {% for %} #}\ntext\n"
+    path = write(templates, "models/a.md", text)
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:2: error: Jinja syntax error: Unexpected end of template. Jinja was looking for "
+        "the following tags: 'endfor' or 'else'. The innermost block that needs to be closed is 'for'.\n"
+        "    hint: add '{% endfor %}' where the 'for' block ends"]
+
+
+@pytest.mark.parametrize("text, line, opener, stopped", [
+    ("# T\n\n{% include 'code_snippets.md' %\n\n## Citation\n", 3, "{%", "5: unexpected char '#'"),
+    # delimiters inside a raw block or a comment are text
+    ("# T\n{% raw %}{{{% endraw %}{# {{ #}\n{{ model_name\n\nmore\n", 3, "{{",
+     "5: expected token 'end of print statement', got 'more'"),
+])
+def test_an_unclosed_tag_is_reported_where_it_opens(templates, text, line, opener, stopped):
+    closer = {"{{": "}}", "{%": "%}", "{#": "#}"}[opener]
+    path = write(templates, "models/a.md", text)
+    assert render_errors(path, templates) == [
+        f"templates/models/a.md:{line}: error: Jinja syntax error: the tag '{opener}' opened on this line is "
+        f"never closed with '{closer}' (Jinja stopped at line {stopped})\n    hint: end the tag with '{closer}'"]
+
+
+def test_an_unclosed_comment_is_reported_in_its_own_file(templates):
+    # Jinja's lexer gives this error the absolute file name where other errors carry the template name
+    write(templates, "code_snippets.md", "# T\n{% raw %}{{{% endraw %}\n{# a note\n\n{{ x }}\n")
+    path = write(templates, "models/a.md", "{% include 'code_snippets.md' %}\n")
+    assert render_errors(path, templates) == [
+        "templates/code_snippets.md:3: error: Jinja syntax error: Missing end of comment tag\n"
+        "    hint: check the '{% ... %}' and '{{ ... }}' tags on this line; each block tag needs its matching "
+        "end tag"]
 
 
 def test_syntax_error_inside_an_include_names_the_included_file(templates):

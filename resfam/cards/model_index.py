@@ -88,6 +88,13 @@ _NUMERIC_STRING = re.compile(r"[0-9]*\.?[0-9]+\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
 _PERCENT = re.compile(r"([0-9]*\.?[0-9]+)[ ]?%\Z")
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:[.:][A-Za-z_]\w*)+\Z")
+
+
+def _is_import_path(value: str) -> bool:
+    """'resfam.models.resnet.resnet18', 'resfam.models.resnet:ResNet', 'torchvision.models.resnet18': a
+    module path, not a registry name (which may carry one dot, as in a tag like 'resnet50.a1_in1k')."""
+    return bool(_DOTTED.match(value)) and (":" in value or value.count(".") >= 2 or value.startswith("resfam."))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,16 +467,27 @@ class _CardParser:
     def report_yaml_error(self, error: yaml.MarkedYAMLError) -> None:
         mark = error.problem_mark or error.context_mark
         line = self.lines.line(self.offset + mark.index) if mark is not None else None
+        context_line = (self.lines.line(self.offset + error.context_mark.index)
+                        if error.context_mark is not None else None)
+        hint = ("check the indentation and the ':' after each key; quote values that contain "
+                "': ', ' #', or start with a special character")
+        # Two scanner errors are noticed lines after the mistake, which is where the token began.
+        if error.context == "while scanning a simple key" and error.problem == "could not find expected ':'":
+            self.error(context_line, "malformed YAML in the model-index block: no ':' after the key on this line",
+                       hint="write 'Key: value'; a value on a line of its own belongs on its key's line")
+            return
+        if error.context in ("while scanning a quoted scalar", "while scanning a double-quoted scalar",
+                             "while scanning a single-quoted scalar") \
+                and error.problem == "found unexpected end of stream":
+            self.error(context_line, "malformed YAML in the model-index block: the quote opened on this line "
+                                     "is never closed", hint="add the closing quote at the end of the value")
+            return
         problem = _plain_yaml_problem(error.problem or error.context or "")
         message = f"malformed YAML in the model-index block: {problem}"
-        if error.context and error.problem and error.context_mark is not None:
-            context_line = self.lines.line(self.offset + error.context_mark.index)
+        if error.context and error.problem and context_line is not None:
             message += f" ({error.context} at line {context_line})"
         if "\t" in message or "'\\t'" in message:
             hint = "replace tabs with spaces"
-        else:
-            hint = ("check the indentation and the ':' after each key; quote values that contain "
-                    "': ', ' #', or start with a special character")
         self.error(line, message, hint=hint)
 
     # -- the schema --------------------------------------------------------------------------
@@ -702,6 +720,8 @@ class _CardParser:
         problem = check(value, node) if check is not None else None
         if problem is not None:
             hint = self.hint_for(key, "write a valid value")
+            if isinstance(problem, tuple):  # a check with a hint of its own for this mistake
+                problem, hint = problem
             self.error(claim.line, f"'{key}' of {model.name} {problem}", hint=hint, model=model.name,
                        field=key, claimed=value)
             return None
@@ -783,6 +803,9 @@ def _plain_yaml_problem(problem: str) -> str:
         return "inconsistent indentation: this line does not line up with the lines above it"
     if problem == "but found another document":
         return "a second YAML document ('---'); the block holds one"
+    if problem == "mapping values are not allowed here":
+        return ("a ':' where no key can start: quote a value that contains ': ', or give the line above "
+                "its missing ':'")
     return problem
 
 
@@ -902,7 +925,7 @@ def _is_number(value: Any) -> bool:
 
 
 # Each check returns None when the value is acceptable, else the end of the sentence
-# "'<field>' of <model> ...".
+# "'<field>' of <model> ..." (or that and a hint of its own, when the field's usual hint does not fit).
 
 
 def _check_count(value: Any, node: yaml.ScalarNode) -> str | None:
@@ -955,7 +978,14 @@ def _check_url(value: Any, node: yaml.ScalarNode) -> str | None:
     return None
 
 
-def _check_model_id(value: Any, node: yaml.ScalarNode) -> str | None:
+def _check_model_id(value: Any, node: yaml.ScalarNode) -> str | tuple[str, str] | None:
+    if isinstance(value, str) and _is_import_path(value):
+        # A card names a model only through the registry: nothing in a card is ever imported.
+        last = re.split(r"[.:]", value)[-1]
+        example = last if last.islower() else "resnet50"
+        return (f"must be the model's registered name, not an import path: got {_shown_node(node)}",
+                f"a card names a model only through the resfam registry: write 'ID: {example}' "
+                "(resfam.list_models() lists the names)")
     if not isinstance(value, str) or not _MODEL_ID.match(value):
         return f"must be a registered model name such as 'resnet50', got {_shown_node(node)}"
     return None

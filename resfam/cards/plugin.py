@@ -57,6 +57,7 @@ class ResfamConfig(base.Config):
 class ResfamPlugin(BasePlugin[ResfamConfig]):
     def __init__(self) -> None:
         self.serving = False
+        self.report: Report | None = None  # the last build's verification, stats included (the benchmark reads it)
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
         # Having on_startup also keeps this instance across `mkdocs serve` rebuilds.
@@ -71,7 +72,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
-        report = self._verify()
+        report = self.report = self._verify()
         if not report.ok and not self.serving:
             raise PluginError("resfam: the model cards do not match the code; the site is not built.\n"
                               + format_report(report).rstrip())

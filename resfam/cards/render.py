@@ -7,6 +7,12 @@ starting with `_` are refused, so `''.__class__.__mro__` and `cycler.__init__.__
 file system outside the templates folder, or the network. Every problem is a `CardError` naming the file
 and line where it happened: for an error inside an included file, that file and its line.
 
+Nor can a template run without end: rendering happens in a separate process (one per Python process,
+started on first use and reused), which may use `RENDER_MEMORY` bytes and `RENDER_SECONDS` per
+template. A template over either limit is stopped with an error naming the line it had reached; a
+renderer stuck in one long operation is killed. (The sandbox's own limits cannot do this: nested loops,
+or text doubled through `namespace`, stay within every per-operation limit.)
+
 Variables every card template and `templates/code_snippets.md` may use (`card_context`):
 
     model_name   the registry ID of the card's first model (its Metadata `ID`, else its `Name`),
@@ -19,9 +25,20 @@ Besides these, the Jinja built-in filters and tests, and the globals `range`, `d
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import asdict
 from types import TracebackType
-from typing import Any
+from typing import Any, Iterator
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -31,6 +48,11 @@ from .model_index import Card
 
 MAX_REPEAT_LENGTH = 1_000_000  # 'x' * n and [..] * n beyond this many items are refused
 MAX_EXPONENT = 1_000  # 10 ** 10 ** 10 would never finish
+# A card renders in milliseconds and a few MB: these only stop a runaway template.
+RENDER_SECONDS = 10.0  # per template, then it is stopped where it is
+RENDER_MEMORY = 1 << 30  # bytes of address space for the rendering process (enforced on Linux)
+MAX_PAGE_CHARS = 10_000_000  # a rendered page longer than this is refused
+_KILL_GRACE = 5.0  # seconds past RENDER_SECONDS before a renderer stuck in one operation is killed
 _TEMPLATE_SUFFIXES = (".md", ".html", ".jinja", ".j2", ".txt")  # not the .py frames of Jinja itself
 
 
@@ -50,18 +72,190 @@ def render_template(path: str | os.PathLike[str], templates_dir: str | os.PathLi
     """The Markdown of the template at `path` (a file inside `templates_dir`) rendered with `context`.
 
     Includes are looked up relative to `templates_dir` (`{% include 'code_snippets.md' %}` is
-    `templates_dir/code_snippets.md`). Raises CardError for a Jinja syntax error, an undefined
-    variable, a missing include, an unsafe operation or any error raised while rendering.
+    `templates_dir/code_snippets.md`). `context` is plain JSON data (the renderer is another process).
+    Raises CardError for a Jinja syntax error, an undefined variable, a missing include, an unsafe
+    operation, a template over the time or memory limit, or any error raised while rendering.
     """
     shown_path = os.fspath(path)
     shown_root = os.fspath(templates_dir)
-    name = _template_name(shown_path, shown_root)
-    environment = make_environment(shown_root)
+    _template_name(shown_path, shown_root)  # a template outside the folder is refused here already
+    request = {"cwd": os.getcwd(), "path": shown_path, "templates_dir": shown_root, "context": context,
+               "seconds": RENDER_SECONDS}
+    reply = _RENDERER.render(request, RENDER_SECONDS + _KILL_GRACE)
+    if "findings" in reply:
+        raise CardError([Finding(**finding) for finding in reply["findings"]])
+    return reply["markdown"]
+
+
+def _render_here(path: str, templates_dir: str, context: dict[str, Any], seconds: float | None) -> str:
+    """Render in this process (the renderer's side of `render_template`)."""
+    name = _template_name(path, templates_dir)
+    environment = make_environment(templates_dir)
     try:
-        template = environment.get_template(name)
-        return template.render(context)
+        with _time_limit(seconds):
+            page = environment.get_template(name).render(context)
     except Exception as error:  # every failure becomes a finding: a card never crashes the build
-        raise CardError([_finding_for(error, shown_path, shown_root)]) from None
+        raise CardError([_finding_for(error, path, templates_dir)]) from None
+    if len(page) > MAX_PAGE_CHARS:
+        raise CardError([Finding("error", path, None, f"the rendered page has {len(page):,} characters; a "
+                                                      f"card page may have at most {MAX_PAGE_CHARS:,}",
+                                 hint=_RUNAWAY_HINT)])
+    return page
+
+
+class _RenderTimeout(Exception):
+    """Raised inside the template code when its time is up (so the traceback says where it was)."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"more than {seconds:g} s")
+        self.seconds = seconds
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Interrupt the block after `seconds` (where a timer signal exists; elsewhere the parent's kill
+    is the only limit)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def time_up(signum: int, frame: Any) -> None:
+        raise _RenderTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, time_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rendering process
+
+_RUNAWAY_HINT = "a card renders in milliseconds and is a page of text: look for a loop or a text that grows " \
+                "without end"
+_STDERR_LINES_KEPT = 20
+
+
+class _Renderer:
+    """The parent's side: one rendering process, started when first needed, asked one template at a
+    time (one JSON line each way), killed and replaced when it runs past its time or dies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._stderr: deque[str] = deque(maxlen=_STDERR_LINES_KEPT)
+        self._owner = os.getpid()
+
+    def render(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        line = json.dumps(request) + "\n"
+        with self._lock:
+            process = self._running()
+            try:
+                process.stdin.write(line)
+                process.stdin.flush()
+                reply = self._replies.get(timeout=timeout)
+            except queue.Empty:
+                self._stop()
+                return self._failure(request, f"the template ran for more than {timeout:g} s and was stopped")
+            except OSError:
+                reply = None
+            if reply is None:
+                return self._failure(request, f"the template renderer stopped ({self._death()})")
+            return json.loads(reply)
+
+    def _running(self) -> subprocess.Popen:
+        if self._owner != os.getpid():  # a forked copy of this object: the process is the parent's
+            self._process, self._owner = None, os.getpid()
+        if self._process is not None and self._process.poll() is not None:
+            self._stop()
+        if self._process is None:
+            self._start()
+        return self._process
+
+    def _start(self) -> None:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        code = (f"import sys; sys.path.insert(0, {root!r}); "
+                "from resfam.cards.render import _serve; _serve()")
+        # -P: a module in the working folder must not shadow jinja2 or resfam in the renderer
+        self._process = subprocess.Popen(
+            [sys.executable, "-P", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1)
+        self._replies = replies = queue.Queue()
+        self._stderr.clear()
+        # readers that never block the renderer; None in the queue says it has gone
+        threading.Thread(target=_pump, args=(self._process.stdout, replies.put, lambda: replies.put(None)),
+                         daemon=True).start()
+        threading.Thread(target=_pump, args=(self._process.stderr, self._stderr.append), daemon=True).start()
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            process.kill()
+        process.wait()
+
+    def _death(self) -> str:
+        process, self._process = self._process, None
+        code = process.wait() if process is not None else None
+        last = next((line for line in reversed(self._stderr) if line.strip()), "")
+        return f"exit code {code}" + (f": {last.strip()}" if last else "")
+
+    @staticmethod
+    def _failure(request: dict[str, Any], message: str) -> dict[str, Any]:
+        finding = Finding("error", request["path"], None, message, hint=_RUNAWAY_HINT)
+        return {"findings": [asdict(finding)]}
+
+    def close(self) -> None:
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None or self._owner != os.getpid():
+            return
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # end of requests: the renderer exits
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _pump(stream: Any, sink: Any, at_end: Any = None) -> None:
+    for line in stream:
+        sink(line.rstrip("\n"))
+    if at_end is not None:
+        at_end()
+
+
+_RENDERER = _Renderer()
+atexit.register(_RENDERER.close)
+
+
+def _serve() -> None:
+    """The renderer's side: one JSON request per line on stdin, one JSON reply per line on stdout."""
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (RENDER_MEMORY, RENDER_MEMORY))
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            os.chdir(request["cwd"])  # paths are shown as the caller gave them
+            page = _render_here(request["path"], request["templates_dir"], request["context"], request["seconds"])
+            reply = json.dumps({"markdown": page})
+        except CardError as error:
+            reply = json.dumps({"findings": [asdict(finding) for finding in error.findings]})
+        except BaseException as error:  # (out of memory in json.dumps, say) an answer, never a dead renderer
+            finding = Finding("error", request.get("path", "?"), None,
+                              f"error while rendering: {type(error).__name__}: {error}", hint=_RUNAWAY_HINT)
+            reply = json.dumps({"findings": [asdict(finding)]})
+        sys.stdout.write(reply + "\n")
+        sys.stdout.flush()
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -72,13 +266,17 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and _is_int(right) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is too large (at most {MAX_EXPONENT})")
+            raise _TooLarge(f"exponent {right} is too large (at most {MAX_EXPONENT})")
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
                 if isinstance(sequence, (str, list, tuple)) and _is_int(times) \
                         and len(sequence) * times > MAX_REPEAT_LENGTH:
-                    raise SecurityError(f"repeating a sequence {times} times makes it too long")
+                    raise _TooLarge(f"repeating a sequence {times} times makes it too long")
         return super().call_binop(context, operator, left, right)
+
+
+class _TooLarge(SecurityError):
+    """An operation over the sandbox's size limits (fails fast; the process limits catch the rest)."""
 
 
 def _is_int(value: Any) -> bool:
@@ -133,12 +331,13 @@ def _template_name(path: str, templates_dir: str) -> str:
 def _finding_for(error: BaseException, path: str, templates_dir: str) -> Finding:
     where_path, where_line = _template_location(error, path, templates_dir)
     if isinstance(error, jinja2.TemplateSyntaxError):
-        if error.name:
-            where_path = _shown_template_path(error.name, path, templates_dir)
-        where_line = error.lineno
-        return Finding("error", where_path, where_line, f"Jinja syntax error: {error.message}",
-                       hint="check the '{% ... %}' and '{{ ... }}' tags on this line; each block tag "
-                            "needs its matching end tag")
+        name = error.name
+        if name and os.path.isabs(name):  # Jinja's lexer passes some errors the file name as the name
+            name = os.path.relpath(name, os.path.abspath(templates_dir)).replace(os.sep, "/")
+        if name:
+            where_path = _shown_template_path(name, path, templates_dir)
+        line, message, hint = _syntax_problem(error)
+        return Finding("error", where_path, line, f"Jinja syntax error: {message}", hint=hint)
     if isinstance(error, jinja2.TemplateNotFound):
         missing = error.name if isinstance(error.name, str) else ", ".join(map(str, error.name or []))
         if missing == _template_name(path, templates_dir):
@@ -154,6 +353,14 @@ def _finding_for(error: BaseException, path: str, templates_dir: str) -> Finding
         return Finding("error", where_path, where_line, f"undefined variable: {error.message}",
                        hint="card templates may use: model_name, model_ids, family, collection "
                             "(see resfam/cards/render.py)")
+    if isinstance(error, _RenderTimeout):
+        return Finding("error", where_path, where_line, f"the template ran for {error} and was stopped here",
+                       hint=_RUNAWAY_HINT)
+    if isinstance(error, MemoryError):
+        return Finding("error", where_path, where_line, f"the template ran out of memory here (the renderer may "
+                                                        f"use {RENDER_MEMORY / 2**30:g} GB)", hint=_RUNAWAY_HINT)
+    if isinstance(error, _TooLarge):
+        return Finding("error", where_path, where_line, f"unsafe template: {error}", hint=_RUNAWAY_HINT)
     if isinstance(error, SecurityError):
         return Finding("error", where_path, where_line, f"unsafe template: {error}",
                        hint="templates run in a sandbox: no attributes starting with '_', no file "
@@ -167,6 +374,86 @@ def _finding_for(error: BaseException, path: str, templates_dir: str) -> Finding
     return Finding("error", where_path, where_line,
                    f"error while rendering: {type(error).__name__}: {error}",
                    hint="check the expression on this line")
+
+
+_SYNTAX_HINT = ("check the '{% ... %}' and '{{ ... }}' tags on this line; each block tag needs its matching "
+                "end tag")
+_CLOSERS = {"{{": "}}", "{%": "%}", "{#": "#}"}
+_DELIMITER = re.compile(r"\{\{|\{%|\{#|\}\}|%\}|#\}")
+_RAW_OR_COMMENT = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\}|\{#.*?#\}", re.DOTALL)
+_BLOCK_TAG = re.compile(r"\{%[-+]?\s*(\w+)(.*?)[-+]?%\}", re.DOTALL)
+_BLOCK_TAGS = frozenset(("for", "if", "macro", "call", "filter", "block", "with", "autoescape", "trans"))
+_INNERMOST_BLOCK = re.compile(r"The innermost block that needs to be closed is '(\w+)'")
+
+
+def _syntax_problem(error: jinja2.TemplateSyntaxError) -> tuple[int | None, str, str]:
+    """(line, message, hint) of a Jinja syntax error. Jinja reports where it gave up; a tag or a block
+    left open is reported where it opens, which is where the fix goes."""
+    message = re.sub(r" at \d+$", "", error.message or "")  # a character offset means nothing to a reader
+    source = error.source or ""
+    line = error.lineno
+    opened = _unclosed_tag(source, line) if line else None
+    if opened is not None:
+        opener, opened_line = opened
+        closer = _CLOSERS[opener]
+        return (opened_line, f"the tag '{opener}' opened on this line is never closed with '{closer}' "
+                             f"(Jinja stopped at line {line}: {message})", f"end the tag with '{closer}'")
+    innermost = _INNERMOST_BLOCK.search(message)
+    opened_line = _unclosed_block_line(source, innermost.group(1)) if innermost else None
+    if opened_line is not None:
+        name = innermost.group(1)
+        return opened_line, message, f"add '{{% end{name} %}}' where the '{name}' block ends"
+    return line, message, _SYNTAX_HINT
+
+
+def _blank(match: re.Match) -> str:
+    """The matched text as spaces, its line breaks kept: offsets and line numbers stay as they were."""
+    return re.sub(r"[^\n]", " ", match.group())
+
+
+def _unclosed_tag(source: str, line: int) -> tuple[str, int] | None:
+    """The opening delimiter ('{{', '{%' or '{#') still open at the end of `line`, and its line, when it
+    opened on an earlier line."""
+    end = source.find("\n", _line_start(source, line))
+    end = len(source) if end == -1 else end
+    opener: tuple[str, int] | None = None
+    for match in _DELIMITER.finditer(re.sub(_RAW_OR_COMMENT, _blank, source), 0, end):
+        token = match.group()
+        if opener is None and token in _CLOSERS:
+            opener = (token, match.start())
+        elif opener is not None and token == _CLOSERS[opener[0]]:
+            opener = None
+    if opener is None:
+        return None
+    opened_line = source.count("\n", 0, opener[1]) + 1
+    return (opener[0], opened_line) if opened_line < line else None
+
+
+def _unclosed_block_line(source: str, name: str) -> int | None:
+    """The line of the innermost '{% name %}' block tag that has no end tag."""
+    stack: list[tuple[str, int]] = []
+    for match in _BLOCK_TAG.finditer(re.sub(_RAW_OR_COMMENT, _blank, source)):
+        tag, rest = match.group(1), match.group(2)
+        if tag in _BLOCK_TAGS or (tag == "set" and "=" not in rest):  # `{% set x %}...{% endset %}`
+            stack.append((tag, match.start()))
+        elif tag.startswith("end"):
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index][0] == tag[3:]:
+                    del stack[index:]
+                    break
+    for tag, offset in reversed(stack):
+        if tag == name:
+            return source.count("\n", 0, offset) + 1
+    return None
+
+
+def _line_start(source: str, line: int) -> int:
+    offset = 0
+    for _ in range(line - 1):
+        offset = source.find("\n", offset) + 1
+        if offset == 0:
+            return len(source)
+    return offset
 
 
 def _template_location(error: BaseException, path: str, templates_dir: str) -> tuple[str, int | None]:

@@ -268,7 +268,7 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
             chosen = {name: value for name, value in chosen.items() if name in stated}
         for finding in result.findings:
             if finding.model == model.name and finding.status == "ok" \
-                    and not (finding.field == "FLOPs" and size != _claimed_image_size(model)):
+                    and not (finding.field == "FLOPs" and size != claimed_image_size(model)):
                 chosen.pop(finding.field, None)
         values[model.name] = chosen
     return values
@@ -325,7 +325,7 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
     return result
 
 
-def _claimed_image_size(model: ModelClaims) -> int:
+def claimed_image_size(model: ModelClaims) -> int:
     """The image size the card's FLOPs are counted at: its Image Size (already validated), else 224."""
     claim = model.fields.get("Image Size")
     return int(claim.value) if claim is not None else DEFAULT_IMAGE_SIZE
@@ -353,7 +353,7 @@ def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerance
         for model in result.card.models:
             registered = registry.get(model.model_id)
             if registered is not None:
-                wanted.setdefault(model.model_id, set()).update({_claimed_image_size(model), registered.image_size})
+                wanted.setdefault(model.model_id, set()).update({claimed_image_size(model), registered.image_size})
     measured = zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted)
 
     for result in cards:
@@ -401,7 +401,7 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
         findings.append(Finding("error", path, id_line, f"{name}: could not be measured: {measured.error}",
                                 hint="fix the model code at the place named, then verify again", model=name))
     else:
-        size = _claimed_image_size(model)
+        size = claimed_image_size(model)
         for field_name in MEASURED_FIELDS:
             claim = model.fields.get(field_name)
             if claim is not None:

@@ -5,9 +5,10 @@ The worker is started by path,
 
     python <resfam>/cards/worker.py --root <folder holding resfam> --threads N
 
-rather than as `python -m resfam.cards.worker`, because `-m` imports the resfam package, and with it
-the whole zoo, before the worker could watch where each model is registered. The resfam sources are
-always compiled from the files as they are now: a stale `.pyc` (same size, same second) is never used.
+rather than as `python -m resfam.cards.worker`, because `-m` imports the resfam package and
+`resfam.cards` through the ordinary import, before the worker could set up its own. The worker then
+loads the zoo (`registry.load_zoo`) while watching where each model is registered. The resfam sources
+are always compiled from the files as they are now: a stale `.pyc` (same size, same second) is never used.
 
 Protocol: JSON lines. The worker first sends `{"op": "ready", ...}`, or `{"op": "fatal", "error": ...}`
 when the zoo cannot be imported; then answers each request line on stdin with one line on stdout:
@@ -413,7 +414,8 @@ class _Registration:
 
 
 def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, _Registration]:
-    """Import resfam (which registers every model) and return where each model ID was registered."""
+    """Import resfam and load its zoo (which registers every model); return where each model ID was
+    registered."""
     registry_file = os.path.realpath(package_dir / "registry.py")
     sites: dict[str, _Registration] = {}
 
@@ -439,6 +441,8 @@ def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, _Regis
     sys.setprofile(observe)
     try:
         importlib.import_module("resfam")
+        # `import resfam` alone registers nothing: the registry loads the zoo on first use
+        importlib.import_module("resfam.registry").load_zoo()
     finally:
         sys.setprofile(previous)
     return sites

@@ -1,0 +1,239 @@
+"""How long building the site takes, against what a simple CI script would spend (issue 5).
+
+    .venv/bin/python scripts/bench_build.py
+
+One run, on a temporary copy of templates/, docs/ and mkdocs.yml with a fresh cache folder (the
+project's own cache and templates are never touched), prints:
+
+1. naive baseline: every model of every card, in sequence, created with default initialisation and
+   counted by fvcore at the card's image size (`measure.naive_flops`);
+2. cold verification: `verify()` of every card with an empty cache;
+3. warm `mkdocs build --strict` of the whole site, cache filled (three builds, the median counts);
+4. the same build after rounding one figure of one card (a Parameters count to 4 significant
+   figures, which stays within its tolerance, so the build still passes).
+
+Each phase runs in its own Python process (`--phase`), timed from the outside, interpreter start and
+imports included, as a user waits for them. Peak memory is that process's and its measuring workers'
+(`getrusage`: largest resident set of each, added up; with one worker at a time this bounds what is
+resident at once). The ratios are from this one run, so they hold on a shared, noisy machine where
+absolute times do not. Progress goes to stderr, the results to stdout; exit code 1 if a target fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WARM_BUILDS = 3
+GIB = 1024 ** 3
+
+# Targets of issue 5.
+COLD_VS_NAIVE = 0.6
+WARM_VS_COLD = 0.1
+EDIT_VS_WARM = 1.5
+PEAK_BYTES = 4 * GIB
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phases: each runs in a fresh process and prints one JSON line on stdout
+
+
+def phase_naive(project: Path) -> dict[str, Any]:
+    from resfam.cards.measure import naive_flops
+    from resfam.cards.model_index import parse_card
+    from resfam.cards.verify import claimed_image_size
+
+    counted = 0
+    for path in sorted((project / "templates" / "models").glob("*.md")):
+        for model in parse_card(path).models:
+            started = time.perf_counter()
+            naive_flops(model.model_id, claimed_image_size(model))
+            counted += 1
+            say(f"  naive {counted}: {model.model_id} {time.perf_counter() - started:.1f} s")
+    return {"measured": counted, "ok": True}
+
+
+def phase_cold(project: Path) -> dict[str, Any]:
+    from resfam.cards.verify import verify
+
+    report = verify(templates_dir=project / "templates", cache_dir=project / "cache",
+                    progress=lambda progress: say(f"  {progress}"))
+    return _outcome(report)
+
+
+def phase_build(project: Path) -> dict[str, Any]:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    # mkdocs.yml takes the cache folder from RESFAM_CACHE_DIR: the copy's, set by the parent
+    config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site"), strict=True)
+    build(config)
+    return _outcome(config.plugins["resfam"].report)
+
+
+def _outcome(report) -> dict[str, Any]:
+    return {"measured": report.stats.measured_models, "cached": report.stats.cached_sizes,
+            "workers": report.stats.workers_started, "ok": report.ok,
+            "summary": f"{len(report.cards)} cards, {len(report.findings)} findings, "
+                       f"{len(report.drifts)} drifts, {len(report.errors)} errors"}
+
+
+PHASES = {"naive": phase_naive, "cold": phase_cold, "build": phase_build}
+
+
+def run_phase_here(name: str, project: Path) -> None:
+    result = PHASES[name](project)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(json.dumps(dict(result, peak_self=own, peak_workers=workers)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The parent: copies the project, runs the phases, compares
+
+
+def run_phase(name: str, project: Path, label: str) -> dict[str, Any]:
+    say(f"{label} ...")
+    environment = dict(os.environ, RESFAM_CACHE_DIR=str(project / "cache"), NO_MKDOCS_2_WARNING="1")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--phase", name, "--project", str(project)],
+                          cwd=project, env=environment, stdout=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"bench_build: the {label} phase failed (exit code {done.returncode})")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result.update(label=label, seconds=seconds, peak=result["peak_self"] + result["peak_workers"])
+    say(f"{label}: {seconds:.1f} s, {result['measured']} models measured")
+    return result
+
+
+def copy_project(target: Path) -> Path:
+    project = target / "project"
+    project.mkdir()
+    for folder in ("templates", "docs"):
+        shutil.copytree(REPO / folder, project / folder)
+    shutil.copy2(REPO / "mkdocs.yml", project / "mkdocs.yml")
+    return project
+
+
+def round_one_figure(project: Path) -> str:
+    """Round the first Parameters count that has more than 4 significant figures; returns what changed."""
+    from resfam.cards.model_index import parse_card
+
+    for path in sorted((project / "templates" / "models").glob("*.md")):
+        card = parse_card(path)
+        for model in card.models:
+            claim = model.fields.get("Parameters")
+            if claim is None or not isinstance(claim.value, int):
+                continue
+            rounded = int(float(f"{claim.value:.4g}"))
+            if rounded != claim.value:
+                start, end = claim.span
+                path.write_text(card.text[:start] + str(rounded) + card.text[end:], encoding="utf-8")
+                return f"{path.name}:{claim.line} {model.name} Parameters {claim.value} -> {rounded}"
+    sys.exit("bench_build: no Parameters figure to round in the cards")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "fvcore", "mkdocs", "mkdocs-material"))
+    return (f"{os.cpu_count()} CPUs ({cpu}), CPU only, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, {versions}")
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        run_phase_here(args.phase, args.project)
+        return 0
+
+    load_before = load()
+    with tempfile.TemporaryDirectory(prefix="resfam-bench-") as folder:
+        project = copy_project(Path(folder))
+        naive = run_phase("naive", project, "naive baseline (create + fvcore)")
+        cold = run_phase("cold", project, "cold verification (empty cache)")
+        warm_runs = [run_phase("build", project, f"warm mkdocs build {i + 1}/{WARM_BUILDS}")
+                     for i in range(WARM_BUILDS)]
+        edit = round_one_figure(project)
+        say(f"edited {edit}")
+        rebuild = run_phase("build", project, "rebuild after editing one figure")
+
+    warm_seconds = statistics.median(run["seconds"] for run in warm_runs)
+    warm = max(warm_runs, key=lambda run: run["peak"]) | {
+        "seconds": warm_seconds, "label": f"warm mkdocs build (median of {WARM_BUILDS})"}
+    rows = [
+        (naive, "", f"{naive['measured']} (every card entry)"),
+        (cold, f"{cold['seconds'] / naive['seconds']:.3f}x naive", cold["measured"]),
+        (warm, f"{warm_seconds / cold['seconds']:.3f}x cold", "/".join(str(r["measured"]) for r in warm_runs)),
+        (rebuild, f"{rebuild['seconds'] / warm_seconds:.2f}x warm", rebuild["measured"]),
+    ]
+
+    print(f"resfam build benchmark, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"machine: {machine()}")
+    print(f"load average before / after: {load_before} / {load()} (a shared machine: compare ratios)")
+    print(f"warm builds: {', '.join('%.2f' % run['seconds'] for run in warm_runs)} s; edit: {edit}")
+    print()
+    print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'peak memory':>11}  models measured")
+    for result, ratio, measured in rows:
+        print(f"{result['label']:40} {result['seconds']:8.2f}  {ratio:<14} {result['peak'] / GIB:7.2f} GiB  {measured}")
+    print()
+
+    ours = [cold, *warm_runs, rebuild]
+    checks = [
+        (cold["seconds"] <= COLD_VS_NAIVE * naive["seconds"],
+         f"cold verification <= {COLD_VS_NAIVE}x naive baseline ({cold['seconds'] / naive['seconds']:.3f}x)"),
+        (warm_seconds <= WARM_VS_COLD * cold["seconds"] and all(r["measured"] == 0 for r in warm_runs),
+         f"warm build <= {WARM_VS_COLD}x cold verification, nothing measured ({warm_seconds / cold['seconds']:.3f}x)"),
+        (rebuild["measured"] == 0,
+         f"editing one figure re-measures no model ({rebuild['measured']} measured)"),
+        (rebuild["seconds"] <= EDIT_VS_WARM * warm_seconds,
+         f"rebuild after the edit <= {EDIT_VS_WARM}x warm build ({rebuild['seconds'] / warm_seconds:.2f}x)"),
+        (max(r["peak"] for r in ours) < PEAK_BYTES,
+         f"peak memory < {PEAK_BYTES // GIB} GiB ({max(r['peak'] for r in ours) / GIB:.2f} GiB)"),
+        (all(r["ok"] for r in ours), "every verification and build passed: " + rebuild["summary"]),
+    ]
+    for passed, text in checks:
+        print(f"{'PASS' if passed else 'FAIL'}  {text}")
+    return 0 if all(passed for passed, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
