@@ -16,3 +16,19 @@ def deterministic_fill():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.deterministic_fill
+
+
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (default: "default"). The property tests
+# (test_sync_properties.py) scale their example counts from max_examples: in the default and ci profiles,
+# over 1000 generated cards each for the parser and sync properties. ci replays the same examples
+# every run; quick is for a tight edit-test loop; thorough for a night.
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_PROPERTY_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("default", max_examples=1000, **_PROPERTY_SETTINGS)
+settings.register_profile("ci", max_examples=1000, derandomize=True, print_blob=True, **_PROPERTY_SETTINGS)
+settings.register_profile("quick", max_examples=100, **_PROPERTY_SETTINGS)
+settings.register_profile("thorough", max_examples=10_000, **_PROPERTY_SETTINGS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -193,7 +193,7 @@ BAD_CARDS = [
         f"value that contains ': ', or give the line above its missing ':'\n    hint: {YAML_HINT}"]),
     ("missing colon after the first key", model("    Parameters: 1\n    FLOPs 2\n    Layers: 3\n"), [
         f"{PATH}:9: error: malformed YAML in the model-index block: no ':' after the key on this line\n"
-        "    hint: write 'Key: value'; a value on a line of its own belongs on its key's line"]),
+        "    hint: write the line as 'Key: value'"]),
     ("value containing ': '", model("", "  Description: Note: the weights are new\n"), [
         f"{PATH}:8: error: malformed YAML in the model-index block: a ':' where no key can start: quote a "
         f"value that contains ': ', or give the line above its missing ':'\n    hint: {YAML_HINT}"]),
@@ -306,6 +306,12 @@ BAD_CARDS = [
         f"{PATH}:8: error: 'ID' of resnet50 must be the model's registered name, not an import path: got "
         "'torchvision.models.resnet18'\n    hint: a card names a model only through the resfam registry: "
         "write 'ID: resnet18' (resfam.list_models() lists the names)"]),
+    ("Name an import path and no ID", HEAD + "- Name: resfam.models.resnet.ResNet\n  Metadata:\n"
+                                             "    Layers: 50\n-->\n", [
+        f"{PATH}:6: error: resfam.models.resnet.ResNet: an entry without an 'ID' names its model by its 'Name', "
+        "which must be the model's registered name, not an import path\n    hint: a card names a model only "
+        "through the resfam registry: add 'ID: <registered name>' under 'Metadata' (resfam.list_models() "
+        "lists the names)"]),
     ("ID not a name", model("    ID: resnet 50\n"), [
         f"{PATH}:8: error: 'ID' of resnet50 must be a registered model name such as 'resnet50', got "
         "'resnet 50'\n    hint: write the model's name in the resfam registry (resfam.list_models())"]),
@@ -387,6 +393,13 @@ def test_ten_megabyte_file(tmp_path):
         f"{target}: error: the file is 10.0 MB; a card template may be at most 2.1 MB\n"
         "    hint: check that this is the card template you meant; a card is a page of text"]
     assert errors_of("y" * (MAX_CARD_BYTES + 1))[0].startswith(f"{PATH}: error: the file is 2.1 MB")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs a device file")
+def test_a_file_of_no_stated_size_is_read_no_further_than_the_limit():
+    assert errors_of_file("/dev/zero") == [
+        "/dev/zero: error: the file is larger than 2.1 MB, the most a card template may be\n"
+        "    hint: check that this is the card template you meant; a card is a page of text"]
 
 
 def test_missing_file_and_directory(tmp_path):

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from resfam.cards import CardError, card_context, parse_card, render_template
+from resfam.cards import CardError, card_context, parse_card, render, render_template
 
 CARDS = Path(__file__).parent / "cards"
 CONTEXT = {"model_name": "resnet50", "model_ids": ["resnet50", "resnet101"], "family": "resnet",
@@ -247,3 +250,65 @@ def test_the_context_passed_in_is_not_changed_by_a_template(templates):
     assert render_errors(path, templates, context)[0].startswith(
         "templates/models/b.md:1: error: unsafe template: access to attribute 'clear' of 'list' object is unsafe.")
     assert context["model_ids"] == ["a"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Time and memory: a runaway template is stopped, at the line it had reached
+
+RUNAWAY_HINT = ("    hint: a card renders in milliseconds and is a page of text: look for a loop or a text that "
+                "grows without end")
+
+
+def test_a_template_that_runs_too_long_is_stopped_where_it_is(templates, monkeypatch):
+    monkeypatch.setattr(render, "RENDER_SECONDS", 0.5)
+    # 10^10 iterations, each within every per-operation limit of the sandbox
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}{{ '' }}{% endfor %}{% endfor %}"
+    path = write(templates, "models/a.md", "# T\n\n" + loops + "\n")
+    started = time.monotonic()
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:3: error: the template ran for more than 0.5 s and was stopped here\n"
+        + RUNAWAY_HINT]
+    assert time.monotonic() - started < 5
+    path = write(templates, "models/b.md", "{{ family }}\n")
+    assert render_template(path, templates, CONTEXT) == "resnet\n"  # the next card renders as usual
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the memory limit is enforced on Linux")
+def test_text_doubled_without_end_runs_out_of_memory_not_the_machine(templates):
+    doubling = "{% set ns = namespace(s='x') %}\n{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}\n"
+    path = write(templates, "models/a.md", "# T\n" + doubling + "{{ ns.s|length }}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md:3: error: the template ran out of memory here (the renderer may use 1 GB)\n"
+        + RUNAWAY_HINT]
+
+
+def test_a_page_too_long_is_refused(templates):
+    path = write(templates, "models/a.md", "{% for i in range(11) %}{{ 'x' * 1000000 }}{% endfor %}\n")
+    assert render_errors(path, templates) == [
+        "templates/models/a.md: error: the rendered page has 11,000,001 characters; a card page may have at "
+        "most 10,000,000\n" + RUNAWAY_HINT]
+
+
+def test_a_renderer_stuck_in_one_operation_is_killed_and_replaced(templates, monkeypatch):
+    # the renderer's own timer cannot interrupt one long C operation: the parent's deadline still holds
+    path = write(templates, "models/a.md", "{{ family }}\n")
+    assert render_template(path, templates, CONTEXT) == "resnet\n"
+    stuck = render._RENDERER._process
+    os.kill(stuck.pid, signal.SIGSTOP)
+    monkeypatch.setattr(render, "RENDER_SECONDS", 0.3)
+    monkeypatch.setattr(render, "_KILL_GRACE", 0.3)
+    assert render_errors(path, templates) == [
+        "templates/models/a.md: error: the template ran for more than 0.6 s and was stopped\n" + RUNAWAY_HINT]
+    assert stuck.poll() == -signal.SIGKILL
+    assert render_template(path, templates, CONTEXT) == "resnet\n"
+    assert render._RENDERER._process.pid != stuck.pid
+
+
+def test_a_renderer_that_died_between_cards_is_replaced(templates):
+    path = write(templates, "models/a.md", "{{ family }}\n")
+    assert render_template(path, templates, CONTEXT) == "resnet\n"
+    gone = render._RENDERER._process
+    gone.kill()
+    gone.wait()
+    assert render_template(path, templates, CONTEXT) == "resnet\n"
+    assert render._RENDERER._process.pid != gone.pid

@@ -377,3 +377,20 @@ def test_sync_then_write_round_trip(tmp_path):
     again = parse_card(path)
     assert again.model("resnet50").fields["Parameters"].value == 25557033
     assert plan_sync(again, {"resnet50": {"Parameters": 25557033}}) == []
+
+
+def test_sync_write_through_the_command_line_keeps_a_crlf_card_crlf(tmp_path, monkeypatch, capsys,
+                                                                        tmp_path_factory):
+    # Found by the end-to-end property test: the command line compares the card on disk with the text it
+    # parsed, and must read it the same way (no newline translation), or a CRLF card is never written.
+    from resfam.cards.cli import main
+
+    (tmp_path / "templates" / "models").mkdir(parents=True)
+    card = tmp_path / "templates" / "models" / "resnet.md"
+    card.write_bytes(b"# ResNet\r\n\r\n<!--\r\nModels:\r\n- Name: resnet18\r\n  Metadata:\r\n    Layers: 19\r\n-->\r\n")
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path_factory.getbasetemp() / "shared-resfam-cache"  # the session's, as the other modules
+    code = main(["sync", "--write", "templates/models/resnet.md", "--cache-dir", str(cache), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert card.read_bytes() == b"# ResNet\r\n\r\n<!--\r\nModels:\r\n- Name: resnet18\r\n  Metadata:\r\n    Layers: 18\r\n-->\r\n"

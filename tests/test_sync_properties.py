@@ -3,22 +3,35 @@
 - a generated card parses back to exactly the values it was written with, spans included;
 - sync with any measured values gives a card that claims those values, leaves every byte outside the
   rewritten or inserted spans as it was, and a second sync plans nothing;
-- the parser raises nothing but CardError on mangled cards and arbitrary text.
+- the parser raises nothing but CardError on mangled cards and arbitrary text;
+- end to end, against the real measurements of a few small models: `resfam-cards sync --write` of a card
+  with right, rounded, wrong and missing figures in any layout gives a card that `verify` passes, whose
+  figures are exactly the ones expected, with every other byte as it was; a second sync changes nothing.
+
+Example counts follow the Hypothesis profile (HYPOTHESIS_PROFILE, see conftest.py): BASE is its
+max_examples, 1000 in the default profile.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import re
 import string
 
+import pytest
 import yaml
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resfam.cards import CardError, apply_edits, parse_card, plan_sync
+from resfam.cards.cli import main
 from resfam.cards.model_index import INTERPOLATIONS
 
 PATH = "templates/models/resnet.md"
-GENERATED = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+BASE = settings.default.max_examples
+GENERATED = settings(max_examples=BASE)
 
 COUNT_FIELDS = ("Parameters", "FLOPs", "File Size", "Layers")
 # Names YAML reads as text (not `no`, `on`, `null`: the parser rejects those, as tested elsewhere).
@@ -142,7 +155,7 @@ def same(field: str, claimed, measured) -> bool:
     return claimed == measured
 
 
-@settings(GENERATED, max_examples=500)
+@settings(max_examples=max(1, BASE // 2))
 @given(cards())
 def test_generated_cards_parse_to_what_they_claim(generated):
     text, claimed = generated
@@ -226,7 +239,7 @@ def test_mangled_cards_raise_only_card_errors(generated, manglers):
     assert plan_sync(parse_card(PATH, result), measured, fill_missing=True) == []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max(1, BASE * 3 // 10))
 @given(st.text(max_size=400))
 def test_arbitrary_text_raises_only_card_errors(text):
     try:
@@ -237,3 +250,198 @@ def test_arbitrary_text_raises_only_card_errors(text):
         parse_card(PATH, text)
     except CardError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: `resfam-cards sync --write`, then `verify`, against the real measurements
+
+MODELS = {"resnet": ("resnet18", "resnet26"), "resnest": ("resnest14d",)}  # small, quick to measure
+WRONG_IMAGE_SIZE = 256  # the one wrong size cards claim: the cache holds FLOPs there too
+SYNCED = ("Layers", "Parameters", "FLOPs", "File Size", "Image Size", "Crop Pct", "Interpolation", "Weights")
+SNIPPETS = "```python\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """`resfam-cards ARGS -q` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*args, "-q"])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache for the whole session (every test module uses this folder): small models are
+    measured once."""
+    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generated-cards")
+    (root / "templates" / "models").mkdir(parents=True)
+    (root / "templates" / "code_snippets.md").write_text(SNIPPETS, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def zoo(project, shared_cache):
+    """{model ID: {field: the code's value}}, read by `verify --json` from a card that claims the wrong
+    image size for every model, so that the cache holds each model at both sizes before any example runs:
+    no example measures anything."""
+    measured = {}
+    for family, models in MODELS.items():
+        card = project / "templates" / "models" / f"{family}.md"
+        card.write_text("<!--\nModels:\n" + "".join(
+            f"- Name: {model}\n  Metadata:\n    Image Size: '{WRONG_IMAGE_SIZE}'\n" for model in models) + "-->\n",
+            encoding="utf-8")
+        report = project / "report.json"
+        code, out, err = cli("verify", str(card), "--cache-dir", str(shared_cache), "--json", str(report))
+        assert code == 1, out + err  # every Image Size drifts, nothing else is claimed
+        measured.update(json.loads(report.read_text(encoding="utf-8"))["cards"][0]["measured"])
+    assert set(measured) == {model for models in MODELS.values() for model in models}
+    assert {values["Image Size"] for values in measured.values()} == {224}
+    return measured
+
+
+@st.composite
+def claim(draw, field: str, truth, model: str):
+    """(the value as written, the value a correct sync leaves there) for `field` of `model`."""
+    quote = draw(st.sampled_from(["", "'", '"']))
+    if field in ("Parameters", "FLOPs", "File Size"):
+        kind = draw(st.sampled_from(["right", "rounded", "wrong"]))
+        if kind == "right":
+            return str(truth), truth
+        if kind == "rounded":  # 4 significant figures: within every tolerance, so kept as written
+            rounded = int(float(f"{truth:.4g}"))
+            return str(rounded), rounded
+        wrong = draw(st.integers(0, 10**13).filter(lambda value: abs(value - truth) * 20 > truth))
+        return str(wrong), truth
+    if field == "Layers":
+        return str(draw(st.sampled_from([truth, truth, truth + 1, 3 * truth]))), truth
+    if field == "Image Size":
+        return f"{quote}{draw(st.sampled_from([truth, WRONG_IMAGE_SIZE]))}{quote}", truth
+    if field == "Crop Pct":
+        written = draw(st.sampled_from([repr(truth), "0.9", "0.95"]))
+        return f"{quote}{written}{quote}", float(written) if float(written) == truth else truth
+    if field == "Interpolation":
+        return f"{quote}{draw(st.sampled_from(INTERPOLATIONS))}{quote}", truth
+    written = draw(st.sampled_from([truth, f"https://example.org/weights/{model}-{draw(st.integers(0, 99))}.pth"]))
+    return f"{quote}{written}{quote}", truth
+
+
+@st.composite
+def measured_cards(draw, family: str, zoo: dict, fill: bool):
+    """(card text, {model Name: {field: the value the card claims after a sync}}): the models of `family`
+    in any order, each with any subset of its figures, each right, rounded, wrong or left out, in any
+    layout (indentation, key order, quoting, comments, line endings; flow-style Metadata unless `fill`,
+    whose insertion into a flow mapping the plan-level test above covers)."""
+    indent = draw(st.sampled_from([2, 4]))
+    sequence_indent = draw(st.sampled_from([0, indent]))
+    seq, pad = " " * sequence_indent, " " * indent
+    key = seq + pad  # the column of an entry's keys
+    models = draw(st.permutations(MODELS[family]))
+    models = models[:draw(st.integers(1, len(models)))]
+    lines = ["Type: model-index", "Models:"]
+    expected: dict[str, dict[str, object]] = {}
+    for model in models:
+        truth = zoo[model]
+        name = draw(st.sampled_from([model, model.upper()]))  # a Name other than the ID needs the ID
+        fields = draw(st.permutations(SYNCED))
+        fields = [field for field in fields if draw(st.booleans())]
+        metadata, finals = [], {}
+        if name != model or draw(st.booleans()):
+            metadata.append(("ID", model))
+        weights = None
+        for field in fields:
+            written, final = draw(claim(field, truth[field], model))
+            finals[field] = final
+            if field == "Weights":
+                weights = written
+            else:
+                metadata.append((field, written))
+        claimed_size = next((value for field, value in metadata if field == "Image Size"), None)
+        if claimed_size is not None and int(claimed_size.strip("'\"")) != truth["Image Size"] and "FLOPs" in finals:
+            finals["FLOPs"] = truth["FLOPs"]  # FLOPs counted at the wrong size are rewritten with the size
+        if fill:
+            finals = {field: finals.get(field, truth[field]) for field in SYNCED}
+        expected[name] = finals
+        comment = draw(st.sampled_from(["", "  # measured"]))
+        entry = {"Name": [f"Name: {name}"], "In Collection": [f"In Collection: {family}"],
+                 "Results": ["Results:", f"{seq}- Task: Image Classification", f"{seq}  Dataset: ImageNet",
+                             f"{seq}  Metrics:", f"{seq}    Top 1 Accuracy: 70.1%"]}
+        if weights is not None:
+            entry["Weights"] = [f"Weights: {weights}{comment}"]
+        if metadata and not fill and draw(st.booleans()):
+            entry["Metadata"] = ["Metadata: {" + ", ".join(f"{field}: {value}" for field, value in metadata) + "}"]
+        elif metadata or draw(st.booleans()):
+            entry["Metadata"] = ["Metadata:"] + [f"{pad}{field}: {value}{comment}" for field, value in metadata]
+        order = ["Name"] + [k for k in draw(st.permutations(sorted(entry))) if k != "Name" and
+                            (k != "Results" or draw(st.booleans()))]
+        written = [line for k in order for line in entry[k]]
+        lines += [f"{seq}-{' ' * (indent - 1)}{written[0]}"] + [f"{key}{line}" for line in written[1:]]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = (f"# {{{{ collection }}}}\n\nThe {family} family, in {{{{ model_ids|length }}}} model(s).\n\n"
+            "{% include 'code_snippets.md' %}\n\n<!--\n" + "\n".join(lines) + "\n-->\n")
+    return text.replace("\n", newline), expected
+
+
+def masked(text: str) -> str:
+    """`text` with the source of every figure sync may rewrite replaced by a NUL: what must not change."""
+    card = parse_card(PATH, text)
+    spans = sorted(claim.span for model in card.models
+                   for claim in [model.weights, *(model.fields.get(field) for field in SYNCED)] if claim)
+    for start, end in reversed(spans):
+        text = text[:start] + "\0" + text[end:]
+    return text
+
+
+INSERTED_LINE = re.compile(r" *(Metadata:|(Layers|Parameters|FLOPs|File Size|Image Size|Crop Pct|Interpolation|"
+                           r"Weights): \0)\r?\n")
+
+
+@settings(max_examples=max(1, BASE * 3 // 10))
+@given(data=st.data())
+def test_sync_write_then_verify_passes_against_the_real_measurements(project, zoo, shared_cache, data):
+    fill = data.draw(st.booleans(), label="--fill")
+    family = data.draw(st.sampled_from(sorted(MODELS)), label="family")
+    text, expected = data.draw(measured_cards(family, zoo, fill), label="card")
+    card = project / "templates" / "models" / f"{family}.md"
+    card.write_bytes(text.encode("utf-8"))
+    options = [str(card), "--cache-dir", str(shared_cache)] + (["--fill"] if fill else [])
+
+    code, out, err = cli("sync", "--write", *options)
+    assert code == 0, out + err
+    synced = card.read_bytes().decode("utf-8")
+    code, out, err = cli("verify", *options[:3])
+    assert code == 0 and out.startswith("ok: 1 card, ") and "(0 models measured" in out, out + err
+    assert cli("sync", *options) == (0, "", "nothing to change: 1 card(s) match the code\n")
+    assert card.read_bytes().decode("utf-8") == synced
+
+    # every figure is exactly what it should be: a rounded one kept, a wrong one corrected, a missing one
+    # added with --fill only
+    result = parse_card(PATH, synced)
+    for model in result.models:
+        claims = {field: model.fields[field] for field in SYNCED if field in model.fields}
+        if model.weights is not None:
+            claims["Weights"] = model.weights
+        assert set(claims) == set(expected[model.name]), model.name
+        for field, claim in claims.items():
+            value = claim.value
+            value = int(value) if field == "Image Size" else float(value) if field == "Crop Pct" else value
+            assert value == expected[model.name][field], (model.name, field)
+
+    # and every other byte is as it was: inserted lines aside, only figures changed
+    before, after = masked(text), masked(synced)
+    if not fill:
+        assert after == before
+    else:
+        remaining = iter(after.splitlines(keepends=True))
+        for line in before.splitlines(keepends=True):
+            for candidate in remaining:
+                if candidate == line:
+                    break
+                assert INSERTED_LINE.fullmatch(candidate), candidate
+            else:
+                raise AssertionError(f"line lost: {line!r}")
+        assert all(INSERTED_LINE.fullmatch(line) for line in remaining)

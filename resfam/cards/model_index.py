@@ -246,8 +246,8 @@ def _read_card_text(path: str) -> str:
         reason = error.strerror or str(error)
         raise CardError([Finding("error", path, None, f"cannot read the card template: {reason}",
                                  hint="check the path; card templates live in templates/models/")]) from None
-    if len(data) > MAX_CARD_BYTES:  # the file grew between stat and read
-        raise CardError([_too_big(path, len(data))])
+    if len(data) > MAX_CARD_BYTES:  # the file grew between stat and read, or is a device: size unknown
+        raise CardError([_too_big(path, None)])
     return decode_utf8(path, data)
 
 
@@ -265,10 +265,11 @@ def decode_utf8(path: str, data: bytes) -> str:
             hint="save the file with UTF-8 encoding")]) from None
 
 
-def _too_big(path: str, size: int) -> Finding:
+def _too_big(path: str, size: int | None) -> Finding:
+    limit = f"{MAX_CARD_BYTES / 1e6:.1f} MB"
     return Finding("error", path, None,
-                   f"the file is {size / 1e6:.1f} MB; a card template may be at most "
-                   f"{MAX_CARD_BYTES / 1e6:.1f} MB",
+                   f"the file is {size / 1e6:.1f} MB; a card template may be at most {limit}" if size is not None
+                   else f"the file is larger than {limit}, the most a card template may be",
                    hint="check that this is the card template you meant; a card is a page of text")
 
 
@@ -474,7 +475,7 @@ class _CardParser:
         # Two scanner errors are noticed lines after the mistake, which is where the token began.
         if error.context == "while scanning a simple key" and error.problem == "could not find expected ':'":
             self.error(context_line, "malformed YAML in the model-index block: no ':' after the key on this line",
-                       hint="write 'Key: value'; a value on a line of its own belongs on its key's line")
+                       hint="write the line as 'Key: value'")
             return
         if error.context in ("while scanning a quoted scalar", "while scanning a double-quoted scalar",
                              "while scanning a single-quoted scalar") \
@@ -622,6 +623,13 @@ class _CardParser:
                                hint=f"write the {key.lower()} as text", field=key, **where)
             elif key not in KNOWN_MODEL_KEYS:
                 self.unknown_key(key_node, key, KNOWN_MODEL_KEYS, name, **where)
+        metadata = model.raw.get("Metadata")
+        has_id = isinstance(metadata, dict) and "ID" in metadata  # (a bad ID is reported on its own)
+        if not has_id and _is_import_path(name):  # without an ID, the Name is the registry name
+            self.error(model.line, f"{name}: an entry without an 'ID' names its model by its 'Name', which must "
+                                   "be the model's registered name, not an import path",
+                       hint="a card names a model only through the resfam registry: add 'ID: <registered name>' "
+                            "under 'Metadata' (resfam.list_models() lists the names)", **where)
         return model
 
     def read_metadata(self, model: ModelClaims, key_node: yaml.Node, node: yaml.Node) -> None:

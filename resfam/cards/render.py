@@ -353,11 +353,12 @@ def _finding_for(error: BaseException, path: str, templates_dir: str) -> Finding
         return Finding("error", where_path, where_line, f"undefined variable: {error.message}",
                        hint="card templates may use: model_name, model_ids, family, collection "
                             "(see resfam/cards/render.py)")
+    here = " here" if where_line is not None else ""  # None: outside the template's own code (joining its output)
     if isinstance(error, _RenderTimeout):
-        return Finding("error", where_path, where_line, f"the template ran for {error} and was stopped here",
+        return Finding("error", where_path, where_line, f"the template ran for {error} and was stopped{here}",
                        hint=_RUNAWAY_HINT)
     if isinstance(error, MemoryError):
-        return Finding("error", where_path, where_line, f"the template ran out of memory here (the renderer may "
+        return Finding("error", where_path, where_line, f"the template ran out of memory{here} (the renderer may "
                                                         f"use {RENDER_MEMORY / 2**30:g} GB)", hint=_RUNAWAY_HINT)
     if isinstance(error, _TooLarge):
         return Finding("error", where_path, where_line, f"unsafe template: {error}", hint=_RUNAWAY_HINT)
