@@ -347,12 +347,21 @@ def test_the_good_card_builds(tmp_path, shared_cache):
     assert source_snapshot(root) == build.sources_before
 
 
+@pytest.mark.parametrize("command", [[], ["verify"], ["sync"], ["new"], ["list"]],
+                         ids=["resfam-cards", "verify", "sync", "new", "list"])
+def test_every_command_prints_its_help(command, capsys):
+    # the door before any card: a '%' in a help text makes argparse raise instead of printing it
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: resfam-cards {' '.join(command)}".rstrip())
+
+
 # ---------------------------------------------------------------------------------------------
 # The cache survives a corrupt entry: it is a miss, the model is measured again, the entry rewritten
 
 CORRUPTIONS = {
     "truncated": lambda data: data[: len(data) // 2],
-    "empty": lambda data: b"",
     "not UTF-8": lambda data: b"\xff\xfe\x00garbage" + data[:40],
     "wrong types": lambda data: json.dumps(dict(json.loads(data), value={"parameters": "many"})).encode(),
 }

@@ -239,18 +239,22 @@ def _shape_only_tracing() -> Iterator[None]:
       directly, so here it calls `aten::_convolution` the way the CPU path does.
     An operator the tracer misses would leave its output unrecorded, which fails the trace (its
     output cannot become a constant): the count then falls back to the CPU.
+
+    Batch normalisation gets a kernel that only makes the output's shape (`_batch_norm_shapes`).
     """
     from torch._decomp import meta_table
     from torch._meta_registrations import _meta_lib_dont_use_me_use_register_meta as python_meta_library
 
     registered_in_python = python_meta_library._op_impls
+    batch_norm = torch.ops.aten.native_batch_norm.default
     library = torch.library.Library("aten", "IMPL")
     try:
         for op, kernel in meta_table.items():
-            if isinstance(op, torch._ops.OpOverload) and op.namespace == "aten" \
+            if isinstance(op, torch._ops.OpOverload) and op.namespace == "aten" and op is not batch_norm \
                     and _registration_name(op) in registered_in_python:
                 library.impl(op, _with_tracing_paused(kernel), "Meta")
         library.impl(torch.ops.aten.convolution.default, _convolution_as_on_cpu, "Meta")
+        library.impl(batch_norm, _with_tracing_paused(_batch_norm_shapes), "Meta")
         yield
     finally:
         library._destroy()  # the original kernels are in effect again
@@ -272,6 +276,16 @@ def _with_tracing_paused(kernel):
             torch._C._set_tracing_state(state)
 
     return run
+
+
+def _batch_norm_shapes(input, weight, bias, running_mean, running_var, training, momentum, eps):
+    """`aten::native_batch_norm` on meta tensors: the output (the input's shape) and the saved mean and
+    inverse deviation (one per channel), as torch's meta kernel returns them. That kernel is torch's
+    Python decomposition, which works out the normalisation op by op: about a quarter of the time of
+    a whole trace (measured on ResNet-50, ResNeSt-50d and Res2Net-50). The tracer has recorded
+    `aten::batch_norm` before this runs, so fvcore sees the same graph."""
+    per_channel = (input.shape[1],)
+    return torch.empty_like(input), input.new_empty(per_channel), input.new_empty(per_channel)
 
 
 def _convolution_as_on_cpu(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):

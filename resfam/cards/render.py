@@ -153,7 +153,10 @@ class _Renderer:
     def render(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         line = json.dumps(request) + "\n"
         with self._lock:
-            process = self._running()
+            try:
+                process = self._running()
+            except OSError as error:
+                return self._failure(request, f"cannot start the template renderer: {error}")
             try:
                 process.stdin.write(line)
                 process.stdin.flush()
@@ -163,6 +166,9 @@ class _Renderer:
                 return self._failure(request, f"the template ran for more than {timeout:g} s and was stopped")
             except OSError:
                 reply = None
+            except BaseException:  # interrupted: its late reply must not answer the next request
+                self._stop()
+                raise
             if reply is None:
                 return self._failure(request, f"the template renderer stopped ({self._death()})")
             return json.loads(reply)

@@ -308,6 +308,11 @@ class _Server:
         self.measure_module = measure
         self.cache_module = cache
         self.facts = self.registry_facts()
+        # What is loaded now (torch, fvcore, the zoo) lives as long as the worker. Frozen, it is out of
+        # the collector's sight: the full collection after each model, and the automatic ones while a
+        # model is traced, scan only what measuring made (it was ~0.17 s a model, a fifth of a cold run).
+        gc.collect()
+        gc.freeze()
 
     def installed_versions(self) -> dict[str, str]:
         return self.cache_module.installed_versions()
