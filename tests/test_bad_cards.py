@@ -367,17 +367,18 @@ CORRUPTIONS = {
 }
 
 
-def entries_of(cache: Path, kind: str, model: str | None = None) -> list[Path]:
-    """The readable entry files of `kind` ('measurement' or 'registry') in `cache`, for `model` when given;
-    an entry is found by what it says it is, whichever format folder and key hash hold it."""
-    found = []
+def entries_of(cache: Path, kind: str, model: str | None = None) -> dict[Path, object]:
+    """{entry file: its value} of the readable entries of `kind` ('measurement' or 'registry') in `cache`,
+    for `model` when given; an entry is found by what it says it is, whichever folder and key hash hold it."""
+    found = {}
     for path in sorted(cache.rglob(f"{kind}/*.json")):
         try:
-            key = json.loads(path.read_text(encoding="utf-8"))["key"]
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            key, value = entry["key"], entry["value"]
         except (ValueError, KeyError, TypeError):
             continue
         if model is None or key.get("model") == model:
-            found.append(path)
+            found[path] = value
     return found
 
 
@@ -387,7 +388,7 @@ def test_a_corrupt_cache_entry_is_measured_again(corruption, project, cli, share
     assert cli(root, "verify", P)[0] == 0  # the session cache holds resnet18 and the registry now
     cache = tmp_path / "cache"
     shutil.copytree(shared_cache, cache)
-    corrupted = entries_of(cache, "measurement", "resnet18") + entries_of(cache, "registry")
+    corrupted = [*entries_of(cache, "measurement", "resnet18"), *entries_of(cache, "registry")]
     assert len(corrupted) >= 2
     for entry in corrupted:
         entry.write_bytes(CORRUPTIONS[corruption](entry.read_bytes()))
@@ -396,7 +397,9 @@ def test_a_corrupt_cache_entry_is_measured_again(corruption, project, cli, share
     assert (code, err) == (0, "")
     assert re.fullmatch(r"ok: 1 card, 1 model: 9 figures ok, 0 drifts, 0 errors, 0 warnings "
                         r"\(1 model measured, [0-9.]+ s\)\n", out)
-    assert entries_of(cache, "measurement", "resnet18") and entries_of(cache, "registry")  # written again, whole
+    # written again, whole
+    assert 11689512 in [value.get("parameters") for value in entries_of(cache, "measurement", "resnet18").values()]
+    assert any("resnet18" in value for value in entries_of(cache, "registry").values())
     code, out, err = cli(root, "verify", P, cache=cache)
     assert (code, err) == (0, "")
     assert "(0 models measured, 1 figure set from the cache, " in out  # the rewritten entries are used

@@ -387,10 +387,11 @@ def test_sync_write_through_the_command_line_keeps_a_crlf_card_crlf(tmp_path, mo
 
     (tmp_path / "templates" / "models").mkdir(parents=True)
     card = tmp_path / "templates" / "models" / "resnet.md"
-    card.write_bytes(b"# ResNet\r\n\r\n<!--\r\nModels:\r\n- Name: resnet18\r\n  Metadata:\r\n    Layers: 19\r\n-->\r\n")
+    text = b"# ResNet\r\n\r\n<!--\r\nModels:\r\n- Name: resnet18\r\n  Metadata:\r\n    Layers: 19\r\n-->\r\n"
+    card.write_bytes(text)
     monkeypatch.chdir(tmp_path)
     cache = tmp_path_factory.getbasetemp() / "shared-resfam-cache"  # the session's, as the other modules
     code = main(["sync", "--write", "templates/models/resnet.md", "--cache-dir", str(cache), "-q"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert card.read_bytes() == b"# ResNet\r\n\r\n<!--\r\nModels:\r\n- Name: resnet18\r\n  Metadata:\r\n    Layers: 18\r\n-->\r\n"
+    assert card.read_bytes() == text.replace(b"Layers: 19", b"Layers: 18")

@@ -266,7 +266,7 @@ def _tolerances(settings: list[str]) -> dict[str, float]:
 def _unchanged_since_read(path: str, text: str) -> None:
     """Refuse to overwrite a card that was edited while it was being verified."""
     try:
-        current = Path(path).read_text(encoding="utf-8")
+        current = Path(path).read_bytes().decode("utf-8")  # read_text would fold CRLF into LF
     except (OSError, UnicodeDecodeError):
         current = None
     if current != text:
@@ -293,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
     checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
     checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
                           help="relative tolerance in percent for Parameters, FLOPs, File Size or Layers "
-                               "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%" for k, v in
+                               "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%%" for k, v in
                                                                       DEFAULT_TOLERANCES.items()) + ")")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])

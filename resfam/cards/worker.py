@@ -308,11 +308,7 @@ class _Server:
         self.measure_module = measure
         self.cache_module = cache
         self.facts = self.registry_facts()
-        # What is loaded now (torch, fvcore, the zoo) lives as long as the worker. Frozen, it is out of
-        # the collector's sight: the full collection after each model, and the automatic ones while a
-        # model is traced, scan only what measuring made (it was ~0.17 s a model, a fifth of a cold run).
-        gc.collect()
-        gc.freeze()
+        _settle()
 
     def installed_versions(self) -> dict[str, str]:
         return self.cache_module.installed_versions()
@@ -369,7 +365,7 @@ class _Server:
             return {"op": "failed", "model": model_id, "error": describe_error(error, self.relative)}
         finally:
             del model
-            gc.collect()  # one model at a time in memory
+            _settle()  # one model at a time in memory
         defining = set(self.facts[model_id]["sources"]) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.package_dir)
@@ -377,6 +373,16 @@ class _Server:
                 "measurements": [measurement.to_json() for measurement in measurements],
                 "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(defining))},
                 "seconds": time.perf_counter() - started}
+
+
+def _settle() -> None:
+    """Collect the garbage, then freeze what is left (`gc.freeze`): torch, fvcore, the zoo, and what the
+    first trace imports lazily (torch._dynamo) live as long as the worker, which lives for one
+    verification. Frozen, they are out of the collector's sight, so the collection after each model
+    and the automatic ones while a model is traced scan only what measuring made. Without it, the
+    collector scanned torch's objects over and over: a quarter of a cold verification's time."""
+    gc.collect()
+    gc.freeze()
 
 
 # ---------------------------------------------------------------------------------------------
