@@ -1,8 +1,10 @@
 """Fixtures shared by the test modules."""
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -22,10 +24,6 @@ def deterministic_fill():
 # (test_sync_properties.py) scale their example counts from max_examples: in the default and ci profiles,
 # over 1000 generated cards each for the parser and sync properties. ci replays the same examples
 # every run; quick is for a tight edit-test loop; thorough for a night.
-import os  # noqa: E402
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-
 _PROPERTY_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("default", max_examples=1000, **_PROPERTY_SETTINGS)
 settings.register_profile("ci", max_examples=1000, derandomize=True, print_blob=True, **_PROPERTY_SETTINGS)
