@@ -43,6 +43,18 @@ def default_cache_dir(templates_dir: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(templates_dir)).parent / CACHE_DIR_NAME
 
 
+def cache_subfolder(cache_dir: str | os.PathLike[str], name: str) -> Path | None:
+    """`cache_dir/name`, made if need be, with the cache folder kept out of git; None if it cannot be
+    made (a cache that cannot be written is only a slower next run)."""
+    folder = Path(cache_dir) / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    _ignore_in_git(Path(cache_dir))
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------
 # Source files and their hashes
 
