@@ -92,3 +92,28 @@ def test_uncounted_operators_are_reported_and_the_conventional_ones_are_not():
     block_ops = measure.measure_model("resnest14d", [224])[0]
     assert block_ops.uncounted_ops["aten::add"] > 0 and block_ops.unexpected_uncounted_ops == {}
 
+
+
+class _UnusualLayers(nn.Module):
+    """Convolutions the shape-only kernels work out themselves (strided, dilated, grouped, 1-d) or hand
+    back to torch's (transposed), and a batch norm after them."""
+
+    def __init__(self):
+        super().__init__()
+        self.dilated = nn.Conv2d(3, 8, 3, stride=2, padding=2, dilation=2)
+        self.grouped = nn.Conv2d(8, 8, 3, padding="same", groups=4)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.norm = nn.BatchNorm2d(4)
+        self.flat = nn.Conv1d(4, 2, 3, stride=2)
+
+    def forward(self, x):
+        x = self.norm(self.up(self.grouped(self.dilated(x))))
+        return self.flat(x.flatten(2))
+
+
+def test_the_shape_only_trace_counts_what_a_cpu_trace_counts():
+    model = _UnusualLayers().eval()
+    on_shapes = measure.count_flops(model, 17)
+    on_cpu = measure._fvcore_count(model, torch.zeros(1, 3, 17, 17), measure.ON_CPU)
+    assert on_shapes.method == measure.ON_SHAPES
+    assert (on_shapes.total, on_shapes.uncounted_ops) == (on_cpu.total, on_cpu.uncounted_ops)

@@ -56,10 +56,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-# One worker by default: on the 2-vCPU machine this was measured on, a second worker made each model
-# about 2x slower (the tracing is memory-bound and the two vCPUs share a core), so a cold verification
-# of the zoo took as long or longer (2 workers 33-72 s, 1 worker 39-52 s, in alternating runs).
-# `max_workers` is there for machines with real cores to spare.
+# One worker by default. On the shared 2-vCPU machine of docs/performance.md, two measure a cold zoo
+# about 1.5x faster (10-11 s against 15-17 s, alternating runs; before the workers froze their startup
+# objects out of the collector's way, two were no faster), but they take both cores from whatever
+# else runs there and double the peak memory (~0.45 GiB each, for the largest model). CI and machines
+# with cores to spare: `--workers 2` (`max_workers`).
 DEFAULT_MAX_WORKERS = 1
 _STDERR_LINES_KEPT = 40
 
