@@ -17,7 +17,9 @@ imports included, as a user waits for them. Peak memory is the most the phase's 
 at once: the resident sets of the process and its children (measuring workers, template renderer),
 added up every 0.1 s from /proc, and never less than what `getrusage` reports for the process plus
 its largest child. The ratios are from this one run, so they hold on a shared, noisy machine where
-absolute times do not. Progress goes to stderr, the results to stdout; exit code 1 if a target fails.
+absolute times do not, as long as the other jobs stay as they were: each phase's row says how busy
+the rest of the machine was meanwhile (from /proc/stat). Progress goes to stderr, the results to
+stdout; exit code 1 if a target fails.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,9 +101,10 @@ PHASES = {"naive": phase_naive, "cold": phase_cold, "build": phase_build}
 
 def run_phase_here(name: str, project: Path) -> None:
     result = PHASES[name](project)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the largest child
-    print(json.dumps(dict(result, peak_self=own, peak_children=children)))
+    own, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+    # ru_maxrss is in KiB on Linux; for the children, it is the largest child's
+    print(json.dumps(dict(result, cpu=cpu, peak_self=own.ru_maxrss * 1024, peak_children=waited.ru_maxrss * 1024)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,6 +113,7 @@ def run_phase_here(name: str, project: Path) -> None:
 
 def run_phase(name: str, project: Path, label: str) -> dict[str, Any]:
     say(f"{label} ...")
+    busy_before = busy_cpu_seconds()
     environment = dict(os.environ, RESFAM_CACHE_DIR=str(project / "cache"), NO_MKDOCS_2_WARNING="1")
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as output:
@@ -126,10 +129,23 @@ def run_phase(name: str, project: Path, label: str) -> dict[str, Any]:
     if process.returncode != 0 or not lines:
         sys.exit(f"bench_build: the {label} phase failed (exit code {process.returncode})")
     result = json.loads(lines[-1])
-    result.update(label=label, seconds=seconds,
+    # the CPUs the rest of the machine kept busy meanwhile, on average: other jobs on a shared machine
+    others = max(0.0, (busy_cpu_seconds() - busy_before - result["cpu"]) / seconds) if busy_before is not None else None
+    result.update(label=label, seconds=seconds, others=others,
                   peak=max(sampled, result["peak_self"] + result["peak_children"]))
     say(f"{label}: {seconds:.1f} s, {result['measured']} models measured")
     return result
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU time the whole machine has spent busy since boot (Linux /proc/stat), None elsewhere."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user, nice, system, idle, iowait, irq, softirq, steal (time the host gave to other machines)
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_rss(pid: int) -> int:
@@ -203,10 +219,6 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
@@ -216,7 +228,6 @@ def main() -> int:
         run_phase_here(args.phase, args.project)
         return 0
 
-    load_before = load()
     with tempfile.TemporaryDirectory(prefix="resfam-bench-") as folder:
         project = copy_project(Path(folder))
         naive = run_phase("naive", project, "naive baseline (create + fvcore)")
@@ -227,9 +238,10 @@ def main() -> int:
         say(f"edited {edit}")
         rebuild = run_phase("build", project, "rebuild after editing one figure")
 
-    warm_seconds = statistics.median(run["seconds"] for run in warm_runs)
-    warm = max(warm_runs, key=lambda run: run["peak"]) | {
-        "seconds": warm_seconds, "label": f"warm mkdocs build (median of {WARM_BUILDS})"}
+    median_run = sorted(warm_runs, key=lambda run: run["seconds"])[len(warm_runs) // 2]
+    warm_seconds = median_run["seconds"]
+    warm = median_run | {"label": f"warm mkdocs build (median of {WARM_BUILDS})",
+                         "peak": max(run["peak"] for run in warm_runs)}
     rows = [
         (naive, "", f"{naive['measured']} (every card entry)"),
         (cold, f"{cold['seconds'] / naive['seconds']:.3f}x naive", cold["measured"]),
@@ -239,12 +251,16 @@ def main() -> int:
 
     print(f"resfam build benchmark, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"machine: {machine()}")
-    print(f"load average before / after: {load_before} / {load()} (a shared machine: compare ratios)")
     print(f"warm builds: {', '.join('%.2f' % run['seconds'] for run in warm_runs)} s; edit: {edit}")
     print()
-    print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'peak memory':>11}  models measured")
+    print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'CPU s':>6} {'others':>6} {'peak memory':>11}  models measured")
     for result, ratio, measured in rows:
-        print(f"{result['label']:40} {result['seconds']:8.2f}  {ratio:<14} {result['peak'] / GIB:7.2f} GiB  {measured}")
+        others = "n/a" if result["others"] is None else f"{result['others']:.2f}"
+        print(f"{result['label']:40} {result['seconds']:8.2f}  {ratio:<14} {result['cpu']:6.1f} {others:>6} "
+              f"{result['peak'] / GIB:7.2f} GiB  {measured}")
+    print("CPU s: user + system time of the phase's processes. others: CPUs the rest of the machine kept busy")
+    print("meanwhile, on average (other jobs; also the template renderer, which a phase cannot count). Where it")
+    print("differs much between phases, other jobs came or went and the ratios are off: run again.")
     print()
 
     ours = [cold, *warm_runs, rebuild]

@@ -242,7 +242,7 @@ def _shape_only_tracing() -> Iterator[None]:
 
     Convolutions and batch normalisation, most of a ResNet's operators, get kernels that only work
     out the output's shape (`_convolution_shapes`, `_batch_norm_shapes`): torch's own do the same
-    with many more steps, and took about half of each trace.
+    with many more steps, and took about two fifths of each trace.
     """
     from torch._decomp import meta_table
     from torch._meta_registrations import _meta_lib_dont_use_me_use_register_meta as python_meta_library
