@@ -70,6 +70,16 @@ def test_a_failed_meta_trace_falls_back_to_counting_on_the_cpu(monkeypatch):
     assert count.total == measure.naive_flops("resnet18", 64)
 
 
+def test_a_failed_meta_trace_of_a_model_moved_to_meta_falls_back_on_fresh_cpu_tensors(monkeypatch):
+    def refuse():
+        raise RuntimeError("no meta kernel")
+
+    monkeypatch.setattr(measure, "_shape_only_tracing", refuse)
+    at_64, at_96 = measure.measure_model("resnet18", [64, 96])
+    assert at_64.flops_method == at_96.flops_method == measure.ON_CPU
+    assert (at_64.flops, at_96.flops) == (measure.naive_flops("resnet18", 64), measure.naive_flops("resnet18", 96))
+
+
 class _CumulativeHead(nn.Module):
     """A convolution, then an operator fvcore cannot count and its convention does not exclude."""
 

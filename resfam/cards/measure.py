@@ -16,7 +16,8 @@ Every figure depends only on the model's structure and tensor shapes, never on w
   trace fvcore makes on CPU, but every operator only computes its output shape. Should that trace fail,
   the count falls back to a real forward pass on CPU, under `no_grad`.
 
-One model instance serves every image size a card set needs (`measure_model`). `naive_flops` is the
+One model instance serves every image size a card set needs (`measure_model`), and is then moved to
+the meta device rather than copied there. `naive_flops` is the
 contract computed literally (default initialisation, a real forward pass): the tests and the benchmark
 compare against it.
 
@@ -180,14 +181,25 @@ def count_flops(model: nn.Module, image_size: int) -> FlopCount:
     Counted on a meta-device copy of the model's structure when possible (no arithmetic at all), on the
     CPU otherwise. The model itself is left as it was.
     """
+    return _count_flops(model, [image_size], in_place=False)[0]
+
+
+def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool) -> list[FlopCount]:
+    """`count_flops` at each of `image_sizes`, all on one meta-device version of the model: a copy, or
+    with `in_place` the model itself moved to the meta device (a copy is a deep copy of every module:
+    several times the cost of the move). If the meta trace fails, a moved model gets CPU tensors back,
+    uninitialised, for the fallback."""
     try:
-        shapes_only = _meta_copy(model)
+        shapes_only = model.to("meta") if in_place else _meta_copy(model)
         with _shape_only_tracing():
-            return _fvcore_count(shapes_only, torch.zeros(1, 3, image_size, image_size, device="meta"), ON_SHAPES)
+            return [_fvcore_count(shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES)
+                    for size in image_sizes]
     except Exception:  # an operator without a meta kernel, a torch without these internals
         logging.getLogger(__name__).debug("meta trace failed; counting on the CPU", exc_info=True)
+    if in_place:
+        model.to_empty(device="cpu")
     with _denormals_flushed():
-        return _fvcore_count(model, torch.zeros(1, 3, image_size, image_size), ON_CPU)
+        return [_fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU) for size in image_sizes]
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:
@@ -327,16 +339,17 @@ def _convolution_as_on_cpu(input, weight, bias, stride, padding, dilation, trans
 
 
 def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int]) -> list[ModelMeasurement]:
-    """Every figure of an already built (uninitialised) `model`, FLOPs at each of `image_sizes`."""
+    """Every figure of an already built (uninitialised) `model`, FLOPs at each of `image_sizes`.
+
+    The model is used up: FLOPs are counted last, on the model itself moved to the meta device.
+    """
     parameters = count_parameters(model)
     file_size = checkpoint_size(model)
     layers = int(model.nominal_depth)
-    measurements = []
-    for size in image_sizes:
-        flops = count_flops(model, size)
-        measurements.append(ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers,
-                                             flops.uncounted_ops, flops.unexpected_uncounted_ops, flops.method))
-    return measurements
+    counts = _count_flops(model, image_sizes, in_place=True)
+    return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
+                             flops.unexpected_uncounted_ops, flops.method)
+            for size, flops in zip(image_sizes, counts)]
 
 
 def measure_model(model_id: str, image_sizes: list[int], **kwargs: Any) -> list[ModelMeasurement]:
