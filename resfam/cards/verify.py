@@ -102,8 +102,30 @@ class MeasuredModel:
         return {"ID": self.registered.model_id, **values, **self.registered.config_values}
 
 
+class FindingsView:
+    """The findings of a card or of a whole run, sorted by status."""
+
+    findings: list[Finding]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "error"]
+
+    @property
+    def drifts(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "drift"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.status == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.drifts
+
+
 @dataclass
-class CardResult:
+class CardResult(FindingsView):
     """One card: its findings, and what the site and `sync` need.
 
     card: the parsed card, None when it could not be parsed.
@@ -120,22 +142,6 @@ class CardResult:
     markdown: str | None = None
     models: dict[str, MeasuredModel] = field(default_factory=dict)
 
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "error"]
-
-    @property
-    def drifts(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "drift"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.drifts
-
 
 @dataclass
 class RunStats:
@@ -150,7 +156,7 @@ class RunStats:
 
 
 @dataclass
-class Report:
+class Report(FindingsView):
     cards: list[CardResult]
     stats: RunStats = field(default_factory=RunStats)
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
@@ -159,21 +165,6 @@ class Report:
     def findings(self) -> list[Finding]:
         return [finding for card in self.cards for finding in card.findings]
 
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "error"]
-
-    @property
-    def drifts(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "drift"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.status == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.drifts
 
     @property
     def exit_code(self) -> int:
