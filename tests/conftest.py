@@ -20,6 +20,13 @@ def deterministic_fill():
     return module.deterministic_fill
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache for the whole session, shared by every test module: small models are
+    measured once."""
+    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+
+
 # Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (default: "default"). The property tests
 # (test_sync_properties.py) scale their example counts from max_examples: in the default and ci profiles,
 # over 1000 generated cards each for the parser and sync properties. ci replays the same examples

@@ -227,13 +227,6 @@ def test_the_corpus_and_the_expectations_match():
     assert all(card_bytes(name) != GOOD.encode() for name in EXPECTED)
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One cache for the whole session (every test module uses this folder): small models are
-    measured once."""
-    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
-
-
 def make_project(root: Path, card: bytes) -> Path:
     """A project with templates/code_snippets.md, templates/models/resnet.md = `card`, and what a
     site needs: mkdocs.yml and docs/ (the card pages link to docs/measurement.md)."""

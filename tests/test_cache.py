@@ -187,13 +187,6 @@ Models:
 """
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One cache for the whole session (every test module uses this folder): small models are
-    measured once."""
-    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
-
-
 @pytest.fixture
 def package_copy(tmp_path):
     target = tmp_path / "src" / "resfam"

@@ -31,13 +31,6 @@ CARD = ("# ResNet\n\nA test card.\n\n{% include 'code_snippets.md' %}\n\n<!--\nT
 CARD_PATH = str(Path("templates/models/resnet.md"))
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One cache for the whole session (every test module uses this folder): small models are
-    measured once."""
-    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
-
-
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A project folder with templates/code_snippets.md and templates/models/resnet.md, as the cwd."""

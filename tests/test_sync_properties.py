@@ -269,13 +269,6 @@ def cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One cache for the whole session (every test module uses this folder): small models are
-    measured once."""
-    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("generated-cards")
