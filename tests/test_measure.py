@@ -1,5 +1,8 @@
 """The measurement contract (DESIGN.md), computed the fast way, equals the contract computed literally."""
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,7 +67,7 @@ def test_a_failed_meta_trace_falls_back_to_counting_on_the_cpu(monkeypatch):
     def refuse():
         raise RuntimeError("no meta kernel")
 
-    monkeypatch.setattr(measure, "_shape_only_tracing", refuse)
+    monkeypatch.setattr(measure, "shape_only_tracing", refuse)
     count = measure.count_flops(measure.build_for_counting("resnet18"), 64)
     assert count.method == measure.ON_CPU
     assert count.total == measure.naive_flops("resnet18", 64)
@@ -74,7 +77,7 @@ def test_a_failed_meta_trace_of_a_model_moved_to_meta_falls_back_on_fresh_cpu_te
     def refuse():
         raise RuntimeError("no meta kernel")
 
-    monkeypatch.setattr(measure, "_shape_only_tracing", refuse)
+    monkeypatch.setattr(measure, "shape_only_tracing", refuse)
     at_64, at_96 = measure.measure_model("resnet18", [64, 96])
     assert at_64.flops_method == at_96.flops_method == measure.ON_CPU
     assert (at_64.flops, at_96.flops) == (measure.naive_flops("resnet18", 64), measure.naive_flops("resnet18", 96))
@@ -127,3 +130,121 @@ def test_the_shape_only_trace_counts_what_a_cpu_trace_counts():
     on_cpu = measure._fvcore_count(model, torch.zeros(1, 3, 17, 17), measure.ON_CPU)
     assert on_shapes.method == measure.ON_SHAPES
     assert (on_shapes.total, on_shapes.uncounted_ops) == (on_cpu.total, on_cpu.uncounted_ops)
+
+
+# One model per kind of block: basic, bottleneck with avg-down shortcut, anti-aliased, grouped,
+# split attention with radix 4, Res2Net's hierarchical slices.
+BLOCK_KINDS = ["resnet18", "resnet50d", "resnetblur50", "resnext50_32x4d", "resnest50d_4s2x40d", "res2net50_14w_8s"]
+
+
+@pytest.mark.parametrize("model_id", BLOCK_KINDS)
+def test_the_shape_only_trace_of_every_kind_of_block_is_the_cpu_trace(model_id):
+    model = measure.build_for_counting(model_id)
+    on_cpu = measure._fvcore_count(model, torch.zeros(1, 3, 97, 97), measure.ON_CPU)
+    on_shapes = measure.count_flops(model, 97)  # an odd size: ceil-mode and padding edges
+    assert on_shapes.method == measure.ON_SHAPES
+    assert (on_shapes.total, on_shapes.uncounted_ops) == (on_cpu.total, on_cpu.uncounted_ops)
+
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+# (operator, arguments, keyword arguments): cases the short kernels work out and cases they hand back
+# to torch's kernel; either way the result must be what torch's own meta kernel returns.
+SHAPE_KERNEL_CASES = [
+    ("aten::add.Tensor", (_meta(2, 8, 5, 5), _meta(2, 8, 5, 5)), {}),
+    ("aten::add.Tensor", (_meta(2, 8, 5, 5), _meta(8, 1, 1)), {"alpha": 2}),  # broadcast
+    ("aten::add.Tensor", (_meta(1, 8), _meta(3, 1)), {}),  # both sides broadcast
+    ("aten::add.Tensor", (_meta(2, 8), _meta(2, 8, dtype=torch.float64)), {}),  # type promotion: torch's
+    ("aten::add.Tensor", (_meta(2, 8), _meta(3, 8)), {}),  # cannot broadcast: torch's error
+    ("aten::add.Tensor", (_meta(4, 6).t(), _meta(6, 4)), {}),  # not contiguous: torch's
+    ("aten::mul.Tensor", (_meta(2, 8, 5, 5), _meta(2, 8, 1, 1)), {}),
+    ("aten::mul.Tensor", (_meta(2, 8, dtype=torch.int64), _meta(2, 8, dtype=torch.int64)), {}),  # integers
+    ("aten::sigmoid", (_meta(2, 8, 1, 1),), {}),
+    ("aten::_softmax", (_meta(2, 2, 1, 64), 1, False), {}),
+    ("aten::_softmax", (_meta(2, 1, 2, 64).transpose(1, 2), 1, False), {}),  # ResNeSt's, transposed
+    ("aten::_softmax", (_meta(2, 2, 1, 64, dtype=torch.float16), 1, True), {}),  # half to float: torch's
+    ("aten::mean.dim", (_meta(2, 8, 7, 7), [2, 3], True), {}),
+    ("aten::mean.dim", (_meta(2, 8, 7, 7), [-1, -2]), {}),
+    ("aten::mean.dim", (_meta(2, 8, 7, 7), None), {}),  # every dimension: torch's
+    ("aten::mean.dim", (_meta(2, 8, 7, 7), [1]), {"dtype": torch.float64}),  # a cast: torch's
+    ("aten::sum.dim_IntList", (_meta(2, 4, 8, 7, 7), [1]), {}),
+    ("aten::sum.dim_IntList", (_meta(2, 4, 8, 7, 7), [1, -4]), {}),  # the same dimension twice: torch's error
+    ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 5, 5, 5)], 1), {}),
+    ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 3, 5, 5)], -4), {}),
+    ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 3, 4, 5)], 1), {}),  # sizes differ elsewhere: torch's error
+    ("aten::addmm", (_meta(10), _meta(2, 16), _meta(10, 16).t()), {}),  # a linear layer's weight.t()
+    ("aten::addmm", (_meta(3, 10), _meta(2, 16), _meta(16, 10)), {}),  # bias cannot broadcast: torch's error
+    ("aten::max_pool2d_with_indices", (_meta(1, 4, 13, 13), [3, 3], [2, 2], [1, 1]), {}),
+    ("aten::max_pool2d_with_indices", (_meta(1, 4, 13, 12), [3, 3], [2, 2], [0, 0], [1, 1], True), {}),  # ceil
+    ("aten::max_pool2d_with_indices", (_meta(1, 4, 6, 6), [2, 2], [2, 2], [1, 1], [1, 1], True), {}),  # last window in the padding
+    ("aten::max_pool2d_with_indices", (_meta(4, 13, 13), [3, 3]), {}),  # no batch dimension: torch's
+    ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [2, 2], [2, 2], [0, 0], True, False), {}),
+    ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [3], [], [1]), {}),
+    ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [2, 2], [2, 2], [2, 2]), {}),  # padding over half the window: torch's error
+    ("aten::reflection_pad2d", (_meta(1, 4, 13, 12), [1, 1, 2, 0]), {}),
+    ("aten::reflection_pad2d", (_meta(1, 4, 3, 3), [3, 1, 1, 1]), {}),  # as wide as the side: torch's error
+    ("aten::reflection_pad2d", (_meta(4, 3, 3), [1, 1, 1, 1]), {}),  # no batch dimension: torch's
+    ("aten::native_batch_norm", (_meta(2, 8, 5, 5), _meta(8), _meta(8), _meta(8), _meta(8), False, 0.1, 1e-5), {}),
+    ("aten::_convolution", (_meta(1, 3, 17, 17), _meta(8, 3, 3, 3), None, [2, 2], [2, 2], [2, 2], False, [0, 0], 1,
+                            False, False, True, True), {}),
+    ("aten::_convolution", (_meta(1, 8, 9, 9), _meta(8, 4, 2, 2), None, [2, 2], [0, 0], [1, 1], True, [0, 0], 1,
+                            False, False, True, True), {}),  # transposed: torch's
+]
+
+
+def _described(result):
+    if isinstance(result, BaseException):
+        return type(result).__name__
+    if isinstance(result, tuple):
+        return [_described(item) for item in result]
+    return (tuple(result.shape), result.dtype, result.stride(), result.device.type)
+
+
+def _outcome(kernel, args, kwargs):
+    try:
+        return _described(kernel(*args, **kwargs))
+    except Exception as error:  # noqa: BLE001 - the errors are compared too
+        return _described(error)
+
+
+@pytest.mark.parametrize("op_name, args, kwargs", SHAPE_KERNEL_CASES,
+                         ids=[f"{case[0]}-{i}" for i, case in enumerate(SHAPE_KERNEL_CASES)])
+def test_each_shape_only_kernel_returns_what_torchs_meta_kernel_returns(op_name, args, kwargs):
+    stock = {op.name(): kernel for op, kernel in measure._python_meta_kernels().items()}[op_name]
+    ours = measure._or_else(measure._SHAPE_KERNELS[op_name], stock)
+    expected = _outcome(stock, args, kwargs)
+    assert _outcome(ours, args, kwargs) == expected
+
+
+def test_every_shape_only_kernel_replaces_a_python_kernel_of_torch():
+    """A kernel for an operator torch implements in C++ would never be registered: the table would lie."""
+    python_kernels = {op.name() for op in measure._python_meta_kernels()}
+    assert set(measure._SHAPE_KERNELS) <= python_kernels
+
+
+def test_measuring_every_kind_of_block_imports_neither_dynamo_nor_sympy():
+    """torch's Python kernels import torch._dynamo and sympy on first use (1.5 s of every cold run)."""
+    script = ("import sys, torch\n"
+              "from resfam.cards import measure\n"
+              f"for model_id in {BLOCK_KINDS!r}:\n"
+              "    assert measure.measure_model(model_id, [97])[0].flops_method == measure.ON_SHAPES\n"
+              "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(resfam.__file__).parent.parent)
+    assert result.stdout.strip() == "[]"
+
+
+def test_shape_only_tracing_blocks_nest_and_the_outermost_restores_torchs_kernels():
+    def meta_kernels():
+        return [line for line in torch._C._dispatch_dump("aten::add.Tensor").splitlines() if "Meta" in line]
+
+    torchs = meta_kernels()
+    with measure.shape_only_tracing():
+        ours = meta_kernels()
+        with measure.shape_only_tracing():
+            assert meta_kernels() == ours  # registered once
+        assert meta_kernels() == ours and ours != torchs
+        assert measure.count_flops(measure.build_for_counting("resnet18"), 64).method == measure.ON_SHAPES
+    assert meta_kernels() == torchs

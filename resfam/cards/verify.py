@@ -200,10 +200,11 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     tolerances = resolve_tolerances(tolerances)
     templates_dir = Path(templates_dir)
     card_paths = _card_paths(paths, templates_dir)
-    results = [_read_card(path, templates_dir) for path in card_paths]
     stats = RunStats()
     with ZooMeasurer(package_dir=package_dir, cache_dir=_cache_dir(cache_dir, templates_dir, use_cache),
                      progress=progress, max_workers=max_workers, stats=stats) as zoo:
+        zoo.start_early()
+        results = [_read_card(path, templates_dir) for path in card_paths]
         _check_against_code(results, zoo, tolerances)
     _check_across_cards(results)
     for result in results:
@@ -545,6 +546,12 @@ class ZooMeasurer:
     def close(self) -> None:
         self.pool.close()
         self.stats.workers_started = self.pool.started
+
+    def start_early(self) -> None:
+        """With no registry facts in the cache (a cold run, or a model file edited), a worker will be
+        needed: start it now, so that it starts up (~2 s) while the cards are read."""
+        if self.cache.get_registry() is None:
+            self.pool.start_early()
 
     def registry(self) -> dict[str, RegisteredModel]:
         """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""

@@ -146,6 +146,8 @@ class _WorkerProcess:
         return f"the measuring worker stopped ({why})" + (f": {last.strip()}" if last else "")
 
     def close(self) -> None:
+        if self.ready is None:  # started early and never needed: nothing to finish
+            self.process.kill()
         try:
             if self.process.stdin and not self.process.stdin.closed:
                 self.process.stdin.close()  # end of requests: the worker exits
@@ -184,14 +186,24 @@ class WorkerPool:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    def start_early(self) -> None:
+        """Start the first worker now, without waiting for it: it imports torch and the zoo while the
+        caller does other work (reads the cards). Closing the pool kills it if it was never used."""
+        with self._lock:
+            self._started_worker(0)
+
+    def _started_worker(self, slot: int) -> _WorkerProcess:
+        worker = self._workers.get(slot)
+        if worker is None:
+            worker = self._workers[slot] = _WorkerProcess(self.package_dir, self.threads_per_worker)
+            self.started += 1
+        return worker
+
     def _worker(self, slot: int) -> _WorkerProcess:
         with self._lock:
             if self._startup_error is not None:
                 raise self._startup_error
-            worker = self._workers.get(slot)
-            if worker is None:
-                worker = self._workers[slot] = _WorkerProcess(self.package_dir, self.threads_per_worker)
-                self.started += 1
+            worker = self._started_worker(slot)
         try:
             worker.wait_ready()
         except WorkerStartupError as error:
@@ -309,6 +321,9 @@ class _Server:
         self.measure_module = measure
         self.cache_module = cache
         self.facts = self.registry_facts()
+        # the trace's kernels, registered once for every model this worker measures (never closed:
+        # the worker exits with them)
+        contextlib.ExitStack().enter_context(measure.shape_only_tracing())
         _settle()
 
     def installed_versions(self) -> dict[str, str]:
@@ -377,9 +392,8 @@ class _Server:
 
 
 def _settle() -> None:
-    """Collect the garbage, then freeze what is left (`gc.freeze`): torch, fvcore, the zoo, and what the
-    first trace imports lazily (torch._dynamo) live as long as the worker, which lives for one
-    verification. Frozen, they are out of the collector's sight, so the collection after each model
+    """Collect the garbage, then freeze what is left (`gc.freeze`): torch, fvcore, the zoo and the
+    trace's kernels live as long as the worker, which lives for one verification. Frozen, they are out of the collector's sight, so the collection after each model
     and the automatic ones while a model is traced scan only what measuring made. Without it, the
     collector scanned torch's objects over and over: a quarter of a cold verification's time."""
     gc.collect()
