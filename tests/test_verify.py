@@ -1,5 +1,7 @@
 """verify(): every claim of every card becomes a finding (ok, drift or error) with its file and line."""
 import math
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,8 @@ import pytest
 import resfam.cards.worker as worker_module
 from resfam.cards.findings import CardError
 from resfam.cards.verify import DEFAULT_TOLERANCES, Progress, resolve_tolerances, sync_values, verify
+
+verify_module = sys.modules["resfam.cards.verify"]  # `resfam.cards.verify` the attribute is the function
 
 RESNET18 = """\
 - Name: resnet18
@@ -269,3 +273,32 @@ def test_the_committed_templates_verify_clean():
     report = verify(templates_dir=root / "templates")
     assert report.ok, "\n".join(f.format() for f in report.errors + report.drifts)
     assert len(report.cards) == 5
+
+
+def test_a_cold_verify_starts_its_worker_before_it_reads_the_cards(tmp_path, monkeypatch):
+    """The worker's start-up (torch, the zoo: ~2 s) overlaps reading and rendering the cards."""
+    events = []
+    real_worker, real_read = worker_module._WorkerProcess, verify_module._read_card
+
+    def worker(*args, **kwargs):
+        events.append("worker started")
+        return real_worker(*args, **kwargs)
+
+    def read_card(path, templates_dir):
+        events.append(f"read {path.name}")
+        return real_read(path, templates_dir)
+
+    monkeypatch.setattr(worker_module, "_WorkerProcess", worker)
+    monkeypatch.setattr(verify_module, "_read_card", read_card)
+    templates = make_templates(tmp_path / "templates", resnet=card_text(RESNET18))
+    report = verify(templates_dir=templates, cache_dir=tmp_path / "cache")
+    assert report.ok and report.stats.measured_models == 1
+    assert events == ["worker started", "read resnet.md"]
+
+
+def test_a_worker_started_early_and_never_used_is_killed_at_close():
+    pool = worker_module.WorkerPool(verify_module.PACKAGE_DIR)
+    pool.start_early()
+    process = pool._workers[0].process
+    pool.close()
+    assert process.returncode == -signal.SIGKILL  # not left to finish importing torch
