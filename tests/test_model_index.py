@@ -5,8 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from resfam.cards import Card, CardError, Claim, parse_card
+from resfam.cards import Card, CardError, Claim, model_index, parse_card
 from resfam.cards.model_index import MAX_CARD_BYTES, family_of
 
 CARDS = Path(__file__).parent / "cards"
@@ -78,6 +79,19 @@ def test_fields_hold_metadata_scalars_but_not_id_or_lists(card):
         "FLOPs", "Parameters", "Layers", "Crop Pct", "Image Size", "Interpolation"]
     assert "Architecture" not in card.model("resnet18").fields
     assert card.model("resnet18").raw["Metadata"]["Architecture"] == ["Convolution", "Residual Connection"]
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml")
+def test_the_committed_cards_are_parsed_by_libyaml(monkeypatch):
+    """libyaml's parser is the fast path (tests/test_sync_properties.py checks it reads what PyYAML
+    reads); PyYAML's own is only for what libyaml refuses or reads differently."""
+    def python_parser(source):
+        raise AssertionError("parsed by PyYAML's parser")
+
+    monkeypatch.setattr(model_index, "_CheckingLoader", python_parser)
+    templates = Path(__file__).parent.parent / "templates" / "models"
+    for path in sorted(templates.glob("*.md")):
+        assert parse_card(str(path)).models
 
 
 def test_reads_from_disk_with_path_as_given(tmp_path):

@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resfam.cards import CardError, apply_edits, parse_card, plan_sync
+from resfam.cards import model_index
 from resfam.cards.cli import main
 from resfam.cards.model_index import INTERPOLATIONS
 
@@ -213,10 +214,7 @@ MANGLERS = st.lists(st.tuples(st.floats(0, 1), st.sampled_from(["insert", "delet
                     min_size=1, max_size=8)
 
 
-@GENERATED
-@given(cards(), MANGLERS)
-def test_mangled_cards_raise_only_card_errors(generated, manglers):
-    text, _ = generated
+def mangle(text: str, manglers) -> str:
     characters = list(text)
     for where, how, piece in manglers:
         position = int(where * len(characters))
@@ -226,7 +224,13 @@ def test_mangled_cards_raise_only_card_errors(generated, manglers):
             del characters[position]
         else:
             characters[position] = piece
-    mangled = "".join(characters)
+    return "".join(characters)
+
+
+@GENERATED
+@given(cards(), MANGLERS)
+def test_mangled_cards_raise_only_card_errors(generated, manglers):
+    mangled = mangle(generated[0], manglers)
     try:
         card = parse_card(PATH, mangled)
     except CardError as error:
@@ -250,6 +254,56 @@ def test_arbitrary_text_raises_only_card_errors(text):
         parse_card(PATH, text)
     except CardError:
         pass
+
+
+def node_tree(node: yaml.Node | None):
+    """Everything the parser reads off a YAML node: kind, tag, value, style, where it starts and ends."""
+    if node is None:
+        return None
+    # of the end, the index only: that is all the parser reads (at the end of a text with no final line
+    # break, libyaml puts the end mark's line and column on the line after)
+    marks = [(node.start_mark.index, node.start_mark.line, node.start_mark.column), node.end_mark.index]
+    if isinstance(node, yaml.ScalarNode):
+        return ["scalar", node.tag, node.value, node.style, marks]
+    children = ([node_tree(child) for child in node.value] if isinstance(node, yaml.SequenceNode)
+                else [(node_tree(key), node_tree(value)) for key, value in node.value])
+    return [type(node).__name__, node.tag, bool(node.flow_style), marks, children]  # block: None or False
+
+
+def composed_by_pyyaml(source: str):
+    loader = model_index._CheckingLoader(source)
+    try:
+        root = loader.get_single_node()
+    except (yaml.YAMLError, RecursionError):
+        return "refused"
+    return node_tree(root), [(type(event).__name__, event.start_mark.index) for event in loader.refused]
+
+
+def assert_libyaml_composes_what_pyyaml_composes(source: str) -> None:
+    """libyaml's parser (the fast path) must give the tree PyYAML's gives wherever it is used."""
+    composed = model_index._compose_with_libyaml(source)
+    if composed is not None:  # else PyYAML's parser decides anyway
+        root, refused = composed
+        assert composed_by_pyyaml(source) == (
+            node_tree(root), [(type(event).__name__, event.start_mark.index) for event in refused])
+
+
+@GENERATED
+@given(cards(), MANGLERS)
+def test_libyaml_and_pyyaml_compose_the_same_nodes_of_mangled_cards(generated, manglers):
+    mangled = mangle(generated[0], manglers)
+    assert_libyaml_composes_what_pyyaml_composes(mangled.split("<!--", 1)[-1].split("-->", 1)[0])
+
+
+YAML_PIECES = st.lists(st.sampled_from(list(" \n:-'\"#{}[],&*!|>?%@`\\0123456789abé.") +
+                                      ["\r\n", "- ", ": ", "  ", "\n  ", "!!str ", "&a ", "*a "]),
+                       max_size=80).map("".join)
+
+
+@settings(max_examples=max(1, BASE * 3 // 10))
+@given(YAML_PIECES)
+def test_libyaml_and_pyyaml_compose_the_same_nodes_of_yaml_like_text(text):
+    assert_libyaml_composes_what_pyyaml_composes("Models:\n" + text + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,16 +1,14 @@
 """verify(): every claim of every card becomes a finding (ok, drift or error) with its file and line."""
 import math
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
+import resfam.cards.verify as verify_module
 import resfam.cards.worker as worker_module
 from resfam.cards.findings import CardError
 from resfam.cards.verify import DEFAULT_TOLERANCES, Progress, resolve_tolerances, sync_values, verify
-
-verify_module = sys.modules["resfam.cards.verify"]  # `resfam.cards.verify` the attribute is the function
 
 RESNET18 = """\
 - Name: resnet18

@@ -1,6 +1,36 @@
-"""The card engine: parse, render, measure, verify and sync the model cards (see DESIGN.md)."""
-from .findings import CardError, Finding
-from .model_index import Card, Claim, InsertionPoint, ModelClaims, family_of, parse_card
-from .render import card_context, make_environment, render_template
-from .sync import Edit, apply_edits, plan_sync, render_diff, write_atomic
-from .verify import DEFAULT_TOLERANCES, CardResult, Progress, Report, sync_values, verify
+"""The card engine: parse, render, measure, verify and sync the model cards (see DESIGN.md).
+
+Its entry point is `resfam.cards.verify.verify` (`from resfam.cards.verify import verify`). The names
+below are imported on first use: the template renderer, a separate process every build starts, needs
+`render` and what it imports, not the whole engine.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+# public name -> the submodule that defines it
+_LAZY = {
+    "CardError": "findings", "Finding": "findings",
+    "Card": "model_index", "Claim": "model_index", "InsertionPoint": "model_index", "ModelClaims": "model_index",
+    "family_of": "model_index", "parse_card": "model_index",
+    "card_context": "render", "make_environment": "render", "render_template": "render",
+    "Edit": "sync", "apply_edits": "sync", "plan_sync": "sync", "render_diff": "sync", "write_atomic": "sync",
+    "DEFAULT_TOLERANCES": "verify", "CardResult": "verify", "Progress": "verify", "Report": "verify",
+    "sync_values": "verify",
+}
+
+_SUBMODULES = ("cache", "cli", "findings", "measure", "model_index", "pages", "plugin", "render", "report", "sync",
+               "verify", "worker")
+
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from .findings import CardError, Finding
+    from .model_index import Card, Claim, InsertionPoint, ModelClaims, family_of, parse_card
+    from .render import card_context, make_environment, render_template
+    from .sync import Edit, apply_edits, plan_sync, render_diff, write_atomic
+    from .verify import DEFAULT_TOLERANCES, CardResult, Progress, Report, sync_values
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _SUBMODULES)

@@ -43,6 +43,7 @@ from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .findings import CardError
 from .model_index import family_of
 from .pages import CardPage, card_page, overview_page
+from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Progress, Report, verify
 
@@ -72,6 +73,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             raise PluginError(f"resfam: no card templates: {self.templates_dir}/models/ does not exist "
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
+        start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
