@@ -3,10 +3,7 @@
 # Usage: bash scripts/test.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-# torch is pinned here: an unpinned torch pulls a multi-GB CUDA build
-.venv/bin/pip install -q torch==2.13.0 -e '.[test]'
+bash scripts/install.sh test
 # tests/test_browser.py drives Debian's Chromium through chromedriver: install them when we can
 if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
