@@ -320,9 +320,10 @@ class _Server:
         self.measure_module = measure
         self.cache_module = cache
         self.facts = self.registry_facts()
-        # the trace's kernels, registered once for every model this worker measures (never closed:
-        # the worker exits with them)
-        contextlib.ExitStack().enter_context(measure.shape_only_tracing())
+        # the trace's kernels, registered once for every model this worker measures; kept open (and
+        # referenced: a dropped block is closed by the collector) until the worker exits
+        self.shape_only_tracing = contextlib.ExitStack()
+        self.shape_only_tracing.enter_context(measure.shape_only_tracing())
         _settle()
 
     def installed_versions(self) -> dict[str, str]:
@@ -392,9 +393,10 @@ class _Server:
 
 def _settle() -> None:
     """Collect the garbage, then freeze what is left (`gc.freeze`): torch, fvcore, the zoo and the
-    trace's kernels live as long as the worker, which lives for one verification. Frozen, they are out of the collector's sight, so the collection after each model
-    and the automatic ones while a model is traced scan only what measuring made. Without it, the
-    collector scanned torch's objects over and over: a quarter of a cold verification's time."""
+    trace's kernels live as long as the worker, which lives for one verification. Frozen, they are
+    out of the collector's sight, so the collection after each model and the automatic ones while a
+    model is traced scan only what measuring made. Without it, the collector scanned torch's objects
+    over and over: a quarter of a cold verification's time."""
     gc.collect()
     gc.freeze()
 
