@@ -1,6 +1,8 @@
 """verify(): every claim of every card becomes a finding (ok, drift or error) with its file and line."""
 import math
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -300,3 +302,21 @@ def test_a_worker_started_early_and_never_used_is_killed_at_close():
     process = pool._workers[0].process
     pool.close()
     assert process.returncode == -signal.SIGKILL  # not left to finish importing torch
+
+
+def test_a_worker_keeps_the_shape_only_kernels_registered_for_its_whole_life():
+    """Registered once per worker, not once per model (0.04 s each): a tracing block the worker does
+    not keep a reference to is closed by the garbage collector at once."""
+    worker_script = Path(worker_module.__file__)
+    package_dir = worker_script.parent.parent
+    script = (f"import gc, io, runpy, sys\n"
+              f"from pathlib import Path\n"
+              f"sys.path.insert(0, {str(package_dir.parent)!r})\n"
+              f"worker = runpy.run_path({str(worker_script)!r}, run_name='resfam_worker')\n"
+              f"server = worker['_Server'](Path({str(package_dir)!r}), io.StringIO(), 1)\n"
+              f"server.start()\n"
+              f"gc.collect()\n"
+              f"print(sys.modules['resfam.cards.measure']._tracing_depth)\n")
+    done = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
