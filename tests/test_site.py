@@ -21,6 +21,7 @@ from mkdocs.config import load_config
 from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
 from resfam.cards.pages import CardPage, card_page, strip_model_index
+from resfam.cards.plugin import list_card_pages
 from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
                        session_cache, source_snapshot)
 
@@ -184,6 +185,29 @@ def test_build_with_a_broken_template_fails_cleanly(built, tmp_path, tmp_path_fa
     assert failed.returncode != 0
     assert re.search(r"templates/models/resnext\.md:\d+: error: Jinja syntax error", failed.output), failed.output
     assert "Traceback" not in failed.output
+
+
+def test_a_card_missing_from_the_nav_is_listed_with_the_other_cards(built, tmp_path, tmp_path_factory):
+    """A new family's card needs only its template: the plugin adds its page to an explicit nav."""
+    project = project_copy(tmp_path / "project")
+    config = project / "mkdocs.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("      - models/res2net.md\n", ""), encoding="utf-8")
+    assert "models/res2net.md" not in config.read_text(encoding="utf-8")
+    done = mkdocs_build(config, tmp_path, session_cache(tmp_path_factory))
+    assert done.returncode == 0, done.output  # strict: a page left out of the nav would fail it
+    home = (done.site / "index.html").read_text(encoding="utf-8")
+    models_nav = home[home.index("models/resnest/"):]
+    assert 'href="models/res2net/"' in models_nav  # in the Models section, after the listed cards
+
+
+def test_list_card_pages_appends_what_an_explicit_nav_leaves_out():
+    nav = [{"Home": "index.md"}, {"Models": ["models/index.md", {"ResNet": "models/resnet.md"}]}, "about.md"]
+    list_card_pages(nav, ["models/res2net.md", "models/resnet.md"], "models/index.md")
+    assert nav == [{"Home": "index.md"},
+                   {"Models": ["models/index.md", {"ResNet": "models/resnet.md"}, "models/res2net.md"]}, "about.md"]
+    without_cards = [{"Home": "index.md"}]
+    list_card_pages(without_cards, ["models/resnet.md"], "models/index.md")
+    assert without_cards == [{"Home": "index.md"}]  # its author left the cards out
 
 
 # ---------------------------------------------------------------------------------------------

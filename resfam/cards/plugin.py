@@ -13,6 +13,8 @@ the result into Markdown; this module only hands that to MkDocs as generated fil
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
   no traceback, and a failure even without --strict).
+- Card pages an explicit `nav` leaves out are added to it, after the cards it lists: a new family
+  needs only its template.
 - `mkdocs serve`: the build goes on; a card with problems shows them in a red box at the top of its
   page. `templates/` and the resfam package are watched; the engine's cache keeps a rebuild down to
   the models whose definition or claims changed.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemBytecodeCache
@@ -74,6 +76,10 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
+        if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
+            cards = sorted(f"models/{name}" for name in os.listdir(os.path.join(self.templates_dir, "models"))
+                           if name.endswith(".md"))
+            list_card_pages(config.nav, cards, self.config.overview)
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
@@ -155,6 +161,34 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         """`path` relative to the folder of mkdocs.yml, made absolute."""
         root = os.path.dirname(os.path.abspath(config.config_file_path or "mkdocs.yml"))
         return os.path.normpath(os.path.join(root, path))
+
+
+def list_card_pages(nav: list, card_uris: Sequence[str], overview: str) -> None:
+    """Append to an explicit `nav` the card pages it leaves out, in the section that lists the other
+    cards or the overview. A nav that lists neither stays as written (its author left the cards out)."""
+    listed = set(_nav_paths(nav))
+    missing = [uri for uri in card_uris if uri not in listed]
+    section = _nav_section_of(nav, {*card_uris, overview})
+    if missing and section is not None:
+        section.extend(missing)
+
+
+def _nav_entries(nav: list) -> Iterator[tuple[Any, list]]:
+    """(page path or sub-list, the list it is in) for every entry of a nav, depth first."""
+    for item in nav:
+        value = next(iter(item.values()), None) if isinstance(item, dict) else item
+        yield value, nav
+        if isinstance(value, list):
+            yield from _nav_entries(value)
+
+
+def _nav_paths(nav: list) -> Iterator[str]:
+    return (value for value, _ in _nav_entries(nav) if isinstance(value, str))
+
+
+def _nav_section_of(nav: list, paths: set[str]) -> list | None:
+    return next((section for value, section in _nav_entries(nav) if isinstance(value, str) and value in paths),
+                None)
 
 
 def _family_rank(page: CardPage) -> tuple[int, str]:
