@@ -304,9 +304,9 @@ def test_a_worker_started_early_and_never_used_is_killed_at_close():
     assert process.returncode == -signal.SIGKILL  # not left to finish importing torch
 
 
-def test_a_worker_keeps_the_shape_only_kernels_registered_for_its_whole_life():
-    """Registered once per worker, not once per model (0.04 s each): a tracing block the worker does
-    not keep a reference to is closed by the garbage collector at once."""
+def run_worker_server(then: str, before: str = "") -> str:
+    """Start a worker's server in a fresh interpreter (as `python worker.py` does), run `before` ahead
+    of its start and `then` after it; what they print."""
     worker_script = Path(worker_module.__file__)
     package_dir = worker_script.parent.parent
     script = (f"import gc, io, runpy, sys\n"
@@ -314,9 +314,26 @@ def test_a_worker_keeps_the_shape_only_kernels_registered_for_its_whole_life():
               f"sys.path.insert(0, {str(package_dir.parent)!r})\n"
               f"worker = runpy.run_path({str(worker_script)!r}, run_name='resfam_worker')\n"
               f"server = worker['_Server'](Path({str(package_dir)!r}), io.StringIO(), 1)\n"
+              f"{before}\n"
               f"server.start()\n"
-              f"gc.collect()\n"
-              f"print(sys.modules['resfam.cards.measure']._tracing_depth)\n")
+              f"{then}\n")
     done = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1"
+    return done.stdout
+
+
+def test_a_worker_keeps_the_shape_only_kernels_registered_for_its_whole_life():
+    """Registered once per worker, not once per model (0.04 s each): a tracing block the worker does
+    not keep a reference to is closed by the garbage collector at once."""
+    printed = run_worker_server("gc.collect()\nprint(sys.modules['resfam.cards.measure']._tracing_depth)")
+    assert printed.strip() == "1"
+
+
+def test_a_worker_whose_torch_refuses_the_shape_only_kernels_counts_on_the_cpu():
+    refuse = ("import torch\n"
+              "def refuse(*args, **kwargs):\n"
+              "    raise RuntimeError('no operator registration here')\n"
+              "torch.library.Library = refuse")
+    printed = run_worker_server(
+        "reply = server.measure('resnet18', {}, [64])\nprint(reply['measurements'][0]['flops_method'])", refuse)
+    assert printed.strip() == "cpu forward"

@@ -323,7 +323,10 @@ class _Server:
         # the trace's kernels, registered once for every model this worker measures; kept open (and
         # referenced: a dropped block is closed by the collector) until the worker exits
         self.shape_only_tracing = contextlib.ExitStack()
-        self.shape_only_tracing.enter_context(measure.shape_only_tracing())
+        try:
+            self.shape_only_tracing.enter_context(measure.shape_only_tracing())
+        except Exception:  # noqa: BLE001 - a torch without these internals: each count falls back to the CPU
+            traceback.print_exc()
         _settle()
 
     def installed_versions(self) -> dict[str, str]:
