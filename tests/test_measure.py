@@ -165,28 +165,35 @@ SHAPE_KERNEL_CASES = [
     ("aten::_softmax", (_meta(2, 2, 1, 64), 1, False), {}),
     ("aten::_softmax", (_meta(2, 1, 2, 64).transpose(1, 2), 1, False), {}),  # ResNeSt's, transposed
     ("aten::_softmax", (_meta(2, 2, 1, 64, dtype=torch.float16), 1, True), {}),  # half to float: torch's
+    ("aten::_softmax", (_meta(2, 2, 1, 64), 4, False), {}),  # no such dimension: torch's error
     ("aten::mean.dim", (_meta(2, 8, 7, 7), [2, 3], True), {}),
     ("aten::mean.dim", (_meta(2, 8, 7, 7), [-1, -2]), {}),
     ("aten::mean.dim", (_meta(2, 8, 7, 7), None), {}),  # every dimension: torch's
+    ("aten::mean.dim", (_meta(2, 8, 7, 7), [4]), {}),  # no such dimension: torch's error
     ("aten::mean.dim", (_meta(2, 8, 7, 7), [1]), {"dtype": torch.float64}),  # a cast: torch's
     ("aten::sum.dim_IntList", (_meta(2, 4, 8, 7, 7), [1]), {}),
     ("aten::sum.dim_IntList", (_meta(2, 4, 8, 7, 7), [1, -4]), {}),  # the same dimension twice: torch's error
     ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 5, 5, 5)], 1), {}),
     ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 3, 5, 5)], -4), {}),
     ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 3, 4, 5)], 1), {}),  # sizes differ elsewhere: torch's error
+    ("aten::cat", ([_meta(2, 3, 5, 5), _meta(2, 3, 5, 5)], 4), {}),  # no such dimension: torch's error
     ("aten::addmm", (_meta(10), _meta(2, 16), _meta(10, 16).t()), {}),  # a linear layer's weight.t()
     ("aten::addmm", (_meta(3, 10), _meta(2, 16), _meta(16, 10)), {}),  # bias cannot broadcast: torch's error
     ("aten::max_pool2d_with_indices", (_meta(1, 4, 13, 13), [3, 3], [2, 2], [1, 1]), {}),
     ("aten::max_pool2d_with_indices", (_meta(1, 4, 13, 12), [3, 3], [2, 2], [0, 0], [1, 1], True), {}),  # ceil
-    ("aten::max_pool2d_with_indices", (_meta(1, 4, 6, 6), [2, 2], [2, 2], [1, 1], [1, 1], True), {}),  # last window in the padding
+    # ceil mode, and the last window would start in the padding
+    ("aten::max_pool2d_with_indices", (_meta(1, 4, 6, 6), [2, 2], [2, 2], [1, 1], [1, 1], True), {}),
     ("aten::max_pool2d_with_indices", (_meta(4, 13, 13), [3, 3]), {}),  # no batch dimension: torch's
     ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [2, 2], [2, 2], [0, 0], True, False), {}),
     ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [3], [], [1]), {}),
-    ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [2, 2], [2, 2], [2, 2]), {}),  # padding over half the window: torch's error
+    # padding over half the window: torch's error
+    ("aten::avg_pool2d", (_meta(1, 4, 13, 13), [2, 2], [2, 2], [2, 2]), {}),
     ("aten::reflection_pad2d", (_meta(1, 4, 13, 12), [1, 1, 2, 0]), {}),
     ("aten::reflection_pad2d", (_meta(1, 4, 3, 3), [3, 1, 1, 1]), {}),  # as wide as the side: torch's error
     ("aten::reflection_pad2d", (_meta(4, 3, 3), [1, 1, 1, 1]), {}),  # no batch dimension: torch's
+    ("aten::reflection_pad2d", (_meta(1, 4, 3, 3), [1, 1]), {}),  # two pads, not four: torch's error
     ("aten::native_batch_norm", (_meta(2, 8, 5, 5), _meta(8), _meta(8), _meta(8), _meta(8), False, 0.1, 1e-5), {}),
+    ("aten::native_batch_norm", (_meta(8), _meta(8), _meta(8), _meta(8), _meta(8), False, 0.1, 1e-5), {}),
     ("aten::_convolution", (_meta(1, 3, 17, 17), _meta(8, 3, 3, 3), None, [2, 2], [2, 2], [2, 2], False, [0, 0], 1,
                             False, False, True, True), {}),
     ("aten::_convolution", (_meta(1, 8, 9, 9), _meta(8, 4, 2, 2), None, [2, 2], [0, 0], [1, 1], True, [0, 0], 1,

@@ -360,6 +360,13 @@ def _broadcast(shape, other) -> list[int]:
     return [b if a == 1 else a for a, b in zip(shape, other)]
 
 
+def _dimension(dim: int, ndim: int) -> int:
+    """`dim` counted from the front; one out of range is torch's error, so torch's kernel says it."""
+    if not -ndim <= dim < ndim:
+        raise _NotCovered
+    return dim % ndim
+
+
 def _elementwise_shape(a, b, *, alpha=1):
     _check_covered(a, b)
     return _output(_broadcast(a.shape, b.shape), a)
@@ -375,6 +382,7 @@ def _softmax_shape(a, dim, half_to_float):
     _check_covered(a, contiguous=False)
     if half_to_float:
         raise _NotCovered
+    _dimension(dim, a.dim())
     return _output(a.shape, a)
 
 
@@ -382,7 +390,7 @@ def _reduction_shape(a, dims=None, keepdim=False, *, dtype=None):
     _check_covered(a)
     if not dims or dtype is not None:  # every dimension, or a change of type
         raise _NotCovered
-    reduced = {dim % a.dim() for dim in dims}
+    reduced = {_dimension(dim, a.dim()) for dim in dims}
     if len(reduced) != len(dims):
         raise _NotCovered
     shape = [1 if i in reduced else size for i, size in enumerate(a.shape) if keepdim or i not in reduced]
@@ -392,7 +400,7 @@ def _reduction_shape(a, dims=None, keepdim=False, *, dtype=None):
 def _cat_shape(tensors, dim=0):
     _check_covered(*tensors)
     first = tensors[0]
-    dim %= first.dim()
+    dim = _dimension(dim, first.dim())
     if any(t.dim() != first.dim() or t.shape[:dim] != first.shape[:dim] or t.shape[dim + 1:] != first.shape[dim + 1:]
            for t in tensors):
         raise _NotCovered
@@ -435,7 +443,7 @@ def _pooling_shape(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mo
         raise _NotCovered
     sizes = []
     for size, kernel, step, pad, dilation_ in zip(input.shape[2:], *pairs):
-        if pad * 2 > kernel or min(kernel, step, dilation_) <= 0:  # torch's error, in its words
+        if pad * 2 > kernel or min(kernel, step, dilation_) <= 0:  # torch's error: torch says it
             raise _NotCovered
         span = size + 2 * pad - dilation_ * (kernel - 1) - 1 + (step - 1 if ceil_mode else 0)
         out = span // step + 1
@@ -467,8 +475,10 @@ def _reflection_padding_shape(input, padding):
     """`aten::reflection_pad2d` (left, right, top, bottom) of an (N, C, H, W) input; each pad must be
     shorter than the side it mirrors (else torch's error)."""
     _check_covered(input)
+    if input.dim() != 4 or len(padding) != 4:
+        raise _NotCovered
     left, right, top, bottom = padding
-    height, width = input.shape[2:] if input.dim() == 4 else (0, 0)
+    height, width = input.shape[2:]
     if not (0 <= top < height and 0 <= bottom < height and 0 <= left < width and 0 <= right < width):
         raise _NotCovered
     return _output((*input.shape[:2], height + top + bottom, width + left + right), input)
@@ -479,6 +489,8 @@ def _batch_norm_shapes(input, weight, bias, running_mean, running_var, training,
     deviation (one per channel). torch's meta kernel is its Python decomposition, which works the
     normalisation out op by op: about a quarter of a whole trace on its own."""
     _check_covered(input)
+    if input.dim() < 2:
+        raise _NotCovered
     per_channel = (input.shape[1],)
     return _output(input.shape, input), _output(per_channel, input), _output(per_channel, input)
 
