@@ -827,7 +827,7 @@ if _LibyamlParser is not None:
     class _LibyamlCheckingLoader(_RefusingComposer, _LibyamlParser, yaml.constructor.SafeConstructor,
                                  yaml.resolver.Resolver):
         """The same composer over libyaml's scanner and parser (events from C): the same nodes, a
-        ninth of the time (0.05 s of a warm build's 0.06 s of YAML)."""
+        ninth of the time (the five cards' blocks: 0.006 s against 0.053 s)."""
 
         def __init__(self, source: str):
             _LibyamlParser.__init__(self, source)

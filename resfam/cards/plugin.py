@@ -47,7 +47,7 @@ from .model_index import family_of
 from .pages import CardPage, card_page, overview_page
 from .render import start_renderer
 from .report import format_report
-from .verify import CardResult, Progress, Report, verify
+from .verify import CardResult, Progress, Report, card_templates, verify
 
 log = logging.getLogger("mkdocs.plugins.resfam")
 
@@ -77,8 +77,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
         if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
-            cards = sorted(f"models/{name}" for name in os.listdir(os.path.join(self.templates_dir, "models"))
-                           if name.endswith(".md"))
+            cards = [self._src_uri(path) for path in card_templates(self.templates_dir)]
             list_card_pages(config.nav, cards, self.config.overview)
         return config
 
@@ -135,10 +134,13 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
 
+    def _src_uri(self, template: str | os.PathLike[str]) -> str:
+        """Where a card template's page goes in the site: its path inside the templates folder."""
+        return os.path.relpath(os.path.abspath(template), self.templates_dir).replace(os.sep, "/")
+
     def _card_page(self, result: CardResult) -> CardPage:
-        relative = os.path.relpath(os.path.abspath(result.path), self.templates_dir)
         return CardPage(
-            src_uri=relative.replace(os.sep, "/"),
+            src_uri=self._src_uri(result.path),
             path=result.path,
             family=family_of(result.path),
             card=result.card,

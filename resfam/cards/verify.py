@@ -270,10 +270,15 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
 # Reading the cards
 
 
+def card_templates(templates_dir: str | os.PathLike[str]) -> list[Path]:
+    """The card templates of a templates folder: `models/*.md`, sorted."""
+    return sorted((Path(templates_dir) / "models").glob("*.md"))
+
+
 def _card_paths(paths: Iterable[str | os.PathLike[str]] | None, templates_dir: Path) -> list[Path]:
     if paths:
         return [Path(path) for path in paths]
-    found = sorted((templates_dir / "models").glob("*.md"))
+    found = card_templates(templates_dir)
     if not found:
         raise CardError([Finding("error", str(templates_dir / "models"), None, "no card templates found",
                                  hint="card templates are templates/models/<family>.md; run from the project "
@@ -536,6 +541,7 @@ class ZooMeasurer:
         self.progress = progress
         self.stats = stats if stats is not None else RunStats()
         self._registry: dict[str, RegisteredModel] | None = None
+        self._looked_in_cache = False
 
     def __enter__(self) -> "ZooMeasurer":
         return self
@@ -550,21 +556,26 @@ class ZooMeasurer:
     def start_early(self) -> None:
         """With no registry facts in the cache (a cold run, or a model file edited), a worker will be
         needed: start it now, so that it starts up (~2 s) while the cards are read."""
-        if self.cache.get_registry() is None:
+        if self._cached_registry() is None:
             self.pool.start_early()
+
+    def _cached_registry(self) -> dict[str, RegisteredModel] | None:
+        """The registry facts the cache holds for the sources as they are (looked up once)."""
+        if not self._looked_in_cache:
+            self._looked_in_cache = True
+            self._registry = _registered_models(self.cache.get_registry())
+            self.stats.registry_from_cache = self._registry is not None
+        return self._registry
 
     def registry(self) -> dict[str, RegisteredModel]:
         """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
-        if self._registry is None:
-            self._registry = _registered_models(self.cache.get_registry())
-            self.stats.registry_from_cache = self._registry is not None
+        if self._cached_registry() is None:
+            reply = self.pool.registry()
+            self._registry = _registered_models(reply["models"])
             if self._registry is None:
-                reply = self.pool.registry()
-                self._registry = _registered_models(reply["models"])
-                if self._registry is None:
-                    raise WorkerError("the measuring worker sent malformed registry facts")
-                if self._unchanged(reply, reply["hashes"], every_file=True):
-                    self.cache.put_registry(reply["models"], self.sources.model_sources())
+                raise WorkerError("the measuring worker sent malformed registry facts")
+            if self._unchanged(reply, reply["hashes"], every_file=True):
+                self.cache.put_registry(reply["models"], self.sources.model_sources())
         return self._registry
 
     def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
