@@ -36,6 +36,9 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_analysis import _IGNORED_OPS
+
+from resfam.cards.architecture import tags_of
 
 from resfam.registry import create_model
 
@@ -69,6 +72,7 @@ class FlopCount:
     total: int
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     method: str = ON_SHAPES
+    traced_ops: frozenset[str] = frozenset()  # every operator of the traced graph, counted or not
 
     @property
     def unexpected_uncounted_ops(self) -> dict[str, int]:
@@ -88,6 +92,7 @@ class ModelMeasurement:
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     unexpected_uncounted_ops: dict[str, int] = field(default_factory=dict)  # see FlopCount
     flops_method: str = ON_SHAPES
+    architecture: list[str] = field(default_factory=list)  # the architecture tags the model shows
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,10 +223,22 @@ def _fvcore_count(model: nn.Module, image: torch.Tensor, method: str) -> FlopCou
     # fvcore logs a warning per unsupported operator and per uncalled module; the operators are
     # returned below instead, and nothing else of that output is news.
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    # Every operator of the graph, for the architecture tags: the handles fvcore counts with, and for
+    # the operators it passes over as free (relu, ...), handles that count nothing, each noting the
+    # operator it met. Totals and the uncounted operators stay as they were.
+    traced: set[str] = set()
+    handles = {op: functools.partial(_noting, traced, op, handle) for op, handle in analysis._op_handles.items()}
+    analysis.set_op_handle(**{op: functools.partial(_noting, traced, op, None) for op in _IGNORED_OPS}, **handles)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         total = analysis.total()
-    return FlopCount(int(total), dict(sorted(analysis.unsupported_ops().items())), method)
+    uncounted = dict(sorted(analysis.unsupported_ops().items()))
+    return FlopCount(int(total), uncounted, method, frozenset(traced | set(uncounted)))
+
+
+def _noting(traced: set[str], op: str, handle: Callable | None, inputs: Any, outputs: Any) -> Any:
+    traced.add(op)
+    return handle(inputs, outputs) if handle is not None else 0
 
 
 @contextlib.contextmanager
@@ -537,8 +554,9 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int])
     file_size = checkpoint_size(model)
     layers = int(model.nominal_depth)
     counts = _count_flops(model, image_sizes, in_place=True)
+    architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
-                             flops.unexpected_uncounted_ops, flops.method)
+                             flops.unexpected_uncounted_ops, flops.method, architecture)
             for size, flops in zip(image_sizes, counts)]
 
 
