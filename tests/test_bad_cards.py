@@ -137,6 +137,16 @@ EXPECTED: dict[str, list[str]] = {
                                "write '- Task: ...' entries with 'Dataset' and 'Metrics'")],
     "architecture-not-a-list.md": [E(28, "'Architecture' of resnet18 must be a list of names, got 'Residual "
                                          "Connection'", "write one '- <name>' line per item under 'Architecture:'")],
+    "architecture-unknown-tag.md": [E(40, "resnet18 Architecture: 'Squeeze-and-Excitation' is not an architecture "
+                                          "tag", "the tags are: 1x1 Convolution, Average Pooling, Batch Normalization, "
+                                                 "Blur Pooling, Bottleneck Residual Block, Convolution, Dense "
+                                                 "Connections, Global Average Pooling, Grouped Convolution, Max "
+                                                 "Pooling, ReLU, Res2Net Block, ResNeXt Block, Residual Block, "
+                                                 "Residual Connection, Sigmoid Activation, Softmax, Split Attention "
+                                                 "(defined on the measurement page)")],
+    "code-not-text.md": [E(34, "'Code' of resnet18 must be text, got 42",
+                           "write the path of the file that registers the model, relative to the repository root, "
+                           "e.g. resfam/models/resnet.py (optionally with #L<line>)")],
     # -- the figures
     "parameters-not-a-number.md": [E(28, "'Parameters' of resnet18 must be an integer, got '11.7M'",
                                      f"write the exact count, {SYNC}")],

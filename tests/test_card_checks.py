@@ -118,8 +118,10 @@ def test_a_softmax_claimed_by_a_network_that_returns_logits_is_a_drift(project, 
 
 def test_a_tag_outside_the_vocabulary_is_bad_input_with_close_matches(project, cli):
     tags = listed_tags("resnext", "resnext50_32x4d")
-    line = rewrite_claim("resnext", "resnext50_32x4d", "Architecture",
-                         tags_source([t.replace("Grouped Convolution", "Grouped Convolutions") for t in tags]))
+    rewrite_claim("resnext", "resnext50_32x4d", "Architecture",
+                  tags_source([t.replace("Grouped Convolution", "Grouped Convolutions") for t in tags]))
+    claim = parse_card(card_path("resnext")).model("resnext50_32x4d").claim("Architecture")
+    line = claim.item_lines[claim.value.index("Grouped Convolutions")]  # the line of the wrong tag
     code, out, _ = cli("verify")
     assert code == 2
     assert f"resnext.md:{line}: error: resnext50_32x4d Architecture: 'Grouped Convolutions' is not an " \

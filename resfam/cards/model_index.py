@@ -102,13 +102,16 @@ class Claim:
     span: (start, end) character offsets of the scalar's source text in the template text, quotes
         included, comments and surrounding spaces excluded: `text[start:end]` is exactly what to
         replace to change the value.
-    style: YAML scalar style of the source: None (plain), "'" or '"' (quoted), '|' or '>' (block).
+    style: YAML scalar style of the source: None (plain), "'" or '"' (quoted), '|' or '>' (block);
+        for a list, "flow" ([a, b]) or None (one '- ' line per item).
+    item_lines: for a list, the line of each item.
     """
 
     value: Any
     line: int
     span: tuple[int, int]
     style: str | None = None
+    item_lines: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -671,7 +674,8 @@ class _CardParser:
                     model.fields[key] = Claim(value=[_scalar(item) for item in value.value], line=self.line_of(value),
                                               span=(self.offset + value.start_mark.index,
                                                     self.offset + _content_end(value)),
-                                              style="flow" if value.flow_style else None)
+                                              style="flow" if value.flow_style else None,
+                                              item_lines=tuple(self.line_of(item) for item in value.value))
                 continue
             if key not in KNOWN_METADATA_KEYS:
                 self.unknown_key(key_node, key, KNOWN_METADATA_KEYS, f"the Metadata of {model.name}",

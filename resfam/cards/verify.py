@@ -473,12 +473,13 @@ def _compare_tags(path: str, name: str, claim: Claim, measured: list[str], vocab
     """The card's Architecture list against the tags the network shows, both ways; a tag outside the
     vocabulary is an error of its own (nothing could check it)."""
     claimed = list(claim.value)
-    unknown = [tag for tag in claimed if tag not in vocabulary]
     findings = []
-    for tag in unknown:
+    for tag, line in zip(claimed, claim.item_lines or [claim.line] * len(claimed)):
+        if tag in vocabulary:
+            continue
         close = difflib.get_close_matches(tag, list(vocabulary), n=3, cutoff=0.6)
         findings.append(Finding(
-            "error", path, claim.line, f"{name} Architecture: {tag!r} is not an architecture tag"
+            "error", path, line, f"{name} Architecture: {tag!r} is not an architecture tag"
                                        + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""),
             hint=f"the tags are: {', '.join(sorted(vocabulary))} (defined on the measurement page)",
             model=name, field="Architecture", claimed=tag))
