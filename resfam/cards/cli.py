@@ -1,6 +1,7 @@
 """`resfam-cards`: verify the model cards against the code, sync figures back, scaffold a new card.
 
     resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]...   exit 0 clean, 1 drift, 2 bad input
+                        [--format github]               findings as GitHub Actions annotations
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 from .cache import default_cache_dir
 from .findings import CardError, Finding
 from .model_index import parse_card
-from .report import format_report, summary_line, write_json
+from .report import format_github, format_report, summary_line, write_json
 from .sync import apply_edits, plan_sync, render_diff, write_atomic
 from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
                      shown_path, sync_values, verify)
@@ -47,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     report = _run_verify(args)
-    sys.stdout.write(format_report(report, verbose=args.verbose))
+    formatter = format_github if args.format == "github" else format_report
+    sys.stdout.write(formatter(report, verbose=args.verbose))
     if args.json:
         write_json(report, args.json)
     return report.exit_code
@@ -303,6 +305,9 @@ def _parser() -> argparse.ArgumentParser:
                                          help="check the cards against the code (exit 0 clean, 1 drift, 2 bad input)")
     verify_command.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     verify_command.add_argument("-v", "--verbose", action="store_true", help="list every figure, also the ok ones")
+    verify_command.add_argument("--format", choices=("text", "github"), default="text",
+                                help="text (default), or github: each finding as a GitHub Actions workflow "
+                                     "command, shown on the pull request's changed lines")
     verify_command.set_defaults(command=_verify)
 
     sync_command = commands.add_parser("sync", parents=[common, checking],

@@ -7,8 +7,9 @@ is ok and what drifts. This module only shows it:
   model whose verified figures carry a mark that links to (and, as a tooltip, says) how they were
   measured, and, when asked, the card's findings in an admonition at the top (red for drift and
   errors; `mkdocs serve` shows them instead of stopping).
-- `overview_page`: every model of every card in one table (sorted and filtered in the browser by
-  `docs/assets/resfam.js`) and an inline SVG chart of top-1 accuracy against GFLOPs.
+- `overview_page`: every model of the catalog (`catalog.model_catalog`, the data of models.json) in
+  one table (sorted and filtered in the browser by `docs/assets/resfam.js`) and an inline SVG chart of
+  top-1 accuracy against GFLOPs.
 
 It takes plain data (a `CardPage` per card) so it can be used, and tested, without MkDocs.
 """
@@ -19,10 +20,13 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .findings import Finding
 from .model_index import Card, ModelClaims, find_blocks, percentage_value
+
+if TYPE_CHECKING:
+    from .catalog import CatalogModel
 
 MEASUREMENT_PAGE = "measurement.md"
 
@@ -84,11 +88,24 @@ class Figure:
     finding: Finding | None  # the engine's finding for this model and field, if any
     measured_only: bool = False  # the card leaves the field out: the value is the measurement
 
+    @property
+    def status(self) -> str:
+        """drift or error (the engine's finding), verified (measured and equal to the card), measured (not
+        on the card: the value is the measurement) or reported (stated on the card, not measured)."""
+        if self.finding is not None and self.finding.status in PROBLEM_STATUSES:
+            return self.finding.status
+        if self.measured_only:
+            return "measured"
+        if self.finding is not None and self.finding.status == "ok":
+            return "verified"
+        return "reported"
+
 
 @dataclass(frozen=True)
 class ModelFacts:
     name: str
     figures: dict[str, Figure]
+    model_id: str = ""
 
     def number(self, field: str) -> float | None:
         """A figure as a number (accuracies in percent), or None when absent or not numeric."""
@@ -113,7 +130,8 @@ class ModelFacts:
 
 
 def model_facts(page: CardPage) -> list[ModelFacts]:
-    """Each model of the card with the figures the site shows (in `_ROW_ORDER`)."""
+    """Each model of the card with every figure it states or the engine measured: those the card tables
+    show first (in `_ROW_ORDER`), then the card's other scalar fields (Epochs, ...), in card order."""
     if page.card is None:
         return []
     findings = {(f.model, f.field): f for f in page.findings if f.model and f.field}
@@ -126,13 +144,13 @@ def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
     if model.weights is not None:
         claims["Weights"] = model.weights
     figures = {}
-    for name in _ROW_ORDER:
+    for name in dict.fromkeys([*_ROW_ORDER, *claims, *measured]):
         finding = findings.get((model.name, name))
         if name in claims:
             figures[name] = Figure(name, claims[name].value, finding)
-        elif measured.get(name) is not None:
+        elif measured.get(name) is not None and name != "ID":
             figures[name] = Figure(name, measured[name], finding, measured_only=True)
-    return ModelFacts(model.name, figures)
+    return ModelFacts(model.name, figures, model.model_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +235,8 @@ def _models_section(page: CardPage) -> str:
 def _model_table(model: ModelFacts, measurement: str) -> str:
     rows = ["| | Value | Check |", "| --- | --- | --- |"]
     for name, figure in model.figures.items():
+        if name not in REPORTED_FIELDS and name not in VERIFIED_FIELDS:
+            continue  # the card's other fields (training facts) are in its text and in models.json
         label = REPORTED_FIELDS.get(name) or VERIFIED_FIELDS[name][0]
         rows.append(f"| {label} | {_shown_value(figure, model)} | {_mark(figure, measurement)} |")
     return "\n".join(rows) + "\n"
@@ -267,24 +287,26 @@ def _mark(figure: Figure, measurement: str) -> str:
 # The overview page
 
 
-def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str, str]) -> str:
-    """The Markdown of the overview page at `src_uri`.
+def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping[str, str],
+                  models_json: str | None = None) -> str:
+    """The Markdown of the overview page at `src_uri`: a table and a chart of `models` (the build's
+    `catalog.model_catalog`, which models.json is made from too).
 
     urls: card src_uri -> its URL relative to the overview page, for the chart's links (raw SVG is
     not rewritten by MkDocs, unlike the table's Markdown links).
+    models_json: the site path of models.json, linked from the page when given.
     """
-    rows = [(page, model) for page in pages for model in model_facts(page)]
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
-    families = list(dict.fromkeys(page.title for page, _ in rows))
+    families = list(dict.fromkeys(model.collection for model in models))
     table = ["| Model | Family | Params (M) | GFLOPs | Input (px) | Top-1 (%) | Top-5 (%) | File (MB) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     points = []
-    for page, model in rows:
-        link = posixpath.relpath(page.src_uri, here)
+    for model in models:
+        link = posixpath.relpath(model.src_uri, here)
         table.append(" | ".join([
-            f"| [{_md(model.name)}]({link}#{anchor(model.name)})",
-            _md(page.title),
+            f"| [{_md(model.name)}]({link}#{model.anchor})",
+            _md(model.collection),
             _number(model.number("Parameters"), 1e6, 2),
             _number(model.number("FLOPs"), 1e9, 2),
             str(model.image_size),
@@ -294,15 +316,17 @@ def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str,
         ]) + " |")
         flops, top1 = model.number("FLOPs"), model.number("Top 1 Accuracy")
         if flops and top1 is not None:
-            points.append(ChartPoint(model.name, families.index(page.title), page.title, flops / 1e9, top1,
-                                     model.image_size, f"{urls[page.src_uri]}#{anchor(model.name)}"))
+            points.append(ChartPoint(model.name, families.index(model.collection), model.collection, flops / 1e9,
+                                     top1, model.image_size, f"{urls[model.src_uri]}#{model.anchor}"))
+    as_json = (f" The same figures, with their units, conventions and status, are in "
+               f"[models.json]({posixpath.relpath(models_json, here)}).") if models_json else ""
     return "\n".join([
         "---\nhide:\n  - toc\n---\n",  # front matter: the wide table gets the table of contents' room
         "# All models\n",
-        f"Every model of every card: {len(rows)} models in {len(pages)} families. Parameters, GFLOPs and "
+        f"Every model of every card: {len(models)} models in {len(families)} families. Parameters, GFLOPs and "
         f"file sizes are [measured from the code]({measurement}) on every build; GFLOPs are counted at "
         "each model's own image size. Click a column header to sort, type in the box to filter, and "
-        "click a model to open its card.\n",
+        f"click a model to open its card.{as_json}\n",
         '<div class="resfam-sortable" markdown>\n',
         "\n".join(table) + "\n",
         "</div>\n",

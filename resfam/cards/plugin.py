@@ -9,7 +9,8 @@
           cache_dir: null            # where; the engine's default when unset
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
-the result into Markdown; this module only hands that to MkDocs as generated files.
+the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
+MkDocs as generated files.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
   no traceback, and a failure even without --strict).
@@ -21,11 +22,12 @@ the result into Markdown; this module only hands that to MkDocs as generated fil
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemBytecodeCache
 from mkdocs.config import base
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
     from mkdocs.livereload import LiveReloadServer
 
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
+from .catalog import model_catalog, models_json
 from .findings import CardError
 from .model_index import family_of
 from .pages import CardPage, card_page, overview_page
@@ -50,6 +53,8 @@ from .report import format_report
 from .verify import CardResult, Progress, Report, card_templates, verify
 
 log = logging.getLogger("mkdocs.plugins.resfam")
+
+MODELS_JSON = "models.json"  # every model and figure of the site as data (docs/models.schema.json)
 
 
 class ResfamConfig(base.Config):
@@ -100,7 +105,14 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         overview = self.config.overview
         urls = {page.src_uri: _relative_url(files.get_file_from_path(page.src_uri), overview, config)
                 for page in pages}
-        self._add(files, config, overview, overview_page(pages, src_uri=overview, urls=urls))
+        catalog = model_catalog(pages)  # one list of models for the overview and models.json
+        self._add(files, config, overview, overview_page(catalog, src_uri=overview, urls=urls,
+                                                         models_json=MODELS_JSON))
+        card_urls = {page.src_uri: urljoin(config.site_url or "", files.get_file_from_path(page.src_uri).url)
+                     for page in pages}
+        data = models_json(catalog, card_urls, report.versions)
+        # YAML may give a claim a type JSON lacks (a date); it is written as text
+        self._add(files, config, MODELS_JSON, json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
         return files
 
     def on_env(self, env: Environment, *, config: MkDocsConfig, files: Files) -> Environment:
@@ -152,8 +164,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
         clash = files.get_file_from_path(src_uri)
         if clash is not None:
-            raise PluginError(f"resfam: {clash.src_uri} in {config.docs_dir} has the path of a generated "
-                              "card page; rename or remove it")
+            raise PluginError(f"resfam: {clash.src_uri} in {config.docs_dir} has the path of a file the resfam "
+                              "plugin generates; rename or remove it")
         file = File.generated(config, src_uri, content=content)
         files.append(file)
         return file

@@ -160,6 +160,7 @@ class Report(FindingsView):
     cards: list[CardResult]
     stats: RunStats = field(default_factory=RunStats)
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    versions: dict[str, str] = field(default_factory=dict)  # what measured the figures: Python, torch, fvcore
 
     @property
     def findings(self) -> list[Finding]:
@@ -206,11 +207,12 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         zoo.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
         _check_against_code(results, zoo, tolerances)
+        versions = dict(zoo.cache.versions)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
     stats.seconds = time.perf_counter() - started
-    return Report(results, stats, tolerances)
+    return Report(results, stats, tolerances, versions)
 
 
 def resolve_tolerances(overrides: Mapping[str, Any] | None) -> dict[str, float]:
