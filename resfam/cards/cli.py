@@ -5,6 +5,8 @@
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
+    resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
+                                                        config.json), from cards that verify
 
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N and
 --quiet (no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .cache import default_cache_dir
+from .export import default_license, hub_folders, write_folders
 from .findings import CardError, Finding
 from .model_index import parse_card
 from .report import format_github, format_report, summary_line, write_json
@@ -152,6 +155,19 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     print(summary_line(report))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    report = _run_verify(args)
+    if not report.ok:
+        sys.stderr.write(format_report(report))
+        print(f"nothing written: the cards must match the code before they are exported", file=sys.stderr)
+        return report.exit_code
+    folders = hub_folders(report, args.templates, license_id=args.license or default_license())
+    write_folders(folders, args.out)
+    print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
+          "uploaded", file=sys.stderr)
     return EXIT_OK
 
 
@@ -327,6 +343,18 @@ def _parser() -> argparse.ArgumentParser:
 
     list_command = commands.add_parser("list", parents=[common, checking], help="the cards, their models and status")
     list_command.set_defaults(command=_list)
+
+    export_command = commands.add_parser("export", parents=[common], help="write the verified cards for another "
+                                                                          "site (hub: the Hugging Face Hub)")
+    export_command.add_argument("target", choices=("hub",), help="hub: a folder per model with README.md and "
+                                                                 "config.json, ready to push next to its weights")
+    export_command.add_argument("out", metavar="OUT", help="the folder to write the model folders into")
+    export_command.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
+    export_command.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
+                                help="as for verify")
+    export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
+                                                                "resfam's own, apache-2.0)")
+    export_command.set_defaults(command=_export)
     return parser
 
 

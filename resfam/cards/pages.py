@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .findings import Finding
-from .model_index import Card, ModelClaims, find_blocks, percentage_value
+from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
 
 if TYPE_CHECKING:
     from .catalog import CatalogModel
+    from .verify import CardResult
 
 MEASUREMENT_PAGE = "measurement.md"
 
@@ -77,6 +78,12 @@ class CardPage:
     @property
     def title(self) -> str:
         return self.card.collection if self.card is not None else self.family
+
+    @classmethod
+    def of(cls, result: CardResult, src_uri: str) -> CardPage:
+        """The page of a card the engine verified, at `src_uri` in the site."""
+        return cls(src_uri=src_uri, path=result.path, family=family_of(result.path), card=result.card,
+                   markdown=result.markdown, findings=result.findings, measured=result.measurements)
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,7 @@ def card_page(page: CardPage, *, show_findings: bool) -> str:
     markdown = strip_model_index(markdown)
     models = _models_section(page)
     if models:
-        markdown = _insert_before_first(markdown, level=2, text=models)
+        markdown = insert_before_first(markdown, level=2, text=models)
     if show_findings:
         notice = findings_admonitions(page.findings)
         if notice:
@@ -449,7 +456,7 @@ def _headings(markdown: str) -> Iterator[tuple[int, int]]:
             yield index, len(heading.group(1))
 
 
-def _insert_before_first(markdown: str, *, level: int, text: str) -> str:
+def insert_before_first(markdown: str, *, level: int, text: str) -> str:
     """`text` before the first heading of `level`, or at the end when there is none."""
     lines = markdown.splitlines(keepends=True)
     index = next((i for i, found in _headings(markdown) if found == level), len(lines))

@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
-from .model_index import family_of
 from .pages import CardPage, card_page, overview_page
 from .render import start_renderer
 from .report import format_report
@@ -151,15 +150,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         return os.path.relpath(os.path.abspath(template), self.templates_dir).replace(os.sep, "/")
 
     def _card_page(self, result: CardResult) -> CardPage:
-        return CardPage(
-            src_uri=self._src_uri(result.path),
-            path=result.path,
-            family=family_of(result.path),
-            card=result.card,
-            markdown=result.markdown,
-            findings=result.findings,
-            measured=result.measurements,
-        )
+        return CardPage.of(result, self._src_uri(result.path))
 
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
         clash = files.get_file_from_path(src_uri)
