@@ -91,3 +91,88 @@ def test_the_hook_says_how_to_fix_a_missing_resfam_cards(clone):
     done = pre_commit_run("--all-files", path=os.defpath)
     assert done.returncode == 1
     assert "no .venv/bin/resfam-cards" in done.stdout and "hint: run bash scripts/install.sh" in done.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# The CI workflow
+
+
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+def steps() -> list[dict]:
+    [job] = workflow()["jobs"].values()
+    return job["steps"]
+
+
+def lint_copy(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the workflow with one change, where the linters look for it."""
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert old in text
+    copy = tmp_path / ".github" / "workflows" / "docs.yml"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(text.replace(old, new), encoding="utf-8")
+    return copy
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None and os.environ.get("CI"):
+        missing("actionlint checks the workflow's shell steps with shellcheck; scripts/test.sh installs it")
+    return run(executable("actionlint"), "-no-color", f"-shellcheck={shellcheck or ''}", str(path),
+               cwd=path.parents[2])
+
+
+def zizmor(path: Path) -> subprocess.CompletedProcess:
+    return run(executable("zizmor"), "--offline", "--no-progress", "--color", "never", str(path),
+               cwd=path.parents[2])
+
+
+def test_actionlint_finds_nothing_in_the_workflow(tmp_path):
+    done = actionlint(WORKFLOW)
+    assert done.returncode == 0 and done.stdout == "", done.stdout
+    # and it is looking: a step output that does not exist is reported
+    broken = lint_copy(tmp_path, "steps.cache.outputs.cache-primary-key", "steps.cash.outputs.cache-primary-key")
+    done = actionlint(broken)
+    assert done.returncode == 1 and 'property "cash" is not defined' in done.stdout, done.stdout
+
+
+def test_zizmor_finds_nothing_in_the_workflow(tmp_path):
+    done = zizmor(WORKFLOW)
+    assert done.returncode == 0 and "No findings to report" in done.stdout, done.stdout
+    # and it is looking: an action pinned by a tag instead of a commit is reported
+    broken = lint_copy(tmp_path, "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2",
+                       "actions/checkout@v4")
+    done = zizmor(broken)
+    assert done.returncode != 0 and "unpinned-uses" in done.stdout, done.stdout
+
+
+def test_the_workflow_tests_then_builds_with_the_measurement_cache_then_uploads_the_site():
+    flow = workflow()
+    assert set(flow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as true
+    assert flow["permissions"] == {} and next(iter(flow["jobs"].values()))["permissions"] == {"contents": "read"}
+    order = [step.get("name") or step["uses"].split("@")[0] for step in steps()]
+    assert order == ["actions/checkout", "Install resfam and the test tools (torch pinned to the CPU build)",
+                     "Versions the measurements depend on", "Restore the measurement cache",
+                     "Card findings on the pull request's lines", "Tests", "Build the site (verifies every card)",
+                     "Save the measurement cache", "Upload the site"]
+    by_name = {step.get("name"): step for step in steps()}
+    assert by_name["Install resfam and the test tools (torch pinned to the CPU build)"]["run"] == \
+        "bash scripts/install.sh test"
+    assert "torch==2.13.0" in (REPO / "scripts" / "install.sh").read_text(encoding="utf-8")
+    assert by_name["Tests"]["run"] == "bash .ci/run"
+    assert by_name["Build the site (verifies every card)"]["run"] == ".venv/bin/mkdocs build --strict"
+    assert "--format github" in by_name["Card findings on the pull request's lines"]["run"]
+
+    restore, save = by_name["Restore the measurement cache"], by_name["Save the measurement cache"]
+    key = restore["with"]["key"]
+    for part in ("hashFiles('resfam/**')", "steps.versions.outputs.torch", "steps.versions.outputs.fvcore"):
+        assert part in key
+    assert restore["with"]["path"] == save["with"]["path"] == ".resfam-cache"  # the plugin's default cache
+    assert save["with"]["key"] == "${{ steps.cache.outputs.cache-primary-key }}"
+    assert by_name["Upload the site"]["uses"].startswith("actions/upload-pages-artifact@")
+    assert by_name["Upload the site"]["with"]["path"] == "site"
+    for step in steps():
+        if "uses" in step:
+            assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]  # pinned to a commit
