@@ -261,6 +261,44 @@ def test_a_card_missing_from_the_nav_is_listed_with_the_other_cards(built, tmp_p
     assert 'href="models/res2net/"' in models_nav  # in the Models section, after the listed cards
 
 
+# ---------------------------------------------------------------------------------------------
+# ProperDocs: the maintained fork of MkDocs 1.6, with its plugin API
+
+
+def article(page: Path) -> str:
+    """The page's content, without the theme's frame (which names the generator)."""
+    return re.search(r"<article.*?</article>", page.read_text(encoding="utf-8"), re.DOTALL).group()
+
+
+def test_properdocs_builds_the_same_site_and_runs_the_verification(built, tmp_path, tmp_path_factory):
+    python_module("properdocs")
+    done = mkdocs_build(REPO / "mkdocs.yml", tmp_path / "clean", session_cache(tmp_path_factory), builder="properdocs")
+    assert done.returncode == 0, done.output
+    assert done.network_attempts == []
+    files = sorted(path.relative_to(built.site) for path in built.site.rglob("*") if path.is_file())
+    assert sorted(path.relative_to(done.site) for path in done.site.rglob("*") if path.is_file()) == files
+    for page in html_files(built.site):
+        assert article(done.site / page.relative_to(built.site)) == article(page), page
+    assert (done.site / "models.json").read_bytes() == (built.site / "models.json").read_bytes()
+
+    # the plugin's messages reach ProperDocs' output: a warning of the engine, on a build that passes
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnest.md"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("    ID: resnest50d\n", "    ID: resnest50d\n    Colour: blue\n", 1),
+                        encoding="utf-8")
+    warned = mkdocs_build(project / "mkdocs.yml", tmp_path / "warned", session_cache(tmp_path_factory),
+                          builder="properdocs")
+    assert warned.returncode == 0, warned.output
+    assert re.search(r"resfam: templates/models/resnest\.md:\d+: warning: unknown key 'Colour'", warned.output)
+
+    line = drift(template, "resnest50d", "FLOPs", 0.9)
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path / "drifted", session_cache(tmp_path_factory),
+                          builder="properdocs")
+    assert failed.returncode != 0 and "Traceback" not in failed.output
+    assert f"templates/models/resnest.md:{line}: drift: resnest50d FLOPs" in failed.output
+
+
 def test_list_card_pages_appends_what_an_explicit_nav_leaves_out():
     nav = [{"Home": "index.md"}, {"Models": ["models/index.md", {"ResNet": "models/resnet.md"}]}, "about.md"]
     list_card_pages(nav, ["models/res2net.md", "models/resnet.md"], "models/index.md")

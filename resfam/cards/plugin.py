@@ -51,7 +51,9 @@ from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Progress, Report, card_templates, verify
 
-log = logging.getLogger("mkdocs.plugins.resfam")
+# "mkdocs.plugins.resfam" under MkDocs; under ProperDocs, which serves `mkdocs` imports from its own
+# package, "properdocs.plugins.resfam": a logger its command line shows
+log = logging.getLogger(f"{BasePlugin.__module__}.resfam")
 
 MODELS_JSON = "models.json"  # every model and figure of the site as data (docs/models.schema.json)
 
