@@ -94,6 +94,9 @@ def test_verify_format_github_prints_workflow_commands_on_drifted_and_broken_car
         "card says 25,000,000, code measures 11,689,512 (+113.87%25, tolerance 0.1%25)"
         "%0Ahint: run: resfam-cards sync --write templates/models/resnet.md"]
     assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 9 figures ok, 1 drift, 0 errors")
+    code, out, _ = cli("verify", "-q", "--format", "github", "--verbose")  # the ok figures as plain lines
+    assert code == 1 and sum(line.startswith("::") for line in out.splitlines()) == 1
+    assert f"{CARD_PATH}:{line + 1}: ok: resnet18 File Size: 46,835,595 (code measures 46,835,595)" in out
 
     # an unknown ID (an error) and an unknown key (a warning) on the same card
     text = edit_card("ID: resnet26", "ID: resnet27\n    Colour: blue")

@@ -93,3 +93,14 @@ def test_a_card_that_drifts_is_not_exported(tmp_path, shared_cache, monkeypatch,
     assert code == 1 and not (project / "out").exists()
     assert re.search(r"templates/models/resnet\.md:\d+: drift: resnet18 Layers: card says 19", err)
     assert "nothing written" in err
+
+
+def test_an_out_folder_that_cannot_be_made_is_bad_input(tmp_path, shared_cache, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n", encoding="utf-8")
+    code = main(["export", "hub", str(blocker), "templates/models/resnet.md", "-q", "--cache-dir", str(shared_cache)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot make the folder" in err and "Traceback" not in err
+    assert blocker.read_text(encoding="utf-8") == "not a folder\n"
+
