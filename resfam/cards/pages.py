@@ -274,17 +274,17 @@ def _mark(figure: Figure, measurement: str) -> str:
         return f'[reported]({measurement}#reported "Reported with the weights; not measured by the build")'
     _, section, how = VERIFIED_FIELDS[figure.field]
     finding = figure.finding
-    if finding is not None and finding.status in PROBLEM_STATUSES:
+    if figure.status in PROBLEM_STATUSES:
         text = f"✗ {finding.status}"
         if finding.measured is not None:
             text += f": measured {_md(_plain(finding.measured))}"
         if finding.drift_pct is not None:
             text += f" ({finding.drift_pct:+.2f} %)"
         return f'[{text}]({measurement}#{section} "{_title(finding.message)}"){{ .resfam-drift }}'
-    if figure.measured_only:
+    if figure.status == "measured":
         title = f"Not on the card; measured when this page was built: {how}"
         return f'[✓ measured]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
-    if finding is not None and finding.status == "ok":
+    if figure.status == "verified":
         title = f"Verified when this page was built: {how}. {finding.message}"
         return f'[✓ verified]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
     return "—"
