@@ -162,7 +162,7 @@ def _export(args: argparse.Namespace) -> int:
     report = _run_verify(args)
     if not report.ok:
         sys.stderr.write(format_report(report))
-        print(f"nothing written: the cards must match the code before they are exported", file=sys.stderr)
+        print("nothing written: the cards must match the code before they are exported", file=sys.stderr)
         return report.exit_code
     folders = hub_folders(report, args.templates, license_id=args.license or default_license())
     write_folders(folders, args.out)
@@ -307,12 +307,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     common.add_argument("--workers", type=int, default=DEFAULT_MAX_WORKERS, metavar="N",
                         help=f"measuring processes at most (default: {DEFAULT_MAX_WORKERS})")
-    checking = argparse.ArgumentParser(add_help=False)
-    checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
-    checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
+    tolerance = argparse.ArgumentParser(add_help=False)
+    tolerance.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
                           help="relative tolerance in percent for Parameters, FLOPs, File Size or Layers "
                                "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%%" for k, v in
                                                                       DEFAULT_TOLERANCES.items()) + ")")
+    checking = argparse.ArgumentParser(add_help=False, parents=[tolerance])
+    checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -344,14 +345,12 @@ def _parser() -> argparse.ArgumentParser:
     list_command = commands.add_parser("list", parents=[common, checking], help="the cards, their models and status")
     list_command.set_defaults(command=_list)
 
-    export_command = commands.add_parser("export", parents=[common], help="write the verified cards for another "
+    export_command = commands.add_parser("export", parents=[common, tolerance], help="write the verified cards for another "
                                                                           "site (hub: the Hugging Face Hub)")
     export_command.add_argument("target", choices=("hub",), help="hub: a folder per model with README.md and "
                                                                  "config.json, ready to push next to its weights")
     export_command.add_argument("out", metavar="OUT", help="the folder to write the model folders into")
     export_command.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
-    export_command.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
-                                help="as for verify")
     export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
                                                                 "resfam's own, apache-2.0)")
     export_command.set_defaults(command=_export)
