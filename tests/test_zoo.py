@@ -128,6 +128,14 @@ def test_batch_independence(filled):
             assert_close_to_scale(batch[i], model(x[i : i + 1])[0])
 
 
+def test_config_names_the_input_convolution_and_the_classifier(filled):
+    name, model = filled
+    config = resfam.get_model_config(name)
+    first_conv = next(module for module in model.modules() if isinstance(module, torch.nn.Conv2d))
+    assert model.get_submodule(config.first_conv) is first_conv and first_conv.in_channels == 3
+    assert model.get_submodule(config.classifier) is model.get_classifier()
+
+
 def test_nominal_depth_is_the_number_in_the_name(filled):
     name, model = filled
     depth = int(re.match(r"(?:tv_)?res(?:netblur|net|next|nest|2net)(\d+)", name).group(1))
