@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -73,7 +74,8 @@ def register_model(name: str, family: str, config: ModelConfig):
 
     def wrap(fn):
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
+            raise ValueError(f"{_registering_line()}: model {name!r} is registered twice; every model ID "
+                             "names one model: choose another ID")
         _REGISTRY[name] = ModelEntry(name, family, fn, config)
         return fn
 
@@ -81,12 +83,13 @@ def register_model(name: str, family: str, config: ModelConfig):
 
 
 def _registering_line() -> str:
-    """file:line of the module-level statement that is registering a model (past helpers such as
-    `register_resnet`), for error messages."""
-    frame = caller = sys._getframe(2)  # register_model's caller
-    while frame is not None and frame.f_code.co_name != "<module>":
+    """file:line of the statement registering a model, for error messages: past resfam's own helpers
+    (`register_resnet`) to the line of the model module, or the caller's line outside resfam."""
+    frame = sys._getframe(2)  # register_model's caller
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    while frame.f_code.co_name != "<module>" and frame.f_back is not None \
+            and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame = frame.f_back
-    frame = frame or caller
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
