@@ -1,5 +1,5 @@
-"""A contributor's path (docs/adding-a-model.md): a new model in a new family takes one registration line
-and one card template, nothing else. Done here in a temporary copy of the project: the Wide ResNet
+"""A contributor's path (docs/adding-a-model.md): a new model in a new family takes the registration line
+the guide shows and one card template, nothing else. Done here in a temporary copy of the project: the Wide ResNet
 `wide_resnet50_2` (a ResNet-50 whose bottlenecks are twice as wide) in the family `wide-resnet`."""
 import os
 import shutil
@@ -15,8 +15,9 @@ from resfam.config import ModelConfig
 from resfam.registry import register_model
 from sitebuild import REPO, mkdocs_build, offline_env
 
-MODEL_LINE = ('register_resnet("wide_resnet50_2", "wide-resnet", default_config(f"{_TORCHVISION}/wide_resnet50_2-95faca4d.pth"), '
-              'block=Bottleneck, layers=(3, 4, 6, 3), base_width=128)\n')
+# The registration as docs/adding-a-model.md shows it (step 1's first code block), joined into one line
+GUIDE = (REPO / "docs" / "adding-a-model.md").read_text(encoding="utf-8")
+MODEL_LINE = " ".join(line.strip() for line in GUIDE.split("```python\n", 1)[1].split("```", 1)[0].splitlines()) + "\n"
 
 # 68,883,240 parameters: the published count of wide_resnet50_2 (torchvision, timm). The other figures
 # are resfam's own measurement, as `resfam-cards new` writes them.
