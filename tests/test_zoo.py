@@ -47,8 +47,7 @@ def assert_close_to_scale(actual, expected, rel=1e-4):
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Run this file's many short forward passes on one thread. With two, OpenMP's spin-waiting made
-    them about 3x slower whenever another process shared the two cores (measured on the 34 reference
-    models: 44-50 s on one thread against 119-156 s on two)."""
+    them about 3x slower whenever another process shared the two cores (docs/performance.md)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

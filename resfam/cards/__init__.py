@@ -1,4 +1,4 @@
-"""The card engine: parse, render, measure, verify and sync the model cards (see DESIGN.md).
+"""The card engine: parse, render, measure, verify and sync the model cards (see docs/architecture.md).
 
 Its entry point is `resfam.cards.verify.verify` (`from resfam.cards.verify import verify`). The names
 below are imported on first use: the template renderer, a separate process every build starts, needs

@@ -44,7 +44,7 @@ REPORTED_FIELDS = {"Top 1 Accuracy": "Top-1 accuracy", "Top 5 Accuracy": "Top-5 
 # Where the reported accuracies go among the verified rows.
 _ROW_ORDER = ("Parameters", "FLOPs", "File Size", "Layers", "Top 1 Accuracy", "Top 5 Accuracy",
               "Image Size", "Crop Pct", "Interpolation", "Weights")
-DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (DESIGN.md)
+DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (docs/architecture.md)
 
 PROBLEM_STATUSES = ("drift", "error")
 

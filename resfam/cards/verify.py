@@ -31,7 +31,7 @@ from .model_index import Card, Claim, ModelClaims, parse_card
 from .render import card_context, render_template
 from .worker import DEFAULT_MAX_WORKERS, MeasureJob, WorkerError, WorkerPool
 
-# Relative tolerances in percent (DESIGN.md); the config fields and the ID are compared exactly.
+# Relative tolerances in percent (docs/architecture.md, Compare); the config fields and the ID are compared exactly.
 DEFAULT_TOLERANCES: dict[str, float] = {"Parameters": 0.1, "FLOPs": 0.1, "File Size": 1.0, "Layers": 0.0}
 MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)
 CONFIG_FIELDS = ("Image Size", "Crop Pct", "Interpolation", "Weights")
