@@ -50,11 +50,31 @@ Models:
 """
 
 
+# A second family for the overview's order: a ResNet-D card for resnet18d alone, its figures left to
+# `resfam-cards sync --fill` (step 3 of the guide)
+SECOND_CARD = """\
+# ResNet-D
+
+{% include 'code_snippets.md' %}
+
+<!--
+Type: model-index
+Collections:
+- Name: ResNet-D
+Models:
+- Name: resnet18d
+  In Collection: ResNet-D
+  Metadata:
+    ID: resnet18d
+-->
+"""
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """The copy: the resfam package with the model line added, mkdocs.yml and docs/ as they are, and
-    templates/ with the Wide ResNet card and (for a second family) a ResNet-D card for resnet18d only,
-    made by `resfam-cards new`. The mkdocs.yml nav lists the ResNet-D card, not the new one."""
+    """The copy: the resfam package with the model line added; mkdocs.yml (its nav without the cards this
+    copy lacks, so it lists the ResNet-D card and not the new one) and docs/ as they are; templates/ with
+    the Wide ResNet card and the ResNet-D card, filled in by `resfam-cards sync --fill --write`."""
     root = tmp_path_factory.mktemp("new-family")
     package = root / "src" / "resfam"
     shutil.copytree(Path(resfam.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -64,18 +84,21 @@ def project(tmp_path_factory):
     (root / "templates" / "models").mkdir(parents=True)
     shutil.copy(REPO / "templates" / "code_snippets.md", root / "templates")
     (root / "templates" / "models" / "wide-resnet.md").write_text(CARD, encoding="utf-8")
+    (root / "templates" / "models" / "resnet-d.md").write_text(SECOND_CARD, encoding="utf-8")
     config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
-    for family in ("resnet", "resnext", "resnest", "res2net"):  # cards this copy does not have
+    for family in ("resnet", "resnext", "resnest", "res2net"):
         line = f"      - models/{family}.md\n"
         assert line in config
         config = config.replace(line, "")
     (root / "mkdocs.yml").write_text(config, encoding="utf-8")
 
     env = dict(offline_env(root / "guard", root / "cache"), PYTHONPATH=f"{root / 'src'}:{root / 'guard'}")
-    done = subprocess.run([sys.executable, "-m", "resfam.cards.cli", "new", "resnet-d", "--model", "resnet18d",
-                           "--write", "--collection", "ResNet-D", "--cache-dir", str(root / "cache")],
+    done = subprocess.run([sys.executable, "-m", "resfam.cards.cli", "sync", "--fill", "--write",
+                           "--cache-dir", str(root / "cache")],
                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert "Parameters:" in (root / "templates" / "models" / "resnet-d.md").read_text(encoding="utf-8")
+    assert (root / "templates" / "models" / "wide-resnet.md").read_text(encoding="utf-8") == CARD  # right as written
     return root
 
 
