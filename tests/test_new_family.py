@@ -42,10 +42,21 @@ Models:
     Parameters: 68883240
     FLOPs: 11426922496
     File Size: 275908223
+    Architecture:
+    - 1x1 Convolution
+    - Batch Normalization
+    - Bottleneck Residual Block
+    - Convolution
+    - Dense Connections
+    - Global Average Pooling
+    - Max Pooling
+    - ReLU
+    - Residual Connection
     Image Size: '224'
     Crop Pct: '0.875'
     Interpolation: bilinear
   Weights: https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth
+  Code: resfam/models/resnet.py
 -->
 """
 
@@ -90,6 +101,10 @@ def project(tmp_path_factory):
         line = f"      - models/{family}.md\n"
         assert line in config
         config = config.replace(line, "")
+    # the copy keeps two cards: the zoo's other models are left without one, and the build is told so
+    others = [model for model in resfam.list_models() if model != "resnet18d"]
+    assert "      without_card: []" in config
+    config = config.replace("      without_card: []", f"      without_card: {others}")
     (root / "mkdocs.yml").write_text(config, encoding="utf-8")
 
     env = dict(offline_env(root / "guard", root / "cache"), PYTHONPATH=f"{root / 'src'}:{root / 'guard'}")
@@ -109,7 +124,8 @@ def test_the_new_model_s_card_verifies_with_the_measured_figures(project):
     ok = {(f.model, f.field): f for f in report.findings if f.status == "ok"}
     assert ok["wide_resnet50_2", "Parameters"].measured == 68_883_240
     assert {field for model, field in ok if model == "wide_resnet50_2"} >= {
-        "ID", "Parameters", "FLOPs", "File Size", "Layers", "Image Size", "Crop Pct", "Interpolation", "Weights"}
+        "ID", "Parameters", "FLOPs", "File Size", "Layers", "Image Size", "Crop Pct", "Interpolation", "Weights",
+        "Architecture", "Code"}
 
 
 def test_the_site_lists_the_new_family_after_the_families_of_the_nav(project, monkeypatch):

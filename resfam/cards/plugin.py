@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
+from .model_index import family_of
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
 from .render import start_renderer
 from .report import format_report
