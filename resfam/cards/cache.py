@@ -4,7 +4,9 @@ An entry is found by its key and trusted only if the code behind it is unchanged
 
 - key: what the value is of (a model ID and its arguments and an image size, or the registry),
   the Python, torch and fvcore versions (read from the installed metadata, nothing is imported) and
-  the hash of the measurement code (`cards/measure.py`, `cards/worker.py`);
+  the hash of the measurement code: `cards/measure.py` and the worker process's own code,
+  `cards/worker.py`. The parent's side of the worker pool (`cards/pool.py`) and the limits that bound
+  the work (`cards/limits.py`) change no figure, so editing them keeps every entry;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
   worker that computed it. A measurement depends on the files that define its model (the module that
   registers it, the modules its builder and its layers come from, and every resfam module those import,
@@ -33,7 +35,7 @@ from typing import Any
 
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".resfam-cache"
-MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py")  # relative to the resfam package folder
+MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py")  # the code that computes a figure, relative to the package
 CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
 
