@@ -187,13 +187,6 @@ Models:
 """
 
 
-@pytest.fixture
-def package_copy(tmp_path):
-    target = tmp_path / "src" / "resfam"
-    shutil.copytree(Path(resfam.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
 def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path, package_copy, shared_cache):
     templates = tmp_path / "templates"
     (templates / "models").mkdir(parents=True)

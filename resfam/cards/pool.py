@@ -10,7 +10,8 @@ on the protocol (`{"op": "step", "step": "tracing at 224 px"}`), so the pool kno
 
 - time: a step may take `Limits.seconds`. The worker stops a step over it itself, where its code is,
   and says where; one stuck where it cannot (inside one long native call) is killed `KILL_GRACE`
-  seconds later. The same holds while a worker starts (importing torch, then the model zoo).
+  seconds later. Importing the model zoo is a step too; importing torch before it may take
+  `STARTUP_SECONDS` if that is longer.
 - memory: each worker's address space is capped at `Limits.memory`; an allocation over it fails in the
   model's code. The kernel's out-of-memory killer, an abort or a crash end the worker: the pool says
   so, with the step it was in.
@@ -49,6 +50,7 @@ from .limits import GIB, format_size, parse_size, pump
 DEFAULT_STEP_SECONDS = 120.0
 DEFAULT_MEMORY = 4 * GIB
 KILL_GRACE = 5.0  # seconds past the time limit before a worker that did not stop itself is killed
+STARTUP_SECONDS = 60.0  # at least this long to import torch (a library, not the zoo), on a busy machine
 PROGRESS_SECONDS = 10.0  # at least one line this often while a worker is busy
 _STDERR_LINES_KEPT = 40
 
@@ -180,6 +182,9 @@ def default_workers(limits: Limits, cores: int | None = None) -> int:
 # One worker
 
 
+_FIRST_STEP = "importing torch"
+
+
 class _WorkerProcess:
     """One worker process: `ask` sends a request and waits for the answer, keeping the time limit of
     each step the worker announces, and telling `on_waiting` every PROGRESS_SECONDS."""
@@ -201,7 +206,7 @@ class _WorkerProcess:
                          daemon=True).start()
         threading.Thread(target=pump, args=(self.process.stderr, self.stderr_tail.append), daemon=True).start()
         self.ready: dict[str, Any] | None = None
-        self.step = "importing torch"  # until the worker names its steps
+        self.step = _FIRST_STEP  # until the worker names its steps
         self.killed = False
 
     def wait_ready(self, on_waiting: WaitingCallback | None = None) -> dict[str, Any]:
@@ -229,7 +234,8 @@ class _WorkerProcess:
         """The next reply that is not a step; WorkerError when the worker dies or overruns a step."""
         started = step_started = said = time.monotonic()
         while True:
-            deadline = step_started + self.limits.seconds + KILL_GRACE
+            allowed = max(self.limits.seconds, STARTUP_SECONDS) if self.step == _FIRST_STEP else self.limits.seconds
+            deadline = step_started + allowed + KILL_GRACE
             wake = min(deadline, said + PROGRESS_SECONDS)
             try:
                 line = self.replies.get(timeout=max(0.0, wake - time.monotonic()))
@@ -237,7 +243,7 @@ class _WorkerProcess:
                 now = time.monotonic()
                 if now >= deadline:
                     self.kill()
-                    raise WorkerError(over_time_limit(self.step, self.limits, "the worker was stopped")) from None
+                    raise WorkerError(over_time_limit(self.step, allowed, "the worker was stopped")) from None
                 if on_waiting is not None:
                     on_waiting(StillWorking(model_id, self.step, now - started))
                 said = now
@@ -299,8 +305,8 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def over_time_limit(step: str, limits: Limits, how: str) -> str:
-    return (f"{step} took more than {limits.seconds:g} s, the time limit per step ({how}; the limit is set "
+def over_time_limit(step: str, seconds: float, how: str) -> str:
+    return (f"{step} took more than {seconds:g} s, the time limit per step ({how}; the limit is set "
             f"with --time-limit or the plugin's time_limit)")
 
 
@@ -309,7 +315,7 @@ def failure_message(reply: dict[str, Any], limits: Limits) -> str:
     error = reply.get("error") or "the worker gave no reason"
     step, where, cause = reply.get("step"), reply.get("where"), reply.get("cause")
     if cause == "time":
-        return over_time_limit(step, limits, f"stopped at {where}" if where else "stopped")
+        return over_time_limit(step, limits.seconds, f"stopped at {where}" if where else "stopped")
     if cause == "memory":
         return (f"{step} went over the memory limit of {format_size(limits.memory)} per worker: {error} (the "
                 f"limit is set with --memory-limit or the plugin's memory_limit)")
