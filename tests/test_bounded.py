@@ -283,3 +283,52 @@ def test_the_default_workers_are_as_many_as_cores_and_memory_allow(monkeypatch):
     assert pool.usable_cores() == len(os.sched_getaffinity(0))
     assert WorkerPool(".", limits=Limits(memory=GIB), cpus=4).max_workers == 4
     assert WorkerPool(".", 8, cpus=2).max_workers == 2  # --workers N: at most N, and no more than the cores
+
+
+def site(root: Path, plugin_settings: str) -> Path:
+    """A small MkDocs project with the resfam plugin and the given settings; returns its mkdocs.yml."""
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "index.md").write_text("# Home\n")
+    config = root / "mkdocs.yml"
+    config.write_text("site_name: test\nplugins:\n  - resfam:\n      templates_dir: templates\n"
+                      + "".join(f"      {line}\n" for line in plugin_settings.splitlines()))
+    return config
+
+
+def failed_build(config: Path, caplog) -> list[str]:
+    """Build the site, which must fail; what was logged, each message as lines."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort
+
+    caplog.set_level("INFO")
+    with pytest.raises(Abort):
+        build(load_config(str(config), site_dir=str(config.parent / "site")))
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_the_plugin_takes_its_limits_from_mkdocs_yml_and_logs_progress(tmp_path, faulty_package, monkeypatch,
+                                                                       caplog):
+    monkeypatch.setattr(pool, "PROGRESS_SECONDS", 0.5)
+    monkeypatch.setattr("resfam.cards.verify.PACKAGE_DIR", faulty_package)
+    config = site(tmp_path, "time_limit: 2\nmemory_limit: 2 GiB\nworkers: 1\ncache_dir: cache")
+    write_card(tmp_path / "templates", ["loopnet"])
+    logged = failed_build(config, caplog)
+    assert any("loopnet: could not be measured: building took more than 2 s, the time limit per step (stopped at "
+               f"resfam/models/faulty.py:{line_of('LOOP')}" in message for message in logged)
+    assert sum(message.startswith("resfam: still measuring loopnet, building: ") for message in logged) >= 2
+    assert running_workers(faulty_package) == []
+
+
+def test_bad_limits_in_mkdocs_yml_name_the_file_line_and_setting(tmp_path, caplog):
+    config = site(tmp_path, "time_limit: forever\nmemory_limit: -2 GiB\nworkers: 0")
+    (tmp_path / "templates" / "models").mkdir(parents=True)
+    logged = failed_build(config, caplog)
+    assert logged[-1].splitlines() == [
+        "resfam: bad settings of the resfam plugin:",
+        f"{config}:5: time_limit: the time limit must be a number of seconds above zero, got 'forever'",
+        "    hint: seconds each step of measuring one model may take (building it, tracing it at one image size)",
+        f"{config}:6: memory_limit: the memory limit: '-2 GiB' is not a memory size",
+        "    hint: the memory each measuring worker may use: a number of bytes, or with a unit: 2 GiB, 512M",
+        f"{config}:7: workers: at least one measuring process is needed, got 0",
+        "    hint: leave workers out for the default"]

@@ -148,15 +148,15 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         """The time and memory limits of measuring; a PluginError naming each bad setting, its line in
         mkdocs.yml and what it takes."""
         problems = []  # (setting, what is wrong, how to fix it)
-        if self.config.workers is not None and self.config.workers < 1:
-            problems.append(("workers", f"at least one measuring process is needed, got {self.config.workers}",
-                             "leave workers out for the default"))
         limits = None
         try:
             limits = Limits.parse(self.config.time_limit, self.config.memory_limit)
         except LimitsError as error:
             settings = {"seconds": ("time_limit", TIME_LIMIT_HINT), "memory": ("memory_limit", MEMORY_LIMIT_HINT)}
             problems += [(settings[name][0], problem, settings[name][1]) for name, problem in error.problems.items()]
+        if self.config.workers is not None and self.config.workers < 1:
+            problems.append(("workers", f"at least one measuring process is needed, got {self.config.workers}",
+                             "leave workers out for the default"))
         if problems:
             path = config.config_file_path or "mkdocs.yml"
             raise PluginError("resfam: bad settings of the resfam plugin:\n" + "\n".join(
