@@ -145,6 +145,16 @@ def test_entries_are_written_whole_and_the_folder_ignores_itself_in_git(package,
         assert json.loads(entry.read_text())["value"]["flops"] == 2
 
 
+def test_a_cache_with_no_measurement_yet_says_so(package, tmp_path):
+    """(Then every model will be measured, and the verifier starts every worker at once.)"""
+    cache = open_cache(package, tmp_path / "c")
+    assert cache.holds_no_measurement() and open_cache(package, None).holds_no_measurement()
+    cache.put_registry({}, cache.sources.model_sources())
+    assert cache.holds_no_measurement()
+    store(cache, ["models/resnet.py"])
+    assert not open_cache(package, tmp_path / "c").holds_no_measurement()
+
+
 def test_an_unwritable_cache_only_costs_time(package, tmp_path):
     blocker = tmp_path / "c"
     blocker.write_text("a file where the cache folder should be")

@@ -185,6 +185,16 @@ class MeasurementCache:
                         sources: dict[str, str | None]) -> None:
         self._write(self.measurement_key(model_id, kwargs, image_size), sources, value)
 
+    def holds_no_measurement(self) -> bool:
+        """Whether no measurement at all is stored (a first run; the cache off): every model is to measure."""
+        if self.directory is None:
+            return True
+        try:
+            with os.scandir(self.directory / f"v{CACHE_FORMAT}" / "measurement") as entries:
+                return not any(entry.name.endswith(".json") for entry in entries)
+        except OSError:
+            return True
+
     # -- files -----------------------------------------------------------------------------------
 
     def _path(self, key: dict[str, Any]) -> Path:

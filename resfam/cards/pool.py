@@ -355,11 +355,13 @@ class WorkerPool:
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         self.close(kill=exc_type is not None)
 
-    def start_early(self) -> None:
-        """Start the first worker now, without waiting for it: it imports torch and the zoo while the
-        caller does other work (reads the cards). Closing the pool kills it if it was never used."""
+    def start_early(self, workers: int = 1) -> None:
+        """Start `workers` workers now (at most `max_workers`), without waiting for them: they import
+        torch and the zoo while the caller does other work (reads the cards). Closing the pool kills
+        those never used."""
         with self._lock:
-            self._started_worker(0)
+            for slot in range(min(workers, self.max_workers)):
+                self._started_worker(slot)
 
     def _started_worker(self, slot: int) -> _WorkerProcess:
         if self._closed:

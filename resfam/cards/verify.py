@@ -562,9 +562,10 @@ class ZooMeasurer:
 
     def start_early(self) -> None:
         """With no registry facts in the cache (a cold run, or a model file edited), a worker will be
-        needed: start it now, so that it starts up (~2 s) while the cards are read."""
+        needed: start it now, so that it starts up (~2 s) while the cards are read. With no
+        measurement in the cache either, every model will be measured: start every worker."""
         if self._cached_registry() is None:
-            self.pool.start_early()
+            self.pool.start_early(self.pool.max_workers if self.cache.holds_no_measurement() else 1)
 
     def _cached_registry(self) -> dict[str, RegisteredModel] | None:
         """The registry facts the cache holds for the sources as they are (looked up once)."""
