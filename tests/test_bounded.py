@@ -189,7 +189,7 @@ def test_a_zoo_whose_import_hangs_fails_every_card_once(tmp_path, package_copy):
     write_card(tmp_path / "templates", list(GOOD))
     started = time.monotonic()
     report = verify(templates_dir=tmp_path / "templates", cache_dir=tmp_path / "cache", package_dir=package_copy,
-                    limits=Limits(2.0))
+                    limits=Limits(2.0), max_workers=1)
     [error] = report.errors
     assert error.message.startswith("cannot load the resfam model zoo: importing the model zoo took more than 2 s, "
                                     "the time limit per step (stopped at resfam/models/__init__.py:3")
