@@ -31,7 +31,7 @@ import functools
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 import torch.nn as nn
@@ -59,6 +59,14 @@ CONVENTIONALLY_UNCOUNTED_OPS = frozenset(
         "alpha_dropout", "clone",
     )
 )
+
+# A named part of measuring a model: `step("saving")` is a context manager (see measure_built_model).
+Step = Callable[[str], ContextManager[Any]]
+
+
+def _unnamed_step(name: str) -> ContextManager[Any]:
+    return contextlib.nullcontext()
+
 
 # Which way FLOPs were counted, recorded with every measurement.
 ON_SHAPES = "meta trace"
@@ -189,7 +197,8 @@ def count_flops(model: nn.Module, image_size: int) -> FlopCount:
     return _count_flops(model, [image_size], in_place=False)[0]
 
 
-def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool) -> list[FlopCount]:
+def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool,
+                 step: Step = _unnamed_step) -> list[FlopCount]:
     """`count_flops` at each of `image_sizes`, all on one meta-device version of the model: a copy, or
     with `in_place` the model itself moved to the meta device (a copy is a deep copy of every module:
     several times the cost of the move). If the meta trace fails, a moved model gets CPU tensors back,
@@ -197,14 +206,21 @@ def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool) ->
     try:
         shapes_only = model.to("meta") if in_place else _meta_copy(model)
         with shape_only_tracing():
-            return [_fvcore_count(shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES)
+            return [_traced(step, size, lambda: _fvcore_count(
+                        shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES))
                     for size in image_sizes]
     except Exception:  # an operator without a meta kernel, a torch without these internals
         logging.getLogger(__name__).debug("meta trace failed; counting on the CPU", exc_info=True)
     if in_place:
         model.to_empty(device="cpu")
     with _denormals_flushed():
-        return [_fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU) for size in image_sizes]
+        return [_traced(step, size, lambda: _fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU))
+                for size in image_sizes]
+
+
+def _traced(step: Step, image_size: int, count: Callable[[], FlopCount]) -> FlopCount:
+    with step(f"tracing at {image_size} px"):
+        return count()
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:
@@ -545,16 +561,22 @@ def _convolution_as_on_cpu(input, weight, bias, stride, padding, dilation, trans
 # Whole models
 
 
-def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int]) -> list[ModelMeasurement]:
+def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
+                        step: Step = _unnamed_step) -> list[ModelMeasurement]:
     """Every figure of an already built (uninitialised) `model`, FLOPs at each of `image_sizes`.
 
-    The model is used up: FLOPs are counted last, on the model itself moved to the meta device.
+    The model is used up: FLOPs are counted last, on the model itself moved to the meta device. Each
+    part of the work runs inside `step(name)` ("counting", "saving", "tracing at 224 px"): the worker
+    times each and says which one a failure happened in.
     """
-    parameters = count_parameters(model)
-    file_size = checkpoint_size(model)
-    layers = int(model.nominal_depth)
-    counts = _count_flops(model, image_sizes, in_place=True)
-    architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+    with step("counting"):
+        parameters = count_parameters(model)
+        layers = int(model.nominal_depth)
+    with step("saving"):
+        file_size = checkpoint_size(model)
+    counts = _count_flops(model, image_sizes, in_place=True, step=step)
+    with step("finding the architecture tags"):
+        architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
                              flops.unexpected_uncounted_ops, flops.method, architecture)
             for size, flops in zip(image_sizes, counts)]
