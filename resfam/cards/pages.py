@@ -116,7 +116,8 @@ def model_facts(page: CardPage) -> list[ModelFacts]:
     """Each model of the card with the figures the site shows (in `_ROW_ORDER`)."""
     if page.card is None:
         return []
-    findings = {(f.model, f.field): f for f in page.findings if f.model and f.field}
+    # the table's marks: the comparisons (a warning about a figure, e.g. in the prose, is not one)
+    findings = {(f.model, f.field): f for f in page.findings if f.model and f.field and f.status != "warning"}
     return [_facts(model, findings, page.measured.get(model.name, {})) for model in page.card.models]
 
 

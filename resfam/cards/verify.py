@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, Mapping
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree, default_cache_dir
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
-from .render import card_context, render_template
+from .prose import literal_figures
+from .render import card_context, cited_models, render_template
 from .worker import DEFAULT_MAX_WORKERS, MeasureJob, WorkerError, WorkerPool
 
 # Relative tolerances in percent (DESIGN.md); the config fields and the ID are compared exactly.
@@ -85,14 +86,17 @@ class RegisteredModel:
 
 @dataclass(frozen=True)
 class MeasuredModel:
-    """Everything measured about one model: its registered config and its figures, FLOPs by image size.
-    `figures` is empty when the model could not be measured (`error` says why)."""
+    """Everything measured about one model: its registered config, its figures, FLOPs and activations by
+    image size, and its stage layout (`measure.stage_layout`). `figures` is empty when the model could
+    not be measured (`error` says why)."""
 
     registered: RegisteredModel
     figures: Mapping[str, int] = field(default_factory=dict)  # Parameters, File Size, Layers
     flops: Mapping[int, int] = field(default_factory=dict)
     unexpected_uncounted_ops: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     error: str | None = None
+    activations: Mapping[int, int] = field(default_factory=dict)
+    layout: Mapping[str, Any] = field(default_factory=dict)
 
     def values(self, image_size: int) -> dict[str, Any]:
         """Every field as a card writes it, FLOPs at `image_size` (when measured there)."""
@@ -100,6 +104,23 @@ class MeasuredModel:
         if image_size in self.flops:
             values["FLOPs"] = self.flops[image_size]
         return {"ID": self.registered.model_id, **values, **self.registered.config_values}
+
+    def template_facts(self) -> dict[str, Any]:
+        """What a card template reads as `models.ID` (the names of render.py's docstring), at the
+        registered image size: the same figures as the card's table."""
+        values = self.values(self.registered.image_size)
+        stages = self.layout["stages"]
+        return {
+            "parameters": values["Parameters"], "flops": values["FLOPs"],
+            "activations": self.activations[self.registered.image_size],
+            "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
+            "crop_pct": values["Crop Pct"], "interpolation": values["Interpolation"],
+            "blocks": [stage["blocks"] for stage in stages],
+            "block": stages[0]["block"] if stages else "",
+            "widths": [stage["width"] for stage in stages],
+            "inner_widths": [stage["inner_width"] for stage in stages],
+            "stem_widths": list(self.layout["stem_widths"]),
+        }
 
 
 class FindingsView:
@@ -141,6 +162,7 @@ class CardResult(FindingsView):
     measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
     markdown: str | None = None
     models: dict[str, MeasuredModel] = field(default_factory=dict)
+    cited: dict[str, int] = field(default_factory=dict)  # {model ID: line} named in the prose as models.ID
 
 
 @dataclass
@@ -205,7 +227,10 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
                      progress=progress, max_workers=max_workers, stats=stats) as zoo:
         zoo.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
-        _check_against_code(results, zoo, tolerances)
+        measured = _check_against_code(results, zoo, tolerances)
+    # rendered after measuring: the prose cites the same measurement as the tables
+    for path, result in zip(card_paths, results):
+        _render_card(result, path, templates_dir, measured)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
@@ -306,7 +331,7 @@ def templates_dir_for(path: Path, templates_dir: Path) -> Path:
 
 
 def _read_card(path: Path, templates_dir: Path) -> CardResult:
-    """Parse and render one card; every problem becomes a finding."""
+    """Parse one card, and find the models its prose cites; every problem becomes a finding."""
     shown = shown_path(path)
     result = CardResult(shown, None)
     try:
@@ -315,11 +340,24 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
         result.findings += error.findings
         return result
     result.findings += result.card.warnings
+    result.cited = cited_models(result.card.text)
+    return result
+
+
+def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel]) -> None:
+    """Render a parsed card with the measured facts of its models and of those its prose cites, and flag
+    the figures its prose writes out instead of citing; every problem becomes a finding."""
+    if result.card is None:
+        return
+    wanted = [model.model_id for model in result.card.models] + list(result.cited)
+    facts = {model_id: measured[model_id].template_facts() for model_id in wanted
+             if model_id in measured and measured[model_id].error is None}
     try:
-        result.markdown = render_template(shown, templates_dir_for(path, templates_dir), card_context(result.card))
+        result.markdown = render_template(result.path, templates_dir_for(path, templates_dir),
+                                          card_context(result.card, facts))
     except CardError as error:
         result.findings += error.findings
-    return result
+    result.findings += literal_figures(result.card, facts)
 
 
 def claimed_image_size(model: ModelClaims) -> int:
@@ -332,18 +370,21 @@ def claimed_image_size(model: ModelClaims) -> int:
 # Comparing with the code
 
 
-def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerances: dict[str, float]) -> None:
-    cards = [result for result in results if result.card is not None and result.card.models]
+def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer",
+                        tolerances: dict[str, float]) -> dict[str, MeasuredModel]:
+    """Measure the models of the cards (and those their prose cites) and compare; {model ID: measured}."""
+    cards = [result for result in results if result.card is not None and (result.card.models or result.cited)]
     if not cards:
-        return
+        return {}
     try:
         registry = zoo.registry()
     except WorkerError as error:
         for result in cards:
+            line = result.card.models[0].line if result.card.models else None
             result.findings.append(Finding(
-                "error", result.path, result.card.models[0].line, f"cannot load the resfam model zoo: {error}",
+                "error", result.path, line, f"cannot load the resfam model zoo: {error}",
                 hint="fix the model code at the place named; nothing on this card could be checked"))
-        return
+        return {}
 
     wanted: dict[str, set[int]] = {}
     for result in cards:
@@ -351,6 +392,9 @@ def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerance
             registered = registry.get(model.model_id)
             if registered is not None:
                 wanted.setdefault(model.model_id, set()).update({claimed_image_size(model), registered.image_size})
+        for model_id in result.cited:
+            if model_id in registry:
+                wanted.setdefault(model_id, set()).add(registry[model_id].image_size)
     measured = zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted)
 
     for result in cards:
@@ -363,6 +407,7 @@ def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerance
             result.models[model.name] = found
             result.measurements[model.name] = found.values(registered.image_size)
             result.findings += _compare_model(result, model, found, tolerances)
+    return measured
 
 
 def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel]) -> Finding:
@@ -628,7 +673,9 @@ class ZooMeasurer:
                 figures={"Layers": first["layers"], "Parameters": first["parameters"], "File Size": first["file_size"]},
                 flops={size: found[model_id, size]["flops"] for size in sizes[model_id]},
                 unexpected_uncounted_ops={size: found[model_id, size]["unexpected_uncounted_ops"]
-                                          for size in sizes[model_id]})
+                                          for size in sizes[model_id]},
+                activations={size: found[model_id, size]["activations"] for size in sizes[model_id]},
+                layout=first["layout"])
         return measured
 
     def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:
@@ -661,17 +708,30 @@ def _registered_models(facts: Any) -> dict[str, RegisteredModel] | None:
     return models
 
 
-_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "file_size": int, "layers": int, "image_size": int,
-                       "model_id": str, "unexpected_uncounted_ops": dict}
+_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int, "layers": int,
+                       "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "layout": dict}
+_STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
 
 
 def _valid_measurement(value: Any, model_id: str, image_size: int) -> dict[str, Any] | None:
     """A cached measurement, if it has every field with the right type for this model and size."""
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS):
         return None
-    for name, kind in _MEASUREMENT_FIELDS.items():
-        if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
-            return None
     if value["model_id"] != model_id or value["image_size"] != image_size:
         return None
+    layout = value["layout"]
+    stem_widths, stages = layout.get("stem_widths"), layout.get("stages")
+    if not isinstance(stem_widths, list) or not all(_is_count(width) for width in stem_widths) \
+            or not isinstance(stages, list) or not all(isinstance(stage, dict) and _well_typed(stage, _STAGE_FIELDS)
+                                                       for stage in stages):
+        return None
     return value
+
+
+def _well_typed(value: dict[str, Any], fields: Mapping[str, type]) -> bool:
+    return all(isinstance(value.get(name), kind) and not isinstance(value.get(name), bool)
+               for name, kind in fields.items())
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
