@@ -1,6 +1,7 @@
 """`resfam-cards`: verify the model cards against the code, sync figures back, scaffold a new card.
 
-    resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]...   exit 0 clean, 1 drift, 2 bad input
+    resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]... [--strict]
+                                                        exit 0 clean, 1 drift (--strict: or a warning), 2 bad input
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
@@ -50,7 +51,7 @@ def _verify(args: argparse.Namespace) -> int:
     sys.stdout.write(format_report(report, verbose=args.verbose))
     if args.json:
         write_json(report, args.json)
-    return report.exit_code
+    return report.strict_exit_code if args.strict else report.exit_code
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -303,6 +304,9 @@ def _parser() -> argparse.ArgumentParser:
                                          help="check the cards against the code (exit 0 clean, 1 drift, 2 bad input)")
     verify_command.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     verify_command.add_argument("-v", "--verbose", action="store_true", help="list every figure, also the ok ones")
+    verify_command.add_argument("--strict", action="store_true",
+                                help="warnings fail too (exit 1), as in mkdocs build --strict: e.g. a figure the "
+                                     "prose writes out instead of citing the measurement")
     verify_command.set_defaults(command=_verify)
 
     sync_command = commands.add_parser("sync", parents=[common, checking],

@@ -69,6 +69,7 @@ class CardPage:
     markdown: str | None
     findings: list[Finding] = field(default_factory=list)
     measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)  # what measured the figures (verify.Report)
 
     @property
     def title(self) -> str:
@@ -203,7 +204,8 @@ def _models_section(page: CardPage) -> str:
     parts = ["## Models\n",
              f"Figures marked ✓ were measured from the code when this page was built and match the card; "
              f"hover over a mark, or see [how the figures are measured]({measurement}). Accuracies are "
-             f"reported by the publishers of the weights.\n"]
+             f"reported by the publishers of the weights.\n",
+             measured_with(page.versions, measurement)]
     # md_in_html: the divs let the stylesheet set the tables side by side
     parts.append('<div class="resfam-models" markdown>\n')
     for model in facts:
@@ -264,6 +266,21 @@ def _mark(figure: Figure, measurement: str) -> str:
     return "—"
 
 
+def measured_with(versions: Mapping[str, str], measurement: str) -> str:
+    """How a page's figures were made, in a note: the versions that measured them and the conventions.
+    Nothing in it depends on when the page was built, so unchanged code rebuilds the same page."""
+    tools = [f"{name} {versions[name]}" for name in ("torch", "fvcore", "resfam") if name in versions]
+    made = f"with {_joined(tools)}, " if tools else ""
+    return (f"**How these figures were made.** Measured {made}on the CPU, each model built as "
+            "`resfam.create_model(ID)` (the 1000-class head) and put in evaluation mode; FLOPs and "
+            "activations for one image at the model's image size. FLOPs follow fvcore's convention: one "
+            f"multiply-add is one FLOP. See [how the figures are measured]({measurement}).\n")
+
+
+def _joined(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 # ---------------------------------------------------------------------------------------------
 # The overview page
 
@@ -300,10 +317,11 @@ def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str,
     return "\n".join([
         "---\nhide:\n  - toc\n---\n",  # front matter: the wide table gets the table of contents' room
         "# All models\n",
-        f"Every model of every card: {len(rows)} models in {len(pages)} families. Parameters, GFLOPs and "
-        f"file sizes are [measured from the code]({measurement}) on every build; GFLOPs are counted at "
-        "each model's own image size. Click a column header to sort, type in the box to filter, and "
-        "click a model to open its card.\n",
+        f"Every model of every card: {len(rows)} models in {len(pages)} families. Parameters, GFLOPs, "
+        f"activations and file sizes are [measured from the code]({measurement}) on every build; GFLOPs "
+        "and activations are counted at each model's own image size. Click a column header to sort, type "
+        "in the box to filter, and click a model to open its card.\n",
+        measured_with(pages[0].versions if pages else {}, measurement),
         '<div class="resfam-sortable" markdown>\n',
         "\n".join(table) + "\n",
         "</div>\n",

@@ -12,7 +12,9 @@ A thin layer: `verify` (the engine) parses, renders, measures and compares every
 the result into Markdown; this module only hands that to MkDocs as generated files.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
-  no traceback, and a failure even without --strict).
+  no traceback, and a failure even without --strict). The engine's warnings (a figure the prose
+  writes out instead of citing the measurement, an unknown key) are MkDocs warnings: `--strict`
+  fails on them.
 - Card pages an explicit `nav` leaves out are added to it, after the cards it lists: a new family
   needs only its template.
 - `mkdocs serve`: the build goes on; a card with problems shows them in a red box at the top of its
@@ -89,10 +91,10 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         if not report.ok:
             log.warning("resfam: problems shown at the top of their card pages:\n%s", format_report(report).rstrip())
         else:
-            for finding in report.warnings:  # kept as written: worth a look, not a failure
-                log.info("resfam: %s", finding.format())
+            for finding in report.warnings:  # kept as written: `mkdocs build --strict` fails on them
+                log.warning("resfam: %s", finding.format())
 
-        pages = sorted((self._card_page(result) for result in report.cards), key=_family_rank)
+        pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=_family_rank)
         for page in pages:
             file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
             # edit links are edit_uri + the path from docs/: for a card, "../templates/models/<family>.md"
@@ -138,7 +140,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         """Where a card template's page goes in the site: its path inside the templates folder."""
         return os.path.relpath(os.path.abspath(template), self.templates_dir).replace(os.sep, "/")
 
-    def _card_page(self, result: CardResult) -> CardPage:
+    def _card_page(self, result: CardResult, versions: dict[str, str]) -> CardPage:
         return CardPage(
             src_uri=self._src_uri(result.path),
             path=result.path,
@@ -147,6 +149,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             markdown=result.markdown,
             findings=result.findings,
             measured=result.measurements,
+            versions=versions,
         )
 
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:

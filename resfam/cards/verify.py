@@ -182,6 +182,7 @@ class Report(FindingsView):
     cards: list[CardResult]
     stats: RunStats = field(default_factory=RunStats)
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    versions: dict[str, str] = field(default_factory=dict)  # what measured the figures (cache.installed_versions)
 
     @property
     def findings(self) -> list[Finding]:
@@ -192,6 +193,12 @@ class Report(FindingsView):
     def exit_code(self) -> int:
         """0 when every card matches the code, 1 when a figure drifts, 2 for bad input."""
         return 2 if self.errors else 1 if self.drifts else 0
+
+    @property
+    def strict_exit_code(self) -> int:
+        """`exit_code`, with warnings (a literal figure in the prose, say) failing too, as 1: what
+        `verify --strict` returns, as `mkdocs build --strict` fails on the same warnings."""
+        return self.exit_code or (1 if self.warnings else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +242,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
     stats.seconds = time.perf_counter() - started
-    return Report(results, stats, tolerances)
+    return Report(results, stats, tolerances, dict(zoo.cache.versions))
 
 
 def resolve_tolerances(overrides: Mapping[str, Any] | None) -> dict[str, float]:
