@@ -1,10 +1,10 @@
 """What counting activations adds to a cold verification (issue 11: at most 15 %).
 
-    .venv/bin/python scripts/bench_activations.py [--base REV] [--rounds N]
+    .venv/bin/python scripts/bench_activations.py [--base REV] [--new REV] [--rounds N]
 
-Two trees are verified cold (`verify(use_cache=False)`, every card, every model measured): REV (default
-f6ea8ba, the last commit before activations were counted) taken from git into a temporary folder, and
-this working tree. Each run is its own Python process with that tree first on the import path, timed
+Two trees are verified cold (`verify(use_cache=False)`, every card, every model measured), each taken
+from git into a temporary folder: the base (default f6ea8ba, the last commit before activations were
+counted) and the new one (default HEAD). Each run is its own Python process with that tree first on the import path, timed
 from the outside, interpreter start included; the runs alternate (base, new, base, new, ...) so that
 both see the same load on a shared machine. Prints every run and the medians; exit code 1 if the new
 tree's median is more than 15 % above the base's.
@@ -34,6 +34,7 @@ def extract(revision: str, folder: Path) -> Path:
     """`resfam/` and `templates/` of `revision` in `folder`."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision, "resfam", "templates"],
                              check=True, capture_output=True).stdout
+    folder.mkdir()
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
     return folder
@@ -51,10 +52,11 @@ def cold_verify(root: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="f6ea8ba", help="the revision to compare with (default: f6ea8ba)")
+    parser.add_argument("--new", default="HEAD", help="the revision measured (default: HEAD)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each tree (default: 3)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="resfam-bench-") as folder:
-        trees = {"base": extract(args.base, Path(folder)), "new": REPO}
+        trees = {"base": extract(args.base, Path(folder) / "base"), "new": extract(args.new, Path(folder) / "new")}
         times: dict[str, list[float]] = {"base": [], "new": []}
         for round_ in range(1, args.rounds + 1):
             for name, root in trees.items():
@@ -63,7 +65,7 @@ def main() -> int:
                 print(f"round {round_}: {name:4} cold verify {seconds:6.1f} s", flush=True)
     base, new = statistics.median(times["base"]), statistics.median(times["new"])
     ratio = new / base
-    print(f"median: base ({args.base}) {base:.1f} s, new {new:.1f} s: {ratio - 1:+.1%} "
+    print(f"median: base ({args.base}) {base:.1f} s, new ({args.new}) {new:.1f} s: {ratio - 1:+.1%} "
           f"(limit {LIMIT - 1:+.0%}); load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0 if ratio <= LIMIT else 1
 
