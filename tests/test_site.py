@@ -10,6 +10,8 @@ import hashlib
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -293,3 +295,82 @@ def test_card_page_markdown_keeps_code_and_escapes_findings():
 def test_strip_model_index_leaves_other_comments():
     text = "# T\n\n<!-- a note -->\n\nBody.\n\n<!--\nType: model-index\nModels: []\n-->\n"
     assert strip_model_index(text) == "# T\n\n<!-- a note -->\n\nBody.\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Prose that cites the measurement, and pages that say how it was made
+
+
+def test_a_literal_figure_in_the_prose_fails_the_strict_build_only(built, tmp_path, tmp_path_factory):
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnet.md"
+    text = template.read_text(encoding="utf-8")
+    text = text.replace("\n\n{% include 'code_snippets.md' %}", "\n\nresnet50 has 23.0 million parameters.\n\n"
+                                                               "{% include 'code_snippets.md' %}", 1)
+    template.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("resnet50 has 23.0 million parameters.") + 1
+    strict = mkdocs_build(project / "mkdocs.yml", tmp_path / "strict", session_cache(tmp_path_factory))
+    assert strict.returncode != 0
+    assert (f"templates/models/resnet.md:{line}: warning: the prose writes '23.0 million parameters' as a "
+            "literal figure, which the build does not check; the code measures resnet50 Parameters: 25,557,032"
+            in strict.output), strict.output
+    assert "write {{ models.resnet50.parameters | millions }} instead" in strict.output
+    plain = mkdocs_build(project / "mkdocs.yml", tmp_path / "plain", session_cache(tmp_path_factory), "--no-strict")
+    assert plain.returncode == 0, plain.output  # a warning, kept as written
+
+
+def test_pages_say_how_their_figures_were_made(built):
+    from resfam.cards.cache import installed_versions
+
+    versions = installed_versions()
+    for page in [built.site / "models" / "index.html"] + [built.site / "models" / f / "index.html" for f in FAMILIES]:
+        text = re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8"))
+        assert (f"How these figures were made. Measured with torch {versions['torch']}, fvcore "
+                f"{versions['fvcore']} and resfam {versions['resfam']}, on the CPU") in text, page
+        assert "evaluation mode" in text and "one multiply-add is one FLOP" in text, page
+
+
+def test_two_builds_of_unchanged_code_write_identical_html(built, tmp_path, tmp_path_factory):
+    again = mkdocs_build(REPO / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert again.returncode == 0, again.output
+    first = {path.relative_to(built.site): path.read_bytes() for path in html_files(built.site)}
+    second = {path.relative_to(again.site): path.read_bytes() for path in html_files(again.site)}
+    assert first.keys() == second.keys() and len(first) > 5
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(built, tmp_path, tmp_path_factory,
+                                                                           monkeypatch):
+    """The issue's done-when: tv_resnet101 gets other blocks per stage in a copy of the project (its
+    package included); `sync --write` rewrites the figures, and the strict build then publishes prose and
+    tables that agree with the new code, with no prose edited by hand."""
+    project = project_copy(tmp_path / "project")
+    shutil.copytree(PACKAGE_DIR, project / "resfam", ignore=shutil.ignore_patterns("__pycache__"))
+    models = project / "resfam" / "models" / "resnet.py"
+    source = models.read_text(encoding="utf-8")
+    old = 'resnet101-5d3b4d8f.pth"),\n          block=Bottleneck, layers=(3, 4, 23, 3))'
+    assert old in source
+    models.write_text(source.replace(old, old.replace("(3, 4, 23, 3)", "(3, 4, 12, 3)")), encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(project))  # the copy's resfam, for sync, the build and its workers
+    template = project / "templates" / "models" / "resnet.md"
+    prose_before = strip_model_index(template.read_text(encoding="utf-8"))
+    env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
+
+    synced = subprocess.run([sys.executable, "-m", "resfam.cards.cli", "sync", "--write", "-q"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=1800)
+    assert synced.returncode == 0, synced.stderr
+    assert "tv_resnet101 Layers" not in synced.stdout or "-    Layers: 101" in synced.stdout
+    assert strip_model_index(template.read_text(encoding="utf-8")) == prose_before  # only figures were written
+    assert parse_card(template).model("tv_resnet101").fields["Layers"].value == 2 + 3 * (3 + 4 + 12 + 3)
+
+    done = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert done.returncode == 0, done.output
+    page = re.sub(r"<[^>]+>", "", (done.site / "models" / "resnet" / "index.html").read_text(encoding="utf-8"))
+    page = " ".join(page.split())
+    assert "`tv_resnet101` uses 3, 4, 12, 3" in page.replace("tv_resnet101 uses", "`tv_resnet101` uses") \
+        or "tv_resnet101 uses 3, 4, 12, 3" in page
+    assert "3, 4, 23, 3" not in page
+    card = parse_card(template).model("tv_resnet101")
+    table = page[page.index("tv_resnet101¶") if "tv_resnet101¶" in page else page.rindex("tv_resnet101"):]
+    assert f"{card.fields['Parameters'].value:,}" in table and "Layers 68" in table
+    assert network_attempts(env) == []
