@@ -210,3 +210,17 @@ def test_the_console_script_runs(project, shared_cache):
                          text=True, timeout=600)
     assert run.returncode == 1 and "resnet18 Layers: card says 17, code measures 18" in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_verify_strict_fails_on_a_literal_figure_in_the_prose(project, cli):
+    edit_card("A test card.", "A test card: resnet18 has 11.7 million parameters.")
+    code, out, _ = cli("verify", "-q")
+    assert code == 0
+    assert (f"{CARD_PATH}:3: warning: the prose writes '11.7 million parameters' as a literal figure, which the "
+            "build does not check; the code measures resnet18 Parameters: 11,689,512 (11.7 million)") in out
+    assert "hint: write {{ models.resnet18.parameters | millions }} instead" in out
+    code, out, _ = cli("verify", "-q", "--strict")
+    assert code == 1 and "1 warning" in out
+    edit_card("resnet18 has 11.7 million parameters", "resnet18 has {{ models.resnet18.parameters | millions }} "
+                                                      "million parameters")
+    assert cli("verify", "-q", "--strict")[0] == 0

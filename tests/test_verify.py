@@ -337,3 +337,31 @@ def test_a_worker_whose_torch_refuses_the_shape_only_kernels_counts_on_the_cpu()
     printed = run_worker_server(
         "reply = server.measure('resnet18', {}, [64])\nprint(reply['measurements'][0]['flops_method'])", refuse)
     assert printed.strip() == "cpu forward"
+
+
+def test_prose_cites_the_measurement_of_its_models_and_of_those_it_names(check):
+    text = card_text(RESNEST14D).replace(
+        "Written for the tests.",
+        "`resnest14d` has {{ models.resnest14d.parameters | grouped }} parameters in\n"
+        "{{ models.resnest14d.blocks | join(', ') }} {{ models.resnest14d.block }}s,\n"
+        "{{ (models.resnet26.parameters - models.resnest14d.parameters) | grouped }} fewer than `resnet26`.")
+    report = check(resnest=text)
+    assert report.ok and not report.warnings
+    assert ("`resnest14d` has 10,611,688 parameters in\n1, 1, 1, 1 SplitAttentionBottlenecks,\n"
+            "5,383,488 fewer than `resnet26`.") in report.cards[0].markdown
+    assert report.cards[0].cited == {"resnest14d": 3, "resnet26": 5}
+    assert list(report.cards[0].models) == ["resnest14d"]  # resnet26 is measured for the prose, not checked
+
+
+def test_a_literal_figure_is_a_warning_that_fails_only_the_strict_exit_code(check):
+    report = check(resnet=card_text(RESNET18).replace("Written for the tests.", "resnet18 has 11.0 million "
+                                                                                "parameters."))
+    [warning] = report.warnings
+    assert (warning.line, warning.model, warning.field, warning.measured) == (3, "resnet18", "Parameters", 11689512)
+    assert report.ok and report.exit_code == 0 and report.strict_exit_code == 1
+
+
+def test_a_template_naming_an_unknown_model_says_where_and_why(check):
+    report = check(resnet=card_text(RESNET18).replace("Written for the tests.", "{{ models.resnet19.layers }}"))
+    [error] = report.errors
+    assert error.line == 3 and "'resnet19'" in error.message and "python -m resfam lists them" in error.hint

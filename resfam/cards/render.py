@@ -440,8 +440,11 @@ def _finding_for(error: BaseException, path: str, templates_dir: str) -> Finding
                        hint=f"check the name; includes are looked up relative to {templates_dir}/")
     if isinstance(error, jinja2.UndefinedError):
         if "has no attribute" in (error.message or ""):
+            models_hint = ("; models.ID has every model of the card and every model the template names, when "
+                           "it is registered (python -m resfam lists them) and could be measured"
+                           if "'dict object'" in (error.message or "") else "")
             return Finding("error", where_path, where_line, f"undefined attribute: {error.message}",
-                           hint="check the name after the '.'")
+                           hint="check the name after the '.'" + models_hint)
         return Finding("error", where_path, where_line, f"undefined variable: {error.message}",
                        hint=f"card templates may use: {', '.join(CONTEXT_NAMES)} "
                             "(see resfam/cards/render.py)")
