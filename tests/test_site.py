@@ -359,18 +359,19 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
     synced = subprocess.run([sys.executable, "-m", "resfam.cards.cli", "sync", "--write", "-q"], cwd=project,
                             env=env, capture_output=True, text=True, timeout=1800)
     assert synced.returncode == 0, synced.stderr
-    assert "tv_resnet101 Layers" not in synced.stdout or "-    Layers: 101" in synced.stdout
+    assert "-    Layers: 101\n+    Layers: 68\n" in synced.stdout  # the diff sync printed
     assert strip_model_index(template.read_text(encoding="utf-8")) == prose_before  # only figures were written
     assert parse_card(template).model("tv_resnet101").fields["Layers"].value == 2 + 3 * (3 + 4 + 12 + 3)
 
     done = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
     assert done.returncode == 0, done.output
-    page = re.sub(r"<[^>]+>", "", (done.site / "models" / "resnet" / "index.html").read_text(encoding="utf-8"))
-    page = " ".join(page.split())
-    assert "`tv_resnet101` uses 3, 4, 12, 3" in page.replace("tv_resnet101 uses", "`tv_resnet101` uses") \
-        or "tv_resnet101 uses 3, 4, 12, 3" in page
-    assert "3, 4, 23, 3" not in page
-    card = parse_card(template).model("tv_resnet101")
-    table = page[page.index("tv_resnet101¶") if "tv_resnet101¶" in page else page.rindex("tv_resnet101"):]
-    assert f"{card.fields['Parameters'].value:,}" in table and "Layers 68" in table
+    html = (done.site / "models" / "resnet" / "index.html").read_text(encoding="utf-8")
+    prose = html[html.index("<article"):html.index('id="models"')]  # the card's text, before its tables
+    prose = " ".join(re.sub(r"<[^>]+>", "", prose).split())
+    assert "tv_resnet101 uses 3, 4, 12, 3 and" in prose and "23" not in prose
+    table = html[html.index('id="tv_resnet101"'):]
+    table = " ".join(re.sub(r"<[^>]+>", " ", table[:table.index("</table>")]).split())
+    claimed = parse_card(template).model("tv_resnet101").fields
+    assert f"Parameters {claimed['Parameters'].value / 1e6:.2f} M ({claimed['Parameters'].value:,}) ✓ verified" in table
+    assert "Layers 68 ✓ verified" in table
     assert network_attempts(env) == []
