@@ -139,7 +139,7 @@ def test_sync_fill_adds_the_missing_fields(project, cli):
     code, out, _ = cli("verify", "-q", "--verbose")
     assert code == 0
     resnet26 = [line for line in out.splitlines() if ": ok: resnet26 " in line]
-    assert len(resnet26) == 9  # ID, four measured figures and four config fields
+    assert len(resnet26) == 10  # ID, five measured figures and four config fields
     assert "Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/" \
            "resnet26-9aa10e23.pth" in card()
     assert cli("sync", "-q", "--fill")[0] == 0
@@ -169,7 +169,7 @@ def test_new_scaffolds_a_card_that_verifies_and_never_overwrites(project, cli):
     written = card()
     assert written.startswith("# ResNet\n") and "ID: resnet26" in written
     code, out, _ = cli("verify", "-q", "--verbose")
-    assert code == 0 and out.count(": ok: resnet26 ") == 9
+    assert code == 0 and out.count(": ok: resnet26 ") == 10
 
     code, _, err = cli("new", "resnet", "--model", "resnet18", "--write", "-q")
     assert code == 2 and "already exists" in err and card() == written

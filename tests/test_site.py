@@ -22,7 +22,7 @@ from mkdocs.config import load_config
 
 from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
-from resfam.cards.pages import CardPage, card_page, strip_model_index
+from resfam.cards.pages import CardPage, card_page, overview_page, strip_model_index
 from resfam.cards.plugin import list_card_pages
 from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
                        session_cache, source_snapshot)
@@ -106,8 +106,8 @@ def test_card_pages_show_verified_tables_and_edit_their_template(built):
         for name in models:
             assert name in page.ids, name
         verified = [attrs for _, attrs in page.links if "resfam-verified" in attrs.get("class", "")]
-        # every model: parameters, FLOPs, file size, layers, image size, crop, interpolation, weights
-        assert len(verified) == 8 * len(models)
+        # every model: parameters, FLOPs, activations, file size, layers, image size, crop, interpolation, weights
+        assert len(verified) == 9 * len(models)
         for attrs in verified:
             assert attrs["title"].startswith("Verified when this page was built"), attrs
             assert urlsplit(attrs["href"]).path == "../../measurement/", attrs
@@ -375,3 +375,19 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
     assert f"Parameters {claimed['Parameters'].value / 1e6:.2f} M ({claimed['Parameters'].value:,}) ✓ verified" in table
     assert "Layers 68 ✓ verified" in table
     assert network_attempts(env) == []
+
+
+def test_the_overview_and_the_card_tables_show_activations():
+    text = ("# ResNet\n\n<!--\nModels:\n- Name: resnet50\n  Metadata:\n    Activations: 11114984\n"
+            "    Image Size: '224'\n-->\n")
+    card = parse_card("templates/models/resnet.md", text)
+    ok = Finding("ok", "templates/models/resnet.md", 6, "resnet50 Activations: 11,114,984", model="resnet50",
+                 field="Activations", claimed=11114984, measured=11114984)
+    page = CardPage("models/resnet.md", "templates/models/resnet.md", "resnet", card, text, [ok],
+                    versions={"torch": "2.13.0", "fvcore": "0.1.5", "resfam": "0.1.0"})
+    assert "| Activations | 11.11 M at 224 × 224 | [✓ verified](../measurement.md#activations" in \
+        card_page(page, show_findings=False)
+    overview = overview_page([page], src_uri="models/index.md", urls={"models/resnet.md": "resnet/"})
+    header, _, row = [line for line in overview.splitlines() if line.startswith("| ")][:3]
+    assert header.split(" | ")[4] == "Activations (M)" and row.split(" | ")[4] == "11.11"
+    assert "Measured with torch 2.13.0, fvcore 0.1.5 and resfam 0.1.0, on the CPU" in overview

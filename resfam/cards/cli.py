@@ -201,7 +201,7 @@ def card_template(collection: str, models: dict[str, dict[str, Any]], code: dict
             f"  In Collection: {collection}",
             "  Metadata:",
             f"    ID: {model_id}",
-            *(f"    {name}: {values[name]}" for name in ("Layers", "Parameters", "FLOPs", "File Size")),
+            *(f"    {name}: {values[name]}" for name in ("Layers", "Parameters", "FLOPs", "Activations", "File Size")),
             f"    Image Size: '{values['Image Size']}'",
             f"    Crop Pct: '{values['Crop Pct']}'",
             f"    Interpolation: {values['Interpolation']}",
@@ -293,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
     checking = argparse.ArgumentParser(add_help=False)
     checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
     checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
-                          help="relative tolerance in percent for Parameters, FLOPs, File Size or Layers "
+                          help="relative tolerance in percent for Parameters, FLOPs, Activations, File Size or Layers "
                                "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%%" for k, v in
                                                                       DEFAULT_TOLERANCES.items()) + ")")
 

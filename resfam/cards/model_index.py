@@ -53,7 +53,7 @@ _TOO_DEEP = f"the model-index block is nested more than {MAX_DEPTH} levels deep"
 _TOO_DEEP_HINT = "a model-index needs only Models > entry > Metadata/Results > values"
 
 # Metadata fields, by the kind of value they hold.
-MEASURED_COUNT_FIELDS = ("Parameters", "FLOPs", "File Size", "Layers")
+MEASURED_COUNT_FIELDS = ("Parameters", "FLOPs", "Activations", "File Size", "Layers")
 TRAINING_COUNT_FIELDS = ("Epochs", "Batch Size", "LR Step Size")
 TRAINING_RATE_FIELDS = ("LR", "Momentum", "Weight Decay", "Dropout", "LR Gamma")
 LIST_FIELDS = ("Architecture", "Tasks", "Training Data", "Training Techniques")
@@ -144,7 +144,7 @@ class ModelClaims:
     name: the entry's `Name`; line: the line of its `Name`.
     id: the Metadata `ID` (the registry name of the model), or None when the entry has none.
     fields: every scalar of the entry's Metadata except `ID`, keyed by its card name ('Parameters',
-        'FLOPs', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs', ...),
+        'FLOPs', 'Activations', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs', ...),
         unknown keys included. Lists (Architecture, Tasks, ...) are only in `raw`.
     weights: the model-level `Weights` URL, or None.
     results: the metrics of the ImageNet result (the first result when none names ImageNet), e.g.
@@ -1102,6 +1102,7 @@ _SYNC_HINT = "write the exact {what}, or run 'resfam-cards sync --write {{path}}
 _FIELD_HINTS = {
     "Parameters": _SYNC_HINT.format(what="count"),
     "FLOPs": _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"),
+    "Activations": _SYNC_HINT.format(what="count (fvcore's activation count)"),
     "File Size": _SYNC_HINT.format(what="size in bytes"),
     "Layers": _SYNC_HINT.format(what="depth"),
     "Epochs": "write the number of training epochs",

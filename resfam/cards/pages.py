@@ -33,6 +33,9 @@ VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
                    "sum of p.numel() over model.parameters(), with the 1000-class head"),
     "FLOPs": ("GFLOPs", "flops",
               "fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP"),
+    "Activations": ("Activations", "activations",
+                    "fvcore ActivationCountAnalysis of one image at the card's image size (outputs of convolutions "
+                    "and linear layers)"),
     "File Size": ("File size", "file-size", "bytes written by torch.save(model.state_dict())"),
     "Layers": ("Layers", "layers", "nominal depth from the block counts of the architecture"),
     "Image Size": ("Image size", "config", "equal to the model's registered default config"),
@@ -42,7 +45,7 @@ VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
 }
 REPORTED_FIELDS = {"Top 1 Accuracy": "Top-1 accuracy", "Top 5 Accuracy": "Top-5 accuracy"}
 # Where the reported accuracies go among the verified rows.
-_ROW_ORDER = ("Parameters", "FLOPs", "File Size", "Layers", "Top 1 Accuracy", "Top 5 Accuracy",
+_ROW_ORDER = ("Parameters", "FLOPs", "Activations", "File Size", "Layers", "Top 1 Accuracy", "Top 5 Accuracy",
               "Image Size", "Crop Pct", "Interpolation", "Weights")
 DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (DESIGN.md)
 
@@ -232,6 +235,9 @@ def _shown_value(figure: Figure, model: ModelFacts) -> str:
     if figure.field == "FLOPs":
         size = model.image_size
         return f"{float(value) / 1e9:.2f} at {size} × {size}"
+    if figure.field == "Activations":
+        size = model.image_size
+        return f"{float(value) / 1e6:.2f} M at {size} × {size}"
     if figure.field == "File Size":
         return with_prefix(value, "B", 1)
     if figure.field == "Image Size":
@@ -295,8 +301,9 @@ def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str,
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
     families = list(dict.fromkeys(page.title for page, _ in rows))
-    table = ["| Model | Family | Params (M) | GFLOPs | Input (px) | Top-1 (%) | Top-5 (%) | File (MB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table = ["| Model | Family | Params (M) | GFLOPs | Activations (M) | Input (px) | Top-1 (%) | Top-5 (%) "
+             "| File (MB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     points = []
     for page, model in rows:
         link = posixpath.relpath(page.src_uri, here)
@@ -305,6 +312,7 @@ def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str,
             _md(page.title),
             _number(model.number("Parameters"), 1e6, 2),
             _number(model.number("FLOPs"), 1e9, 2),
+            _number(model.number("Activations"), 1e6, 2),
             str(model.image_size),
             _number(model.number("Top 1 Accuracy"), 1, 2),
             _number(model.number("Top 5 Accuracy"), 1, 2),

@@ -30,7 +30,7 @@ from .findings import CardError, Finding
 from .model_index import (INTERPOLATIONS, LINE_BREAK, MAX_IMAGE_SIZE, MEASURED_COUNT_FIELDS, SANITY_LIMIT,
                           Card, Claim, InsertionPoint, ModelClaims, parse_card)
 
-METADATA_SYNC_FIELDS = ("Layers", "Parameters", "FLOPs", "File Size", "Image Size", "Crop Pct",
+METADATA_SYNC_FIELDS = ("Layers", "Parameters", "FLOPs", "Activations", "File Size", "Image Size", "Crop Pct",
                         "Interpolation")
 MODEL_SYNC_FIELDS = ("Weights",)
 SYNC_FIELDS = METADATA_SYNC_FIELDS + MODEL_SYNC_FIELDS  # also the order new fields are inserted in
@@ -76,7 +76,7 @@ def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missin
     """The edits that make `card` claim the `measured` values, in file order.
 
     measured: {model Name: {card field name: value}} for fields in SYNC_FIELDS; a value of None is
-        skipped (not measured). Values: Parameters/FLOPs/File Size/Layers ints, Image Size an int,
+        skipped (not measured). Values: Parameters/FLOPs/Activations/File Size/Layers ints, Image Size an int,
         Crop Pct a float, Interpolation and Weights strings.
     fill_missing: also insert the measured fields the card leaves out.
 

@@ -33,8 +33,10 @@ from .render import card_context, cited_models, render_template
 from .worker import DEFAULT_MAX_WORKERS, MeasureJob, WorkerError, WorkerPool
 
 # Relative tolerances in percent (DESIGN.md); the config fields and the ID are compared exactly.
-DEFAULT_TOLERANCES: dict[str, float] = {"Parameters": 0.1, "FLOPs": 0.1, "File Size": 1.0, "Layers": 0.0}
+DEFAULT_TOLERANCES: dict[str, float] = {"Parameters": 0.1, "FLOPs": 0.1, "Activations": 0.1, "File Size": 1.0,
+                                         "Layers": 0.0}
 MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)
+SIZED_FIELDS = ("FLOPs", "Activations")  # counted for one image at the card's image size
 CONFIG_FIELDS = ("Image Size", "Crop Pct", "Interpolation", "Weights")
 EXACT_FIELDS = ("ID",) + CONFIG_FIELDS
 DEFAULT_IMAGE_SIZE = 224  # FLOPs are counted at this size when a card gives no Image Size
@@ -98,11 +100,16 @@ class MeasuredModel:
     activations: Mapping[int, int] = field(default_factory=dict)
     layout: Mapping[str, Any] = field(default_factory=dict)
 
+    def at_size(self, field_name: str) -> Mapping[int, int]:
+        """{image size: count} of a field in SIZED_FIELDS."""
+        return {"FLOPs": self.flops, "Activations": self.activations}[field_name]
+
     def values(self, image_size: int) -> dict[str, Any]:
-        """Every field as a card writes it, FLOPs at `image_size` (when measured there)."""
+        """Every field as a card writes it, FLOPs and Activations at `image_size` (when measured there)."""
         values = dict(self.figures)
-        if image_size in self.flops:
-            values["FLOPs"] = self.flops[image_size]
+        for field_name in SIZED_FIELDS:
+            if image_size in self.at_size(field_name):
+                values[field_name] = self.at_size(field_name)[image_size]
         return {"ID": self.registered.model_id, **values, **self.registered.config_values}
 
     def template_facts(self) -> dict[str, Any]:
@@ -111,8 +118,7 @@ class MeasuredModel:
         values = self.values(self.registered.image_size)
         stages = self.layout["stages"]
         return {
-            "parameters": values["Parameters"], "flops": values["FLOPs"],
-            "activations": self.activations[self.registered.image_size],
+            "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
             "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
             "crop_pct": values["Crop Pct"], "interpolation": values["Interpolation"],
             "blocks": [stage["blocks"] for stage in stages],
@@ -215,7 +221,8 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
            max_workers: int = DEFAULT_MAX_WORKERS) -> Report:
     """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
 
-    tolerances: {field: percent} overriding DEFAULT_TOLERANCES (Parameters, FLOPs, File Size, Layers).
+    tolerances: {field: percent} overriding DEFAULT_TOLERANCES (Parameters, FLOPs, Activations, File Size,
+        Layers).
     cache_dir: where measurements are cached (default `.resfam-cache/` next to `templates_dir`);
         use_cache=False measures everything and leaves the cache alone.
     progress: called with a `Progress` after each model measured.
@@ -273,9 +280,10 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
     that drift and, with `fill_missing`, those the card leaves out. A figure within its tolerance stays
     as written (a card may round).
 
-    FLOPs go with the Image Size the card will claim: the registered one when the card states an Image
-    Size (sync corrects it) or when missing fields are filled in, else the default 224; FLOPs counted at
-    another size than the card's are rewritten even when they were within tolerance there.
+    FLOPs and Activations go with the Image Size the card will claim: the registered one when the card
+    states an Image Size (sync corrects it) or when missing fields are filled in, else the default 224;
+    figures counted at another size than the card's are rewritten even when they were within tolerance
+    there.
     """
     values = {}
     card = result.card
@@ -292,7 +300,7 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
             chosen = {name: value for name, value in chosen.items() if name in stated}
         for finding in result.findings:
             if finding.model == model.name and finding.status == "ok" \
-                    and not (finding.field == "FLOPs" and size != claimed_image_size(model)):
+                    and not (finding.field in SIZED_FIELDS and size != claimed_image_size(model)):
                 chosen.pop(finding.field, None)
         values[model.name] = chosen
     return values
@@ -368,7 +376,8 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
 
 
 def claimed_image_size(model: ModelClaims) -> int:
-    """The image size the card's FLOPs are counted at: its Image Size (already validated), else 224."""
+    """The image size the card's FLOPs and Activations are counted at: its Image Size (already validated),
+    else 224."""
     claim = model.fields.get("Image Size")
     return int(claim.value) if claim is not None else DEFAULT_IMAGE_SIZE
 
@@ -454,9 +463,10 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
         for field_name in MEASURED_FIELDS:
             claim = model.fields.get(field_name)
             if claim is not None:
-                value = measured.flops[size] if field_name == "FLOPs" else measured.figures[field_name]
+                sized = field_name in SIZED_FIELDS
+                value = measured.at_size(field_name)[size] if sized else measured.figures[field_name]
                 findings.append(_compare_count(path, name, field_name, claim, value, tolerances[field_name],
-                                               size if field_name == "FLOPs" else None, sync_hint))
+                                               size if sized else None, sync_hint))
         if "FLOPs" in model.fields and measured.unexpected_uncounted_ops.get(size):
             ops = ", ".join(f"{op} ({n}x)" for op, n in measured.unexpected_uncounted_ops[size].items())
             findings.append(Finding(
