@@ -49,7 +49,7 @@ _NOT_PROSE = re.compile(
     re.DOTALL | re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
 
-# field -> (context name, the filter a figure with this scale or unit prefix is written with)
+# field -> its name in the template's `models.ID` (render.py)
 _EXPRESSIONS = {"Parameters": "parameters", "FLOPs": "flops", "Activations": "activations",
                 "File Size": "file_size", "Layers": "layers"}
 
@@ -117,7 +117,7 @@ def _expression(field: str, figure: re.Match, model_id: str) -> str:
         return f"{{{{ {reference}.flops | gflops }}}}"
     if field == "File Size" and unit.lower() != "bytes":
         return f"{{{{ {reference}.file_size | mb }}}} MB"
-    if scale in ("m", "million") or scale == "" and field != "FLOPs" and "." in figure.group("number"):
+    if scale in ("m", "million") or (not scale and field != "FLOPs" and "." in figure.group("number")):
         return f"{{{{ {reference}.{name} | millions }}}}"
     return f"{{{{ {reference}.{name} | grouped }}}}"
 
