@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import resfam
+
 from resfam.cards import render
 from resfam.cards.cli import main
 from sitebuild import mkdocs_build, network_attempts, offline_env, source_snapshot
@@ -135,6 +137,16 @@ EXPECTED: dict[str, list[str]] = {
                                "write '- Task: ...' entries with 'Dataset' and 'Metrics'")],
     "architecture-not-a-list.md": [E(28, "'Architecture' of resnet18 must be a list of names, got 'Residual "
                                          "Connection'", "write one '- <name>' line per item under 'Architecture:'")],
+    "architecture-unknown-tag.md": [E(40, "resnet18 Architecture: 'Squeeze-and-Excitation' is not an architecture "
+                                          "tag", "the tags are: 1x1 Convolution, Average Pooling, Batch Normalization, "
+                                                 "Blur Pooling, Bottleneck Residual Block, Convolution, Dense "
+                                                 "Connections, Global Average Pooling, Grouped Convolution, Max "
+                                                 "Pooling, ReLU, Res2Net Block, ResNeXt Block, Residual Block, "
+                                                 "Residual Connection, Sigmoid Activation, Softmax, Split Attention "
+                                                 "(defined on the measurement page)")],
+    "code-not-text.md": [E(34, "'Code' of resnet18 must be text, got 42",
+                           "write the path of the file that registers the model, relative to the repository root, "
+                           "e.g. resfam/models/resnet.py (optionally with #L<line>)")],
     # -- the figures
     "parameters-not-a-number.md": [E(28, "'Parameters' of resnet18 must be an integer, got '11.7M'",
                                      f"write the exact count, {SYNC}")],
@@ -236,9 +248,12 @@ def make_project(root: Path, card: bytes) -> Path:
     (root / P).write_bytes(card)
     (root / "docs" / "index.md").write_text("# A card with a mistake\n", encoding="utf-8")
     (root / "docs" / "measurement.md").write_text("# How the figures are measured\n", encoding="utf-8")
+    # the one card names a few models: the build is told the others are left without a card
+    named = set(re.findall(rb"ID: ([\w.-]+)", card))
+    others = [model for model in resfam.list_models() if model.encode() not in named]
     (root / "mkdocs.yml").write_text(
         "site_name: A card with a mistake\nplugins:\n  - resfam:\n      templates_dir: templates\n"
-        "      cache_dir: !ENV [RESFAM_CACHE_DIR, null]\n", encoding="utf-8")
+        f"      cache_dir: !ENV [RESFAM_CACHE_DIR, null]\n      without_card: {others}\n", encoding="utf-8")
     return root
 
 
@@ -395,7 +410,7 @@ def test_a_corrupt_cache_entry_is_measured_again(corruption, project, cli, share
                         r"\(1 model measured, [0-9.]+ s\)\n", out)
     # written again, whole
     assert 11689512 in [value.get("parameters") for value in entries_of(cache, "measurement", "resnet18").values()]
-    assert any("resnet18" in value for value in entries_of(cache, "registry").values())
+    assert any("resnet18" in value["models"] for value in entries_of(cache, "registry").values())
     code, out, err = cli(root, "verify", P, cache=cache)
     assert (code, err) == (0, "")
     assert "(0 models measured, 1 figure set from the cache, " in out  # the rewritten entries are used

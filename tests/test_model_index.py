@@ -70,15 +70,19 @@ def test_every_span_holds_the_source_of_its_value(card):
         claims = list(entry.fields.values()) + list(entry.results.values()) + [entry.id, entry.weights]
         for claim in claims:
             source = card.text[slice(*claim.span)]
-            assert source.strip("'") == str(claim.value)
+            if isinstance(claim.value, list):  # a block list: its items, one '- ' line each
+                assert [line.strip().removeprefix("- ") for line in source.splitlines()] == claim.value
+            else:
+                assert source.strip("'") == str(claim.value)
             assert card.text.count("\n", 0, claim.span[0]) + 1 == claim.line
 
 
-def test_fields_hold_metadata_scalars_but_not_id_or_lists(card):
+def test_fields_hold_metadata_scalars_and_the_architecture_list_but_not_id_or_other_lists(card):
     assert list(card.model("resnet50").fields) == [
         "FLOPs", "Parameters", "Layers", "Crop Pct", "Image Size", "Interpolation"]
-    assert "Architecture" not in card.model("resnet18").fields
+    assert card.model("resnet18").fields["Architecture"].value == ["Convolution", "Residual Connection"]
     assert card.model("resnet18").raw["Metadata"]["Architecture"] == ["Convolution", "Residual Connection"]
+    assert "Tasks" not in card.model("resnet18").fields and "Tasks" in card.model("resnet18").raw["Metadata"]
 
 
 @pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml")

@@ -106,8 +106,12 @@ def test_card_pages_show_verified_tables_and_edit_their_template(built):
         for name in models:
             assert name in page.ids, name
         verified = [attrs for _, attrs in page.links if "resfam-verified" in attrs.get("class", "")]
-        # every model: parameters, FLOPs, activations, file size, layers, image size, crop, interpolation, weights
-        assert len(verified) == 9 * len(models)
+        # every model: parameters, FLOPs, activations, file size, layers, image size, crop, interpolation,
+        # weights, architecture, code
+        assert len(verified) == 11 * len(models)
+        sources = [href for href, _ in page.links if href.startswith("https://github.com/resfam/resfam/blob/main/")]
+        assert set(sources) == {f"https://github.com/resfam/resfam/blob/main/resfam/models/"
+                                f"{'resnet' if family in ('resnet-d', 'resnext') else family}.py"}
         for attrs in verified:
             assert attrs["title"].startswith("Verified when this page was built"), attrs
             assert urlsplit(attrs["href"]).path == "../../measurement/", attrs
@@ -115,6 +119,16 @@ def test_card_pages_show_verified_tables_and_edit_their_template(built):
         edit = [href for href, attrs in page.links if attrs.get("rel") == "edit"]
         assert edit == [f"https://github.com/resfam/resfam/edit/main/templates/models/{family}.md"]
         assert "How do I use this model?" in text and "create_model" in text
+
+
+def test_the_measurement_page_lists_the_fields_and_the_architecture_tags(built):
+    text = (built.site / "measurement" / "index.html").read_text(encoding="utf-8")
+    assert "resfam: table of fields" not in text and "resfam: architecture tags" not in text
+    for row in ("within 0.1 %", "within 1 %", "the same set, both ways", "the same file (and line)",
+                "reported, not checked"):
+        assert row in text, row
+    for tag in ("Grouped Convolution", "Split Attention", "Res2Net Block", "Blur Pooling", "Softmax"):
+        assert f"<td>{tag}</td>" in text, tag
 
 
 def test_overview_links_every_model_in_table_and_chart(built):
@@ -175,6 +189,33 @@ def test_build_of_a_drifted_copy_fails_naming_model_and_field(built, tmp_path, t
     assert "Traceback" not in failed.output
     assert not (failed.site / "index.html").exists()
     assert failed.network_attempts == []
+
+
+@pytest.mark.parametrize("lie", ["tag", "code", "coverage"])
+def test_build_of_a_copy_whose_card_says_more_than_the_code_fails(built, tmp_path, tmp_path_factory, lie):
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnet.md"
+    card = parse_card(template)
+    text = card.text
+    if lie == "tag":
+        claim = card.model("resnet50").claim("Architecture")
+        text = text[:claim.span[1]] + "\n    - Grouped Convolution" + text[claim.span[1]:]
+        expected = f"templates/models/resnet.md:{claim.line}: drift: resnet50 Architecture: the network has no " \
+                   "Grouped Convolution"
+    elif lie == "code":
+        claim = card.model("resnet50").claim("Code")
+        text = text[:claim.span[0]] + "resfam/models/res2net.py" + text[claim.span[1]:]
+        expected = f"templates/models/resnet.md:{claim.line}: drift: resnet50 Code: card says " \
+                   "resfam/models/res2net.py, the model is registered at resfam/models/resnet.py"
+    else:
+        start = text.index("- Name: resnet26\n")
+        text = text[:start] + text[text.index("\n- Name: ", start + 1) + 1:]
+        expected = "templates/models/resnet.md: drift: resnet26 (family resnet) is registered but on no card"
+    template.write_text(text, encoding="utf-8")
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert failed.returncode != 0
+    assert expected in failed.output, failed.output
+    assert "Traceback" not in failed.output and not (failed.site / "index.html").exists()
 
 
 def test_build_with_a_broken_template_fails_cleanly(built, tmp_path, tmp_path_factory):

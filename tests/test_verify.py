@@ -108,7 +108,10 @@ def test_a_card_that_matches_the_code_verifies_clean(check):
         "ID": "resnet26", "Layers": 26, "Parameters": 15995176, "File Size": 64160415, "FLOPs": 2357058560,
         "Activations": 7351784, "Image Size": 224, "Crop Pct": 0.875, "Interpolation": "bicubic",
         "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
-                   "resnet26-9aa10e23.pth"}
+                   "resnet26-9aa10e23.pth",
+        "Architecture": ["1x1 Convolution", "Batch Normalization", "Bottleneck Residual Block", "Convolution",
+                         "Dense Connections", "Global Average Pooling", "Max Pooling", "ReLU", "Residual Connection"],
+        "Code": "resfam/models/resnet.py"}
 
 
 def test_a_drifted_figure_says_where_what_by_how_much_and_how_to_fix_it(check):
@@ -174,7 +177,11 @@ def test_sync_values_are_the_drifts_and_with_fill_the_missing_fields(check):
                       "Image Size": 224,
                       "Crop Pct": 0.875, "Interpolation": "bicubic",
                       "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/"
-                                 "v0.1-weights/resnet26-9aa10e23.pth"}
+                                 "v0.1-weights/resnet26-9aa10e23.pth",
+                      "Architecture": ["1x1 Convolution", "Batch Normalization", "Bottleneck Residual Block",
+                                       "Convolution", "Dense Connections", "Global Average Pooling", "Max Pooling",
+                                       "ReLU", "Residual Connection"],
+                      "Code": "resfam/models/resnet.py"}
 
 
 def test_an_unknown_id_and_a_model_of_another_family_are_errors(check):

@@ -33,7 +33,7 @@ from typing import Any
 
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".resfam-cache"
-MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py")  # relative to the resfam package folder
+MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py", "cards/architecture.py")  # relative to the resfam package folder
 CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
 

@@ -21,7 +21,8 @@ from .cache import default_cache_dir
 from .findings import CardError, Finding
 from .model_index import parse_card
 from .report import format_report, summary_line, write_json
-from .sync import apply_edits, plan_sync, render_diff, write_atomic
+from .sync import (METADATA_SYNC_FIELDS, MODEL_SYNC_FIELDS, apply_edits, field_line, plan_sync, render_diff,
+                   write_atomic)
 from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
                      shown_path, sync_values, verify)
 from .worker import DEFAULT_MAX_WORKERS, WorkerError
@@ -116,8 +117,7 @@ def _new(args: argparse.Namespace) -> int:
     if failed:
         raise CardError(failed)
     text = card_template(args.collection or args.family,
-                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()},
-                         {model_id: model.registered.defined_in for model_id, model in measured.items()})
+                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
     parse_card(shown_path(target), text)  # what `new` writes must read back
     if not args.write:
         sys.stdout.write(text)
@@ -168,10 +168,9 @@ def _status(findings: list[Finding]) -> str:
 # Scaffolding
 
 
-def card_template(collection: str, models: dict[str, dict[str, Any]], code: dict[str, str | None]) -> str:
-    """A new card template: placeholders for the text, and the model-index block with every figure
-    the code measures (`models`: {model ID: {card field: value}}; `code`: {model ID: the source file
-    that registers it, relative to the resfam package})."""
+def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
+    """A new card template: placeholders for the text, and the model-index block with every field
+    the code gives (`models`: {model ID: {card field: value}}), written as `sync --fill` writes them."""
     lines = [
         f"# {collection}",
         "",
@@ -196,18 +195,11 @@ def card_template(collection: str, models: dict[str, dict[str, Any]], code: dict
         "Models:",
     ]
     for model_id, values in models.items():
-        lines += [
-            f"- Name: {model_id}",
-            f"  In Collection: {collection}",
-            "  Metadata:",
-            f"    ID: {model_id}",
-            *(f"    {name}: {values[name]}" for name in ("Layers", "Parameters", "FLOPs", "Activations", "File Size")),
-            f"    Image Size: '{values['Image Size']}'",
-            f"    Crop Pct: '{values['Crop Pct']}'",
-            f"    Interpolation: {values['Interpolation']}",
-            *([f"  Code: resfam/{code[model_id]}"] if code.get(model_id) else []),
-            f"  Weights: {values['Weights']}",
-        ]
+        lines += [f"- Name: {model_id}", f"  In Collection: {collection}", "  Metadata:", f"    ID: {model_id}"]
+        lines += [f"    {field_line(name, values[name], 4)}"
+                  for name in METADATA_SYNC_FIELDS if values.get(name) is not None]
+        lines += [f"  {field_line(name, values[name], 2)}"
+                  for name in MODEL_SYNC_FIELDS if values.get(name) is not None]
     lines += ["-->", ""]
     return "\n".join(lines)
 
@@ -219,7 +211,7 @@ def card_template(collection: str, models: dict[str, dict[str, Any]], code: dict
 def _run_verify(args: argparse.Namespace) -> Report:
     return verify(args.paths or None, templates_dir=args.templates, tolerances=_tolerances(args.tolerance),
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
-                  max_workers=max(1, args.workers))
+                  max_workers=max(1, args.workers), without_card=args.without_card)
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
@@ -293,9 +285,12 @@ def _parser() -> argparse.ArgumentParser:
     checking = argparse.ArgumentParser(add_help=False)
     checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
     checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
-                          help="relative tolerance in percent for Parameters, FLOPs, Activations, File Size or Layers "
+                          help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "
                                "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%%" for k, v in
                                                                       DEFAULT_TOLERANCES.items()) + ")")
+    checking.add_argument("--without-card", action="append", default=[], metavar="ID",
+                          help="a registered model left without a card on purpose (repeatable); a full run "
+                               "fails on any other model that no card lists")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")

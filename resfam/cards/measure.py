@@ -46,7 +46,9 @@ import torch.nn as nn
 from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACTIVATION_HANDLES
 from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
-from fvcore.nn.jit_analysis import JitModelAnalysis
+from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
+
+from resfam.cards.architecture import tags_of
 
 from resfam.registry import create_model
 
@@ -81,6 +83,7 @@ class FlopCount:
     total: int
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     method: str = ON_SHAPES
+    traced_ops: frozenset[str] = frozenset()  # every operator of the traced graph, counted or not
     activations: int = 0
 
     @property
@@ -98,11 +101,12 @@ class ModelMeasurement:
     flops: int
     file_size: int
     layers: int
-    activations: int = 0
-    layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     unexpected_uncounted_ops: dict[str, int] = field(default_factory=dict)  # see FlopCount
     flops_method: str = ON_SHAPES
+    architecture: list[str] = field(default_factory=list)  # the architecture tags the model shows
+    activations: int = 0
+    layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -231,15 +235,27 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 def _fvcore_count(model: nn.Module, image: torch.Tensor, method: str) -> FlopCount:
     """FLOPs and activations of `model` for `image`, from one fvcore trace."""
-    analysis = JitModelAnalysis(model, image).set_op_handle(**TRACE_HANDLES)
+    analysis = JitModelAnalysis(model, image)
     # fvcore logs a warning per unsupported operator and per uncalled module; the operators are
     # returned below instead, and nothing else of that output is news.
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    # Every operator of the graph, for the architecture tags: the handles fvcore counts with, and for
+    # the operators it passes over as free (relu, ...), handles that count nothing, each noting the
+    # operator it met. Totals and the uncounted operators stay as they were.
+    traced: set[str] = set()
+    handles = {op: functools.partial(_noting, traced, op, handle) for op, handle in TRACE_HANDLES.items()}
+    analysis.set_op_handle(**{op: functools.partial(_noting, traced, op, None) for op in _IGNORED_OPS}, **handles)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         totals = analysis.by_operator()
-    return FlopCount(int(totals["flops"]), dict(sorted(analysis.unsupported_ops().items())), method,
+    uncounted = dict(sorted(analysis.unsupported_ops().items()))
+    return FlopCount(int(totals["flops"]), uncounted, method, frozenset(traced | set(uncounted)),
                      int(totals["activations"]))
+
+
+def _noting(traced: set[str], op: str, handle: Callable | None, inputs: Any, outputs: Any) -> Any:
+    traced.add(op)
+    return handle(inputs, outputs) if handle is not None else 0
 
 
 def _flops_and_activations(flop_handle: Callable, activation_handle: Callable | None) -> Callable:
@@ -614,8 +630,9 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int])
     layers = int(model.nominal_depth)
     layout = stage_layout(model)
     counts = _count_flops(model, image_sizes, in_place=True)
-    return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.activations, layout,
-                             flops.uncounted_ops, flops.unexpected_uncounted_ops, flops.method)
+    architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+    return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
+                             flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout)
             for size, flops in zip(image_sizes, counts)]
 
 

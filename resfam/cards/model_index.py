@@ -43,6 +43,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from .fields import BY_NAME, ENTRY, FIELDS, INTERPOLATIONS, METADATA, METRICS, TOLERANCE, fields_where
 from .findings import CardError, Finding
 
 MAX_CARD_BYTES = 2 * 1024 * 1024  # a real card is ~10 KB; anything this big is the wrong file
@@ -52,22 +53,13 @@ MAX_DEPTH = 32  # a model-index is 6 levels deep; the limit keeps every tree wal
 _TOO_DEEP = f"the model-index block is nested more than {MAX_DEPTH} levels deep"
 _TOO_DEEP_HINT = "a model-index needs only Models > entry > Metadata/Results > values"
 
-# Metadata fields, by the kind of value they hold.
-MEASURED_COUNT_FIELDS = ("Parameters", "FLOPs", "Activations", "File Size", "Layers")
-TRAINING_COUNT_FIELDS = ("Epochs", "Batch Size", "LR Step Size")
-TRAINING_RATE_FIELDS = ("LR", "Momentum", "Weight Decay", "Dropout", "LR Gamma")
-LIST_FIELDS = ("Architecture", "Tasks", "Training Data", "Training Techniques")
-TEXT_FIELDS = ("Training Resources", "Training Time")
-CONFIG_FIELDS = ("Image Size", "Crop Pct", "Interpolation")
-INTERPOLATIONS = ("bicubic", "bilinear", "box", "hamming", "lanczos", "nearest")
-
-KNOWN_METADATA_KEYS = frozenset(
-    ("ID",) + MEASURED_COUNT_FIELDS + TRAINING_COUNT_FIELDS + TRAINING_RATE_FIELDS + LIST_FIELDS
-    + TEXT_FIELDS + CONFIG_FIELDS
-)
+# The keys of a model entry's Metadata, and which of them hold lists (the table of fields, `fields`).
+KNOWN_METADATA_KEYS = frozenset(field.name for field in fields_where(place=METADATA))
+LIST_FIELDS = tuple(field.name for field in FIELDS if field.kind in ("texts", "tags"))
+MEASURED_COUNT_FIELDS = tuple(field.name for field in fields_where(compare=TOLERANCE))
 KNOWN_MODEL_KEYS = frozenset(
-    ("Name", "In Collection", "Metadata", "Code", "Weights", "Results", "Paper", "README", "Config",
-     "Image", "Description")
+    ("Name", "In Collection", "Metadata", "Results", "Paper", "README", "Config", "Image", "Description")
+    + tuple(field.name for field in fields_where(place=ENTRY))
 )
 KNOWN_TOP_KEYS = frozenset(("Type", "Collections", "Models"))
 KNOWN_COLLECTION_KEYS = frozenset(("Name", "Paper", "Metadata", "Code", "README", "Description"))
@@ -110,13 +102,16 @@ class Claim:
     span: (start, end) character offsets of the scalar's source text in the template text, quotes
         included, comments and surrounding spaces excluded: `text[start:end]` is exactly what to
         replace to change the value.
-    style: YAML scalar style of the source: None (plain), "'" or '"' (quoted), '|' or '>' (block).
+    style: YAML scalar style of the source: None (plain), "'" or '"' (quoted), '|' or '>' (block);
+        for a list, "flow" ([a, b]) or None (one '- ' line per item).
+    item_lines: for a list, the line of each item.
     """
 
     value: Any
     line: int
     span: tuple[int, int]
     style: str | None = None
+    item_lines: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,9 +139,11 @@ class ModelClaims:
     name: the entry's `Name`; line: the line of its `Name`.
     id: the Metadata `ID` (the registry name of the model), or None when the entry has none.
     fields: every scalar of the entry's Metadata except `ID`, keyed by its card name ('Parameters',
-        'FLOPs', 'Activations', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs', ...),
-        unknown keys included. Lists (Architecture, Tasks, ...) are only in `raw`.
+        'FLOPs', 'Activations', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs',
+        ...), unknown keys included, and the `Architecture` list (a Claim whose value is the list of tags and
+        whose span covers the whole list). Other lists (Tasks, ...) are only in `raw`.
     weights: the model-level `Weights` URL, or None.
+    code: the model-level `Code` path, or None.
     results: the metrics of the ImageNet result (the first result when none names ImageNet), e.g.
         'Top 1 Accuracy', 'Top 5 Accuracy'.
     metadata_line: line of the `Metadata` key, or None when the entry has no Metadata.
@@ -160,6 +157,7 @@ class ModelClaims:
     id: Claim | None = None
     fields: dict[str, Claim] = field(default_factory=dict)
     weights: Claim | None = None
+    code: Claim | None = None
     results: dict[str, Claim] = field(default_factory=dict)
     metadata_line: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -170,6 +168,18 @@ class ModelClaims:
     def model_id(self) -> str:
         """The registry name this entry stands for: its ID, else its Name."""
         return self.id.value if self.id is not None else self.name
+
+    def claim(self, name: str) -> Claim | None:
+        """What the entry states for the field `name`, wherever the table of fields puts it."""
+        place = BY_NAME[name].place if name in BY_NAME else METADATA
+        if place == ENTRY:
+            return {"Weights": self.weights, "Code": self.code}.get(name)
+        return (self.results if place == METRICS else self.fields).get(name)
+
+    def claims(self) -> dict[str, Claim]:
+        """Every field the entry states: Metadata, entry-level and ImageNet metrics."""
+        entry = {name: claim for name, claim in (("Weights", self.weights), ("Code", self.code)) if claim}
+        return {**self.fields, **self.results, **entry}
 
 
 @dataclass
@@ -627,9 +637,11 @@ class _CardParser:
                 self.read_metadata(model, key_node, value)
             elif key == "Weights":
                 model.weights = self.check_field(model, "Weights", value, _check_url)
+            elif key == "Code":
+                model.code = self.check_field(model, "Code", value, _check_text)
             elif key == "Results":
                 self.read_results(model, value)
-            elif key in ("In Collection", "Code", "README", "Description"):
+            elif key in ("In Collection", "README", "Description"):
                 if not isinstance(_scalar(value), str):
                     self.error(self.line_of(value), f"'{key}' of {name} must be text, got {_shown_node(value)}",
                                hint=f"write the {key.lower()} as text", field=key, **where)
@@ -658,7 +670,12 @@ class _CardParser:
         for key, key_node, value in self.entries(node, f"the Metadata of {model.name}"):
             check = _FIELD_CHECKS.get(key)
             if key in LIST_FIELDS:
-                self.check_text_list(model, key, value)
+                if self.check_text_list(model, key, value) and BY_NAME[key].kind == "tags":
+                    model.fields[key] = Claim(value=[_scalar(item) for item in value.value], line=self.line_of(value),
+                                              span=(self.offset + value.start_mark.index,
+                                                    self.offset + _content_end(value)),
+                                              style="flow" if value.flow_style else None,
+                                              item_lines=tuple(self.line_of(item) for item in value.value))
                 continue
             if key not in KNOWN_METADATA_KEYS:
                 self.unknown_key(key_node, key, KNOWN_METADATA_KEYS, f"the Metadata of {model.name}",
@@ -721,13 +738,16 @@ class _CardParser:
                 metrics[key] = claim
         return metrics
 
-    def check_text_list(self, model: ModelClaims, key: str, node: yaml.Node) -> None:
+    def check_text_list(self, model: ModelClaims, key: str, node: yaml.Node) -> bool:
+        """Whether `node` is a list of names; reports it when not."""
         items = node.value if isinstance(node, yaml.SequenceNode) else None
         if items is None or any(not isinstance(_scalar(item), str) for item in items):
             bad = node if items is None else next(i for i in items if not isinstance(_scalar(i), str))
             self.error(self.line_of(bad), f"'{key}' of {model.name} must be a list of names, got "
                                           f"{_kind(bad) if items is None else _shown_node(bad)}",
                        hint=f"write one '- <name>' line per item under '{key}:'", model=model.name, field=key)
+            return False
+        return True
 
     def check_field(self, model: ModelClaims, key: str, node: yaml.Node, check) -> Claim | None:
         """A Claim for the scalar `node`, or None after reporting why its value is not acceptable."""
@@ -1088,31 +1108,18 @@ def percentage_value(value: Any) -> float | None:
     return float(value) if _is_number(value) else None
 
 
-_FIELD_CHECKS = {
-    **{name: _check_count for name in MEASURED_COUNT_FIELDS + TRAINING_COUNT_FIELDS},
-    **{name: _check_rate for name in TRAINING_RATE_FIELDS},
-    **{name: _check_text for name in TEXT_FIELDS},
-    "ID": _check_model_id,
-    "Image Size": _check_image_size,
-    "Crop Pct": _check_crop_pct,
-    "Interpolation": _check_interpolation,
+# How each kind of value of the table of fields is checked; a kind not here takes any scalar.
+_CHECKS_BY_KIND = {
+    "count": _check_count,
+    "rate": _check_rate,
+    "text": _check_text,
+    "source": _check_text,  # which file it names is the verifier's question
+    "model_id": _check_model_id,
+    "image_size": _check_image_size,
+    "crop_pct": _check_crop_pct,
+    "interpolation": _check_interpolation,
+    "url": _check_url,
+    "percentage": _check_percentage,
 }
-
-_SYNC_HINT = "write the exact {what}, or run 'resfam-cards sync --write {{path}}' to fill it in"
-_FIELD_HINTS = {
-    "Parameters": _SYNC_HINT.format(what="count"),
-    "FLOPs": _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"),
-    "Activations": _SYNC_HINT.format(what="count (fvcore's activation count)"),
-    "File Size": _SYNC_HINT.format(what="size in bytes"),
-    "Layers": _SYNC_HINT.format(what="depth"),
-    "Epochs": "write the number of training epochs",
-    "Batch Size": "write the training batch size",
-    "LR Step Size": "write the number of epochs between learning-rate steps",
-    "ID": "write the model's name in the resfam registry (resfam.list_models())",
-    "Image Size": "write the input resolution in pixels, e.g. '224'",
-    "Crop Pct": "write the crop fraction, e.g. '0.875'",
-    "Interpolation": f"use one of: {', '.join(INTERPOLATIONS)}",
-    "Weights": "write the full https:// URL of the checkpoint",
-    "Top 1 Accuracy": "write a percentage such as 76.13%",
-    "Top 5 Accuracy": "write a percentage such as 92.86%",
-}
+_FIELD_CHECKS = {field.name: _CHECKS_BY_KIND[field.kind] for field in FIELDS if field.kind in _CHECKS_BY_KIND}
+_FIELD_HINTS = {field.name: field.hint for field in FIELDS if field.hint}

@@ -21,32 +21,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
+from .fields import EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
 from .findings import Finding
 from .model_index import Card, ModelClaims, find_blocks, percentage_value
 
 MEASUREMENT_PAGE = "measurement.md"
 
-# The figures a card table shows, in order: card field -> (row label, anchor on the measurement page,
-# how the build measured it). The sentences are the tooltips of the verified marks.
+# The rows a card table shows, in the order of the table of fields: card field -> (row label, anchor
+# on the measurement page, how the build measured it). The sentences are the tooltips of the marks.
 VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
-    "Parameters": ("Parameters", "parameters",
-                   "sum of p.numel() over model.parameters(), with the 1000-class head"),
-    "FLOPs": ("GFLOPs", "flops",
-              "fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP"),
-    "Activations": ("Activations", "activations",
-                    "fvcore ActivationCountAnalysis of one image at the card's image size (outputs of convolutions "
-                    "and linear layers)"),
-    "File Size": ("File size", "file-size", "bytes written by torch.save(model.state_dict())"),
-    "Layers": ("Layers", "layers", "nominal depth from the block counts of the architecture"),
-    "Image Size": ("Image size", "config", "equal to the model's registered default config"),
-    "Crop Pct": ("Crop", "config", "equal to the model's registered default config"),
-    "Interpolation": ("Interpolation", "config", "equal to the model's registered default config"),
-    "Weights": ("Weights", "config", "equal to the weights URL registered for the model"),
-}
-REPORTED_FIELDS = {"Top 1 Accuracy": "Top-1 accuracy", "Top 5 Accuracy": "Top-5 accuracy"}
-# Where the reported accuracies go among the verified rows.
-_ROW_ORDER = ("Parameters", "FLOPs", "Activations", "File Size", "Layers", "Top 1 Accuracy", "Top 5 Accuracy",
-              "Image Size", "Crop Pct", "Interpolation", "Weights")
+    field.name: (field.label, field.anchor, field.how) for field in FIELDS if field.verified and field.label}
+REPORTED_FIELDS = {field.name: field.label for field in fields_where(compare=REPORTED)}
+_ROW_ORDER = tuple(field.name for field in FIELDS if field.label)
 DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (DESIGN.md)
 
 PROBLEM_STATUSES = ("drift", "error")
@@ -63,6 +49,8 @@ class CardPage:
     markdown: the rendered template, or None when it could not be rendered.
     findings: everything the engine found about the card (ok, drift, error, warning).
     measured: {model Name: {card field: measured value}}, for figures a card leaves out.
+    source_url: where the repository's files are browsed (`Code:` paths become links), or None.
+    versions: the versions that measured the figures (`verify.Report.versions`), for the page's note.
     """
 
     src_uri: str
@@ -72,6 +60,7 @@ class CardPage:
     markdown: str | None
     findings: list[Finding] = field(default_factory=list)
     measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source_url: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)  # what measured the figures (verify.Report)
 
     @property
@@ -127,9 +116,7 @@ def model_facts(page: CardPage) -> list[ModelFacts]:
 
 def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
            measured: Mapping[str, Any]) -> ModelFacts:
-    claims = {**model.fields, **model.results}
-    if model.weights is not None:
-        claims["Weights"] = model.weights
+    claims = model.claims()
     figures = {}
     for name in _ROW_ORDER:
         finding = findings.get((model.name, name))
@@ -214,21 +201,21 @@ def _models_section(page: CardPage) -> str:
     for model in facts:
         parts.append('<div class="resfam-model" markdown>\n')
         parts.append(f"### {_md(model.name)} {{ #{anchor(model.name)} }}\n")
-        parts.append(_model_table(model, measurement))
+        parts.append(_model_table(model, measurement, page.source_url))
         parts.append("</div>\n")
     parts.append("</div>\n")
     return "\n".join(parts)
 
 
-def _model_table(model: ModelFacts, measurement: str) -> str:
+def _model_table(model: ModelFacts, measurement: str, source_url: str | None) -> str:
     rows = ["| | Value | Check |", "| --- | --- | --- |"]
     for name, figure in model.figures.items():
         label = REPORTED_FIELDS.get(name) or VERIFIED_FIELDS[name][0]
-        rows.append(f"| {label} | {_shown_value(figure, model)} | {_mark(figure, measurement)} |")
+        rows.append(f"| {label} | {_shown_value(figure, model, source_url)} | {_mark(figure, measurement)} |")
     return "\n".join(rows) + "\n"
 
 
-def _shown_value(figure: Figure, model: ModelFacts) -> str:
+def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = None) -> str:
     value = figure.value
     if figure.field == "Parameters":
         return f"{with_prefix(value, '', 2)} ({int(value):,})"
@@ -247,6 +234,11 @@ def _shown_value(figure: Figure, model: ModelFacts) -> str:
         return f"{number:.2f} %" if number is not None else _md(str(value))
     if figure.field == "Weights":
         return f"[{_md(posixpath.basename(str(value)))}]({_url(value)})"
+    if figure.field == "Architecture":
+        return ", ".join(_md(str(tag)) for tag in value)
+    if figure.field == "Code":
+        path = _md(str(value))
+        return f"[{path}]({_url(source_url.rstrip('/') + '/' + str(value))})" if source_url else path
     return _md(str(value))
 
 
@@ -285,6 +277,33 @@ def measured_with(versions: Mapping[str, str], measurement: str) -> str:
 
 def _joined(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The measurement page: its tables come from the table of fields and the zoo's tag vocabulary
+
+FIELDS_TABLE_MARK = "<!-- resfam: table of fields -->"
+TAGS_TABLE_MARK = "<!-- resfam: architecture tags -->"
+_COMPARISONS = {EXACT: "equal", TAGS: "the same set, both ways", SOURCE: "the same file (and line)",
+                REPORTED: "reported, not checked"}
+
+
+def measurement_page(markdown: str, tolerances: Mapping[str, float], architecture_tags: Mapping[str, str]) -> str:
+    """The measurement page with its two tables filled in where the page marks them."""
+    fields = ["| Field | What the build computes | Check |", "| --- | --- | --- |"]
+    for card_field in FIELDS:
+        if card_field.verified or card_field.compare == REPORTED:
+            if card_field.compare == TOLERANCE:
+                tolerance = tolerances.get(card_field.name, card_field.tolerance)
+                check = f"within {tolerance:g} %" if tolerance else "exact"
+            else:
+                check = _COMPARISONS[card_field.compare]
+            how = card_field.how or "carried over from the publisher of the weights"
+            fields.append(f"| [{card_field.name}](#{card_field.anchor or 'reported'}) | {_md(how)} | {check} |")
+    tags = ["| Tag | The network has it when |", "| --- | --- |"]
+    tags += [f"| {_md(tag)} | {_md(definition)} |" for tag, definition in sorted(architecture_tags.items())]
+    return markdown.replace(FIELDS_TABLE_MARK, "\n".join(fields) + "\n").replace(TAGS_TABLE_MARK,
+                                                                                "\n".join(tags) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------

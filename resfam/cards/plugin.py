@@ -7,6 +7,8 @@
           tolerances: {FLOPs: 0.1}   # percent, per field; the engine's defaults otherwise
           cache: true                # reuse measurements of unchanged models
           cache_dir: null            # where; the engine's default when unset
+          source_url: https://github.com/OWNER/resfam/blob/main/   # `Code:` paths become links
+          without_card: [resnet26]   # registered models left without a card on purpose
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
 the result into Markdown; this module only hands that to MkDocs as generated files.
@@ -46,7 +48,7 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .findings import CardError
 from .model_index import family_of
-from .pages import CardPage, card_page, overview_page
+from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
 from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Progress, Report, card_templates, verify
@@ -60,6 +62,8 @@ class ResfamConfig(base.Config):
     cache = c.Type(bool, default=True)
     cache_dir = c.Optional(c.Type(str))
     overview = c.Type(str, default="models/index.md")
+    source_url = c.Optional(c.Type(str))  # e.g. https://github.com/OWNER/resfam/blob/main/: `Code:` links
+    without_card = c.Type(list, default=[])  # registered model IDs deliberately left without a card
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -114,6 +118,11 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                 env.bytecode_cache = FileSystemBytecodeCache(str(folder))
         return env
 
+    def on_page_markdown(self, markdown: str, *, page: Page, config: MkDocsConfig, files: Files) -> str:
+        if page.file.src_uri == MEASUREMENT_PAGE and self.report is not None:
+            return measurement_page(markdown, self.report.tolerances, self.report.architecture_tags)
+        return markdown
+
     def on_pre_page(self, page: Page, *, config: MkDocsConfig, files: Files) -> Page:
         # MkDocs joins edit_uri and "../templates/..." without resolving the "..": do it here
         if page.edit_url:
@@ -132,7 +141,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         try:
             return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
                           cache_dir=self.cache_dir, use_cache=self.config.cache,
-                          progress=_log_progress)
+                          progress=_log_progress, without_card=self.config.without_card)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
 
@@ -149,6 +158,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             markdown=result.markdown,
             findings=result.findings,
             measured=result.measurements,
+            source_url=self.config.source_url,
             versions=versions,
         )
 

@@ -74,6 +74,7 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for card in report.cards
         ],
+        "coverage": [finding.to_dict() for finding in report.coverage],
     }
 
 

@@ -26,17 +26,16 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from .fields import BY_NAME, ENTRY, METADATA, synced_fields
 from .findings import CardError, Finding
 from .model_index import (INTERPOLATIONS, LINE_BREAK, MAX_IMAGE_SIZE, MEASURED_COUNT_FIELDS, SANITY_LIMIT,
                           Card, Claim, InsertionPoint, ModelClaims, parse_card)
 
-METADATA_SYNC_FIELDS = ("Layers", "Parameters", "FLOPs", "Activations", "File Size", "Image Size", "Crop Pct",
-                        "Interpolation")
-MODEL_SYNC_FIELDS = ("Weights",)
-SYNC_FIELDS = METADATA_SYNC_FIELDS + MODEL_SYNC_FIELDS  # also the order new fields are inserted in
-
-# How a newly inserted field is written: like the upstream cards, Image Size and Crop Pct as quoted text.
-_INSERT_STYLE = {"Image Size": "'", "Crop Pct": "'"}
+# The fields sync writes, in the order new ones are inserted: those of the table of fields that the
+# code gives a value for.
+METADATA_SYNC_FIELDS = tuple(field.name for field in synced_fields() if field.place == METADATA)
+MODEL_SYNC_FIELDS = tuple(field.name for field in synced_fields() if field.place == ENTRY)
+SYNC_FIELDS = tuple(field.name for field in synced_fields())
 _PLAIN_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./:%+~@=?&;-]*\Z")
 
 
@@ -76,8 +75,8 @@ def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missin
     """The edits that make `card` claim the `measured` values, in file order.
 
     measured: {model Name: {card field name: value}} for fields in SYNC_FIELDS; a value of None is
-        skipped (not measured). Values: Parameters/FLOPs/Activations/File Size/Layers ints, Image Size an int,
-        Crop Pct a float, Interpolation and Weights strings.
+        skipped (not measured). Values: Parameters/FLOPs/Activations/File Size/Layers ints, Image Size an
+        int, Crop Pct a float, Interpolation and Weights strings.
     fill_missing: also insert the measured fields the card leaves out.
 
     Raises ValueError for a model name the card does not have, a field sync does not handle or a
@@ -97,7 +96,7 @@ def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missin
                   for field, value in measured.get(model.name, {}).items() if value is not None}
         missing = []
         for field in SYNC_FIELDS:
-            claim = model.weights if field == "Weights" else model.fields.get(field)
+            claim = model.claim(field)
             if field not in values or (claim is None and not fill_missing):
                 continue
             wanted[model.name, field] = values[field]
@@ -222,6 +221,11 @@ def _checked_measurement(field: str, value: Any) -> Any:
         return value
     if field == "Weights" and isinstance(value, str) and re.match(r"https?://\S+\Z", value):
         return value
+    if field == "Code" and isinstance(value, str) and re.match(r"[^\s#]+(#L[0-9]+)?\Z", value):
+        return value
+    if field == "Architecture" and isinstance(value, list) and value \
+            and all(isinstance(tag, str) and tag.strip() and "\n" not in tag for tag in value):
+        return list(value)
     raise ValueError(f"measured {field} must be a valid value for the card, got {value!r}")
 
 
@@ -243,9 +247,23 @@ def _replacement(card: Card, model: ModelClaims, field: str, claim: Claim, value
     if _same(field, claim.value, value):
         return None
     start, end = claim.span
+    if isinstance(value, list):  # a list: its items at the column of the first, or in the brackets
+        newline = "\r\n" if "\r\n" in card.text else "\n"
+        column = start - card.text.rfind("\n", 0, start) - 1
+        new = _list_text(value, claim.style, newline + " " * column)
+    else:
+        new = _scalar_text(value, claim.style)
     return Edit(path=card.path, line=claim.line, model=model.name, field=field, span=claim.span,
-                old=card.text[start:end], new=_scalar_text(value, claim.style), claimed=claim.value,
-                measured=value)
+                old=card.text[start:end], new=new, claimed=claim.value, measured=value)
+
+
+def _list_text(items: list[str], style: str | None, separator: str) -> str:
+    """YAML source for a list of names: `[a, b]` in flow style, else `- a` items joined by `separator`
+    (a line break and the items' indentation)."""
+    texts = [item if _plain_item_reads_back(item) else _scalar_text(item, "'") for item in items]
+    if style == "flow":
+        return "[" + ", ".join(texts) + "]"
+    return separator.join(f"- {text}" for text in texts)
 
 
 def _scalar_text(value: Any, style: str | None) -> str:
@@ -269,6 +287,17 @@ def _plain_reads_back(text: str) -> bool:
         return False
 
 
+def _plain_item_reads_back(text: str) -> bool:
+    """Whether `text`, unquoted, is read back as itself as a list item, in block and flow style (a tag
+    such as `1x1 Convolution` is; `Yes`, `a: b` or `[x]` are not)."""
+    if text != text.strip() or not text or any(char in text for char in "#,[]{}\r\n"):
+        return False
+    try:
+        return yaml.safe_load(f"- {text}\n") == [text] and yaml.safe_load(f"[{text}]") == [text]
+    except yaml.YAMLError:
+        return False
+
+
 def _insertions(card: Card, model: ModelClaims, missing: list[tuple[str, Any]], newline: str) -> list[Edit]:
     """Edits that add the `missing` (field, value) pairs to `model`: Metadata fields first (into its
     Metadata mapping, or a new one), then model-level fields. Groups that land on the same offset
@@ -285,7 +314,9 @@ def _insertions(card: Card, model: ModelClaims, missing: list[tuple[str, Any]], 
     edits: list[Edit] = []
     for point, pairs, header in groups:
         continuing = bool(edits) and edits[-1].span[0] == point.offset
-        texts = [f"{field}: {_scalar_text(value, _INSERT_STYLE.get(field))}" for field, value in pairs]
+        in_flow = point.kind == "flow"
+        key_column = point.column + (2 if header and not in_flow else 0)
+        texts = [field_line(field, value, None if in_flow else key_column, newline) for field, value in pairs]
         if point.kind == "flow":
             pieces = _flow_pieces(card.text, point, texts, header, continuing)
         else:
@@ -294,6 +325,24 @@ def _insertions(card: Card, model: ModelClaims, missing: list[tuple[str, Any]], 
                        span=(point.offset, point.offset), old="", new=piece, claimed=None, measured=value)
                   for (field, value), piece in zip(pairs, pieces)]
     return edits
+
+
+def field_line(field: str, value: Any, key_column: int | None, newline: str = "\n") -> str:
+    """`Field: value` as a card writes a new field (a block list on the lines after `Field:`)."""
+    text = _value_text(field, value, key_column, newline)
+    return f"{field}:{text}" if text.startswith(newline) else f"{field}: {text}"
+
+
+def _value_text(field: str, value: Any, key_column: int | None, newline: str = "\n") -> str:
+    """A new field's value as YAML source: quoted as the table of fields says; a list as block items on
+    the lines after the key, at the key's column (as upstream cards write them), or in flow style
+    when `key_column` is None (inside a flow mapping)."""
+    if isinstance(value, list):
+        if key_column is None:
+            return _list_text(value, "flow", "")
+        indent = newline + " " * key_column
+        return indent + _list_text(value, None, indent)
+    return _scalar_text(value, BY_NAME[field].insert_style)
 
 
 def _block_pieces(text: str, point: InsertionPoint, texts: list[str], header: str | None, continuing: bool,
@@ -336,7 +385,7 @@ def _check_result(card: Card, edits: list[Edit], wanted: dict[tuple[str, str], A
                                  hint="please report this as a bug, with the card")]) from None
     for (name, field), value in wanted.items():
         model = result.model(name)
-        claim = model.weights if field == "Weights" else model.fields.get(field)
+        claim = model.claim(field)
         if claim is None or not _same(field, claim.value, value):
             raise CardError([Finding("error", card.path, claim.line if claim else model.line,
                                      f"sync could not write {field} of {name} as {value!r}; nothing was "

@@ -20,26 +20,26 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree, default_cache_dir
+from .fields import EXACT, SOURCE, TAGS, TOLERANCE, BY_NAME, default_tolerances, fields_where, synced_fields
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
 from .worker import DEFAULT_MAX_WORKERS, MeasureJob, WorkerError, WorkerPool
 
-# Relative tolerances in percent (DESIGN.md); the config fields and the ID are compared exactly.
-DEFAULT_TOLERANCES: dict[str, float] = {"Parameters": 0.1, "FLOPs": 0.1, "Activations": 0.1, "File Size": 1.0,
-                                         "Layers": 0.0}
+# Relative tolerances in percent, from the table of fields; the other verified fields take none.
+DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
 MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)
-SIZED_FIELDS = ("FLOPs", "Activations")  # counted for one image at the card's image size
-CONFIG_FIELDS = ("Image Size", "Crop Pct", "Interpolation", "Weights")
-EXACT_FIELDS = ("ID",) + CONFIG_FIELDS
+EXACT_FIELDS = ("ID",) + tuple(field.name for field in fields_where(compare=(EXACT, TAGS, SOURCE)))
 DEFAULT_IMAGE_SIZE = 224  # FLOPs are counted at this size when a card gives no Image Size
+PACKAGE_NAME = "resfam"  # `Code:` paths are relative to the folder holding the package
 
 ProgressCallback = Callable[["Progress"], None]
 
@@ -73,50 +73,63 @@ class RegisteredModel:
     family: str
     config: Mapping[str, Any]
     sources: tuple[str, ...]  # the resfam source files that define it, relative to the package
-    defined_in: str | None = None  # the module that registers it
+    defined_in: str | None = None  # the module that registers it, relative to the package
+    defined_at: int | None = None  # the line of that module that registers it
 
     @property
     def image_size(self) -> int:
         return int(self.config["image_size"])
 
     @property
+    def code(self) -> str | None:
+        """The file that registers the model, relative to the repository root (as `Code:` names it)."""
+        return f"{PACKAGE_NAME}/{self.defined_in}" if self.defined_in else None
+
+    @property
     def config_values(self) -> dict[str, Any]:
-        """The config fields as a card writes them."""
-        return {"Image Size": self.image_size, "Crop Pct": float(self.config["crop_pct"]),
-                "Interpolation": self.config["interpolation"], "Weights": self.config["url"]}
+        """The fields the registered config and registration give, as a card writes them."""
+        values = {}
+        for field in synced_fields():
+            source, key = field.measured_from
+            if source == "config":
+                values[field.name] = self.config[key]
+            elif source == "registry":
+                values[field.name] = getattr(self, key)
+        values["Image Size"] = self.image_size
+        values["Crop Pct"] = float(values["Crop Pct"])
+        return values
 
 
 @dataclass(frozen=True)
 class MeasuredModel:
-    """Everything measured about one model: its registered config, its figures, FLOPs and activations by
-    image size, and its stage layout (`measure.stage_layout`). `figures` is empty when the model could
-    not be measured (`error` says why)."""
+    """Everything measured about one model: its registered config and the worker's measurements by image
+    size (figures, FLOPs and activations, the stage layout of `measure.stage_layout`). `by_size` is empty
+    when the model could not be measured (`error` says why)."""
 
     registered: RegisteredModel
-    figures: Mapping[str, int] = field(default_factory=dict)  # Parameters, File Size, Layers
-    flops: Mapping[int, int] = field(default_factory=dict)
-    unexpected_uncounted_ops: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    by_size: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # the worker's measurements
     error: str | None = None
-    activations: Mapping[int, int] = field(default_factory=dict)
-    layout: Mapping[str, Any] = field(default_factory=dict)
-
-    def at_size(self, field_name: str) -> Mapping[int, int]:
-        """{image size: count} of a field in SIZED_FIELDS."""
-        return {"FLOPs": self.flops, "Activations": self.activations}[field_name]
 
     def values(self, image_size: int) -> dict[str, Any]:
-        """Every field as a card writes it, FLOPs and Activations at `image_size` (when measured there)."""
-        values = dict(self.figures)
-        for field_name in SIZED_FIELDS:
-            if image_size in self.at_size(field_name):
-                values[field_name] = self.at_size(field_name)[image_size]
-        return {"ID": self.registered.model_id, **values, **self.registered.config_values}
+        """Every field as a card writes it, per-image-size figures at `image_size` (when measured there)."""
+        values: dict[str, Any] = {"ID": self.registered.model_id}
+        first = self.by_size[min(self.by_size)] if self.by_size else None
+        for field in synced_fields():
+            source, key = field.measured_from
+            measurement = self.by_size.get(image_size) if field.per_image_size else first
+            if source == "measurement" and measurement is not None:
+                values[field.name] = measurement[key]
+        return {**values, **self.registered.config_values}
+
+    def unexpected_uncounted_ops(self, image_size: int) -> Mapping[str, int]:
+        return self.by_size[image_size]["unexpected_uncounted_ops"] if image_size in self.by_size else {}
 
     def template_facts(self) -> dict[str, Any]:
         """What a card template reads as `models.ID` (the names of render.py's docstring), at the
         registered image size: the same figures as the card's table."""
         values = self.values(self.registered.image_size)
-        stages = self.layout["stages"]
+        layout = self.by_size[self.registered.image_size]["layout"]
+        stages = layout["stages"]
         return {
             "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
             "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
@@ -125,7 +138,7 @@ class MeasuredModel:
             "block": stages[0]["block"] if stages else "",
             "widths": [stage["width"] for stage in stages],
             "inner_widths": [stage["inner_width"] for stage in stages],
-            "stem_widths": list(self.layout["stem_widths"]),
+            "stem_widths": list(layout["stem_widths"]),
         }
 
 
@@ -185,14 +198,19 @@ class RunStats:
 
 @dataclass
 class Report(FindingsView):
+    """cards: each card's result; coverage: findings about the set of cards as a whole (a registered
+    model on no card), made by a full run only."""
+
     cards: list[CardResult]
     stats: RunStats = field(default_factory=RunStats)
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    coverage: list[Finding] = field(default_factory=list)
+    architecture_tags: dict[str, str] = field(default_factory=dict)  # the vocabulary, when the zoo loaded
     versions: dict[str, str] = field(default_factory=dict)  # what measured the figures (cache.installed_versions)
 
     @property
     def findings(self) -> list[Finding]:
-        return [finding for card in self.cards for finding in card.findings]
+        return [finding for card in self.cards for finding in card.findings] + self.coverage
 
 
     @property
@@ -218,8 +236,13 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
            use_cache: bool = True,
            progress: ProgressCallback | None = None,
            package_dir: str | os.PathLike[str] | None = None,
-           max_workers: int = DEFAULT_MAX_WORKERS) -> Report:
+           max_workers: int = DEFAULT_MAX_WORKERS,
+           without_card: Iterable[str] | None = None) -> Report:
     """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
+
+    without_card: with a list (the command line and the build give one, empty or not), a full run (no
+        `paths`) also checks coverage: every registered model is on a card, except the model IDs
+        listed (left without a card on purpose). None: no coverage check (a test's partial folder).
 
     tolerances: {field: percent} overriding DEFAULT_TOLERANCES (Parameters, FLOPs, Activations, File Size,
         Layers).
@@ -242,14 +265,17 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         zoo.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
         measured = _check_against_code(results, zoo, tolerances)
+        coverage = [] if paths or without_card is None else \
+            _check_coverage(results, zoo, templates_dir, list(without_card))
     # rendered after measuring: the prose cites the same measurement as the tables
     for path, result in zip(card_paths, results):
         _render_card(result, path, templates_dir, measured)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
+        architecture_tags = zoo.architecture_tags()
     stats.seconds = time.perf_counter() - started
-    return Report(results, stats, tolerances, dict(zoo.cache.versions))
+    return Report(results, stats, tolerances, coverage, architecture_tags, dict(zoo.cache.versions))
 
 
 def resolve_tolerances(overrides: Mapping[str, Any] | None) -> dict[str, float]:
@@ -295,15 +321,27 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
         size = measured.registered.image_size if states_size else DEFAULT_IMAGE_SIZE
         chosen = measured.values(size)
         chosen.pop("ID")
+        claims = model.claims()
+        if "Architecture" in chosen:
+            chosen["Architecture"] = tags_in_card_order(claims.get("Architecture"), chosen["Architecture"])
+        if "Code" in chosen:
+            chosen["Code"] = code_claim(claims["Code"].value if "Code" in claims else None, measured.registered)
         if not fill_missing:
-            stated = set(model.fields) | ({"Weights"} if model.weights is not None else set())
-            chosen = {name: value for name, value in chosen.items() if name in stated}
+            chosen = {name: value for name, value in chosen.items() if name in claims}
         for finding in result.findings:
             if finding.model == model.name and finding.status == "ok" \
-                    and not (finding.field in SIZED_FIELDS and size != claimed_image_size(model)):
+                    and not (finding.field in BY_NAME and BY_NAME[finding.field].per_image_size
+                             and size != claimed_image_size(model)):
                 chosen.pop(finding.field, None)
         values[model.name] = chosen
     return values
+
+
+def tags_in_card_order(claim: Claim | None, measured: list[str]) -> list[str]:
+    """The network's tags as the card would list them: the card's own tags that the network has, in
+    the card's order, then the ones it leaves out, in alphabetical order."""
+    listed = [tag for tag in (claim.value if claim is not None else []) if tag in measured]
+    return listed + [tag for tag in measured if tag not in listed]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +460,7 @@ def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer",
             found = measured[model.model_id]
             result.models[model.name] = found
             result.measurements[model.name] = found.values(registered.image_size)
-            result.findings += _compare_model(result, model, found, tolerances)
+            result.findings += _compare_model(result, model, found, tolerances, zoo.architecture_tags())
     return measured
 
 
@@ -437,7 +475,7 @@ def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, R
 
 
 def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredModel,
-                   tolerances: dict[str, float]) -> list[Finding]:
+                   tolerances: dict[str, float], architecture_tags: Mapping[str, str]) -> list[Finding]:
     path, name = result.path, model.name
     registered = measured.registered
     sync_hint = f"run: resfam-cards sync --write {path}"
@@ -458,28 +496,84 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
     if measured.error is not None:
         findings.append(Finding("error", path, id_line, f"{name}: could not be measured: {measured.error}",
                                 hint="fix the model code at the place named, then verify again", model=name))
-    else:
-        size = claimed_image_size(model)
-        for field_name in MEASURED_FIELDS:
-            claim = model.fields.get(field_name)
-            if claim is not None:
-                sized = field_name in SIZED_FIELDS
-                value = measured.at_size(field_name)[size] if sized else measured.figures[field_name]
-                findings.append(_compare_count(path, name, field_name, claim, value, tolerances[field_name],
-                                               size if sized else None, sync_hint))
-        if "FLOPs" in model.fields and measured.unexpected_uncounted_ops.get(size):
-            ops = ", ".join(f"{op} ({n}x)" for op, n in measured.unexpected_uncounted_ops[size].items())
-            findings.append(Finding(
-                "warning", path, model.fields["FLOPs"].line,
-                f"{name} FLOPs: fvcore cannot count {ops}; the figure leaves them out",
-                hint="check whether these operators do multiply-adds; fvcore's convention is the contract",
-                model=name, field="FLOPs"))
-
-    for field_name, value in registered.config_values.items():
-        claim = model.weights if field_name == "Weights" else model.fields.get(field_name)
-        if claim is not None:
-            findings.append(_compare_exact(path, name, field_name, claim, value, sync_hint))
+    size = claimed_image_size(model)
+    values = measured.values(size) if measured.error is None else registered.config_values
+    for field in fields_where(compare=(TOLERANCE, EXACT, TAGS, SOURCE)):
+        claim = model.claim(field.name)
+        if claim is None or field.name not in values:
+            continue
+        value = values[field.name]
+        if field.compare == TOLERANCE:
+            findings.append(_compare_count(path, name, field.name, claim, value, tolerances[field.name],
+                                           size if field.per_image_size else None, sync_hint))
+        elif field.compare == TAGS:
+            findings += _compare_tags(path, name, claim, value, architecture_tags, sync_hint)
+        elif field.compare == SOURCE:
+            findings.append(_compare_source(path, name, claim, registered, sync_hint))
+        else:
+            findings.append(_compare_exact(path, name, field.name, claim, value, sync_hint))
+    if "FLOPs" in model.fields and measured.error is None and measured.unexpected_uncounted_ops(size):
+        ops = ", ".join(f"{op} ({n}x)" for op, n in measured.unexpected_uncounted_ops(size).items())
+        findings.append(Finding(
+            "warning", path, model.fields["FLOPs"].line,
+            f"{name} FLOPs: fvcore cannot count {ops}; the figure leaves them out",
+            hint="check whether these operators do multiply-adds; fvcore's convention is the contract",
+            model=name, field="FLOPs"))
     return findings
+
+
+def _compare_tags(path: str, name: str, claim: Claim, measured: list[str], vocabulary: Mapping[str, str],
+                  hint: str) -> list[Finding]:
+    """The card's Architecture list against the tags the network shows, both ways; a tag outside the
+    vocabulary is an error of its own (nothing could check it)."""
+    claimed = list(claim.value)
+    findings = []
+    for tag, line in zip(claimed, claim.item_lines or [claim.line] * len(claimed)):
+        if tag in vocabulary:
+            continue
+        close = difflib.get_close_matches(tag, list(vocabulary), n=3, cutoff=0.6)
+        findings.append(Finding(
+            "error", path, line, f"{name} Architecture: {tag!r} is not an architecture tag"
+                                       + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""),
+            hint=f"the tags are: {', '.join(sorted(vocabulary))} (defined on the measurement page)",
+            model=name, field="Architecture", claimed=tag))
+    lacking = [tag for tag in claimed if tag in vocabulary and tag not in measured]
+    left_out = [tag for tag in measured if tag not in claimed]
+    if not lacking and not left_out:
+        findings.append(Finding("ok", path, claim.line, f"{name} Architecture: {', '.join(claimed)} (the network "
+                                                        "has each, and nothing else of the vocabulary)",
+                                model=name, field="Architecture", claimed=claimed, measured=measured))
+        return findings
+    problems = ([f"the network has no {', '.join(lacking)}"] if lacking else []) \
+        + ([f"the list leaves out {', '.join(left_out)}, which the network has"] if left_out else [])
+    findings.append(Finding("drift", path, claim.line, f"{name} Architecture: {'; '.join(problems)}",
+                            hint=hint, model=name, field="Architecture", claimed=claimed, measured=measured))
+    return findings
+
+
+def _compare_source(path: str, name: str, claim: Claim, registered: RegisteredModel, hint: str) -> Finding:
+    """`Code:` against the file (and, with a `#L<n>` anchor, the line) that registers the model."""
+    expected = code_claim(claim.value, registered)
+    if registered.code is None:
+        return Finding("warning", path, claim.line, f"{name} Code: cannot tell which file registers "
+                                                    f"{registered.model_id!r} (not registered by a module's code)",
+                       hint="register the model with resfam.register_model in a module of resfam",
+                       model=name, field="Code", claimed=claim.value)
+    if claim.value == expected:
+        return Finding("ok", path, claim.line, f"{name} Code: {claim.value} registers the model",
+                       model=name, field="Code", claimed=claim.value, measured=expected)
+    return Finding("drift", path, claim.line,
+                   f"{name} Code: card says {claim.value}, the model is registered at {expected}",
+                   hint=hint, model=name, field="Code", claimed=claim.value, measured=expected)
+
+
+def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
+    """What `Code:` should say for `registered`, in the card's form: the path, with the line of the
+    registration when the card anchors a line (`resfam/models/resnet.py#L210`)."""
+    if registered.code is None:
+        return None
+    anchored = isinstance(claimed, str) and re.search(r"#L[0-9]+\Z", claimed) is not None
+    return f"{registered.code}#L{registered.defined_at}" if anchored and registered.defined_at else registered.code
 
 
 def _compare_count(path: str, name: str, field_name: str, claim: Claim, measured: int, tolerance: float,
@@ -515,6 +609,8 @@ def _normalised(field_name: str, value: Any) -> Any:
             return int(value)
         if field_name == "Crop Pct":
             return float(value)
+        if field_name == "Architecture":
+            return sorted(value)
     except (TypeError, ValueError):
         return value
     return value
@@ -527,6 +623,40 @@ def format_percent(value: float | None) -> str:
     if value == 0 or abs(value) >= 0.01:
         return f"{value:+.2f}%"
     return f"{value:+.2g}%"
+
+
+def _check_coverage(results: list[CardResult], zoo: "ZooMeasurer", templates_dir: Path,
+                    without_card: list[str]) -> list[Finding]:
+    """A registered model that no card names, and not left out on purpose, is a drift of the card
+    its family's template would hold; an opt-out that names no registered model is an error."""
+    try:
+        registry = zoo.registry()
+    except WorkerError:
+        return []  # every card already says the zoo cannot be loaded
+    on_cards = {model.model_id for result in results if result.card is not None for model in result.card.models}
+    findings = []
+    for model_id in without_card:
+        if model_id not in registry:
+            close = difflib.get_close_matches(model_id, list(registry), n=3, cutoff=0.5)
+            findings.append(Finding("error", "without_card", None,
+                                    f"{model_id!r} is left without a card, but no such model is registered",
+                                    hint=(f"did you mean {', '.join(close)}? " if close else "")
+                                    + "list registered model IDs only (python -m resfam lists them)",
+                                    model=model_id, field="ID"))
+        elif model_id in on_cards:
+            findings.append(Finding("warning", "without_card", None,
+                                    f"{model_id} is left without a card, yet a card lists it",
+                                    hint="remove it from the list of models without a card", model=model_id))
+    for model_id, registered in sorted(registry.items()):
+        if model_id in on_cards or model_id in without_card:
+            continue
+        card = shown_path(Path(templates_dir) / "models" / f"{registered.family}.md")
+        findings.append(Finding(
+            "drift", card, None, f"{model_id} (family {registered.family}) is registered but on no card",
+            hint=f"run: resfam-cards new {registered.family} --model {model_id}   (it prints the entry, with "
+                 f"measured figures, to paste into {card}); or list it among the models without a card "
+                 "(--without-card, or the plugin's without_card setting)", model=model_id, field="ID"))
+    return findings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,8 +702,7 @@ def _check_across_cards(results: list[CardResult]) -> None:
 
 def _shared_claims(model: ModelClaims, other: ModelClaims) -> list[tuple[str, Claim, Claim]]:
     """(field, claim, other's claim) for every field both entries state."""
-    mine = {**model.fields, **model.results, **({"Weights": model.weights} if model.weights else {})}
-    theirs = {**other.fields, **other.results, **({"Weights": other.weights} if other.weights else {})}
+    mine, theirs = model.claims(), other.claims()
     return [(name, mine[name], theirs[name]) for name in mine if name in theirs]
 
 
@@ -603,6 +732,7 @@ class ZooMeasurer:
         self.progress = progress
         self.stats = stats if stats is not None else RunStats()
         self._registry: dict[str, RegisteredModel] | None = None
+        self._architecture_tags: dict[str, str] | None = None
         self._looked_in_cache = False
 
     def __enter__(self) -> "ZooMeasurer":
@@ -625,7 +755,7 @@ class ZooMeasurer:
         """The registry facts the cache holds for the sources as they are (looked up once)."""
         if not self._looked_in_cache:
             self._looked_in_cache = True
-            self._registry = _registered_models(self.cache.get_registry())
+            self._registry, self._architecture_tags = _registered_models(self.cache.get_registry())
             self.stats.registry_from_cache = self._registry is not None
         return self._registry
 
@@ -633,12 +763,17 @@ class ZooMeasurer:
         """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
         if self._cached_registry() is None:
             reply = self.pool.registry()
-            self._registry = _registered_models(reply["models"])
+            facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags")}
+            self._registry, self._architecture_tags = _registered_models(facts)
             if self._registry is None:
                 raise WorkerError("the measuring worker sent malformed registry facts")
             if self._unchanged(reply, reply["hashes"], every_file=True):
-                self.cache.put_registry(reply["models"], self.sources.model_sources())
+                self.cache.put_registry(facts, self.sources.model_sources())
         return self._registry
+
+    def architecture_tags(self) -> dict[str, str]:
+        """Every tag a card's Architecture list may name, with its definition (after `registry()`)."""
+        return dict(self._architecture_tags or {})
 
     def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
         """Each model measured at each of its `sizes`: {model ID: MeasuredModel}."""
@@ -684,15 +819,7 @@ class ZooMeasurer:
             if model_id in errors:
                 measured[model_id] = MeasuredModel(registered, error=errors[model_id])
                 continue
-            first = found[model_id, min(sizes[model_id])]
-            measured[model_id] = MeasuredModel(
-                registered,
-                figures={"Layers": first["layers"], "Parameters": first["parameters"], "File Size": first["file_size"]},
-                flops={size: found[model_id, size]["flops"] for size in sizes[model_id]},
-                unexpected_uncounted_ops={size: found[model_id, size]["unexpected_uncounted_ops"]
-                                          for size in sizes[model_id]},
-                activations={size: found[model_id, size]["activations"] for size in sizes[model_id]},
-                layout=first["layout"])
+            measured[model_id] = MeasuredModel(registered, {size: found[model_id, size] for size in sizes[model_id]})
         return measured
 
     def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:
@@ -710,23 +837,26 @@ class ZooMeasurer:
         return all(digest is not None and self.snapshot.get(name) == digest for name, digest in hashes.items())
 
 
-def _registered_models(facts: Any) -> dict[str, RegisteredModel] | None:
-    """Registry facts as RegisteredModels, or None when they are not well-formed (a foreign entry)."""
-    if not isinstance(facts, dict):
-        return None
+def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
+    """Registry facts as RegisteredModels and the architecture tags' vocabulary, or (None, None) when they
+    are not well-formed (a foreign entry)."""
+    if not isinstance(facts, dict) or not isinstance(facts.get("models"), dict) \
+            or not isinstance(facts.get("architecture_tags"), dict):
+        return None, None
     try:
         models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]),
-                                        fact.get("defined_in"))
-                  for name, fact in facts.items()}
+                                        fact.get("defined_in"), fact.get("defined_at"))
+                  for name, fact in facts["models"].items()}
         for model in models.values():
             model.config_values  # every config field is there and of the right kind
     except (KeyError, TypeError, ValueError):
-        return None
-    return models
+        return None, None
+    return models, {str(tag): str(definition) for tag, definition in facts["architecture_tags"].items()}
 
 
 _MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int, "layers": int,
-                       "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "layout": dict}
+                       "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "architecture": list,
+                       "layout": dict}
 _STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
 
 

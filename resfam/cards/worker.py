@@ -315,11 +315,12 @@ class _Server:
         imported_from = Path(resfam.__file__).resolve().parent
         if imported_from != self.package_dir.resolve():
             raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
-        from resfam.cards import cache, measure
+        from resfam.cards import architecture, cache, measure
 
         self.measure_module = measure
         self.cache_module = cache
         self.facts = self.registry_facts()
+        self.architecture_tags = architecture.vocabulary()
         # the trace's kernels, registered once for every model this worker measures; kept open (and
         # referenced: a dropped block is closed by the collector) until the worker exits
         self.shape_only_tracing = contextlib.ExitStack()
@@ -342,7 +343,8 @@ class _Server:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "registry":
             hashes = self.cache_module.SourceTree(self.package_dir).snapshot()
-            return {"op": "registry", "models": self.facts, "hashes": hashes, **self.provenance()}
+            return {"op": "registry", "models": self.facts, "architecture_tags": self.architecture_tags,
+                    "hashes": hashes, **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
             return dict(reply, **self.provenance())
@@ -365,7 +367,8 @@ class _Server:
             config["image_size"] = entry.config.input_size[-1]
             facts[name] = {"family": entry.family, "config": config,
                            "sources": sorted(self.imports.closure(defining)),
-                           "defined_in": registration.module_file if registration else None}
+                           "defined_in": registration.module_file if registration else None,
+                           "defined_at": registration.module_line if registration else None}
         return facts
 
     def measure(self, model_id: str, kwargs: dict[str, Any], image_sizes: list[int]) -> dict[str, Any]:
@@ -440,6 +443,7 @@ class _Registration:
     the call stack from that module's code to `register_model` (the helpers on the way)."""
 
     module_file: str | None = None
+    module_line: int | None = None  # the line of the module's code that registers it
     files: set[str] = field(default_factory=set)
 
 
@@ -463,7 +467,7 @@ def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, _Regis
             if file is not None:
                 site.files.add(file)
             if caller.f_code.co_name == "<module>":
-                site.module_file = file
+                site.module_file, site.module_line = file, caller.f_lineno
                 break
             caller = caller.f_back
 

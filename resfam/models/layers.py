@@ -6,6 +6,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+# Architecture tags that blocks of several families show: one definition each (what a card's
+# Architecture list may name is explained in resfam/cards/architecture.py).
+RESIDUAL_CONNECTION = {"Residual Connection": "the block's input, or its projection by the shortcut, is added to "
+                                              "the block's output"}
+BOTTLENECK_BLOCK = {"Bottleneck Residual Block": "a residual block that narrows the channels with a 1x1 "
+                                                 "convolution, works at the narrow width, and widens them again "
+                                                 "with a 1x1 convolution"}
+
+
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round a channel count to a multiple of `divisor`, never dropping below 90 % of `value`."""
     min_value = min_value or divisor
@@ -20,6 +29,9 @@ class BlurPool2d(nn.Module):
 
     The filter is a non-persistent buffer, so checkpoints carry no extra keys.
     """
+
+    architecture_tags = {"Blur Pooling": "a fixed low-pass filter applied before subsampling (anti-aliased "
+                                         "downsampling)"}
 
     def __init__(self, channels: int, stride: int = 2):
         super().__init__()

@@ -6,6 +6,7 @@ import math
 import torch
 import torch.nn as nn
 
+from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION
 from .resnet import default_config, register_resnet
 
 
@@ -17,6 +18,10 @@ class Res2NetBottleneck(nn.Module):
 
     expansion = 4
     depth = 3
+    architecture_tags = {**RESIDUAL_CONNECTION, **BOTTLENECK_BLOCK,
+                         "Res2Net Block": "a bottleneck residual block whose 3x3 stage is a ladder of narrow "
+                                          "convolutions over slices of the channels, each fed the previous "
+                                          "one's output"}
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, cardinality=1, base_width=26, aa_layer=None,
                  scale=4):

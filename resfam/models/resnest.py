@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import make_divisible
+from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION, make_divisible
 from .resnet import ResNet, default_config, register_resnet, RESNET_D
 
 
@@ -15,6 +15,9 @@ class SplitAttention(nn.Module):
     The splits are summed, globally pooled, passed through a two-layer bottleneck, and the
     result (a softmax across the splits, or a sigmoid when radix is 1) weights each split.
     """
+
+    architecture_tags = {"Split Attention": "a grouped convolution whose output splits are weighted by an "
+                                            "attention computed from their pooled sum, then added up"}
 
     def __init__(self, channels, stride=1, groups=1, radix=2, reduction=0.25):
         super().__init__()
@@ -54,6 +57,7 @@ class SplitAttentionBottleneck(nn.Module):
 
     expansion = 4
     depth = 3
+    architecture_tags = {**RESIDUAL_CONNECTION, **BOTTLENECK_BLOCK}
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, cardinality=1, base_width=64, aa_layer=None,
                  radix=2, avd=True, avd_first=False):

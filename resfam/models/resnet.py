@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import ModelConfig, register_model
-from .layers import BlurPool2d, init_weights
+from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION, BlurPool2d, init_weights
 
 
 class BasicBlock(nn.Module):
@@ -22,6 +22,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
     depth = 2
+    architecture_tags = {**RESIDUAL_CONNECTION, "Residual Block": "a residual block of two 3x3 convolutions"}
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, cardinality=1, base_width=64, aa_layer=None):
         super().__init__()
@@ -49,6 +50,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
     depth = 3
+    architecture_tags = {**RESIDUAL_CONNECTION, **BOTTLENECK_BLOCK,
+                         "ResNeXt Block": "a bottleneck residual block whose 3x3 convolution is split into "
+                                          "groups (cardinality above 1)"}
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, cardinality=1, base_width=64, aa_layer=None):
         super().__init__()
@@ -74,6 +78,9 @@ class Bottleneck(nn.Module):
         x = self.aa(self.act2(self.bn2(self.conv2(x))))
         x = self.bn3(self.conv3(x))
         return self.act3(x + shortcut)
+
+    def shows_architecture_tag(self, tag: str) -> bool:
+        return tag != "ResNeXt Block" or self.conv2.groups > 1
 
 
 def make_shortcut(inplanes: int, outplanes: int, stride: int, avg_down: bool) -> nn.Sequential:

@@ -1,0 +1,158 @@
+"""Every field a card can state, once: where it sits, how its value is checked, how the build compares
+it with the code, where the measured value comes from, how `sync` writes it and how the site shows it.
+
+`model_index` reads it to know the keys and check the values, `verify` to compare, `sync` to write,
+`pages` for the card tables and the measurement page's table of fields. Adding a verified field is one
+row here plus its measurement (a key of the worker's measurement, or of the registered config).
+
+This module imports nothing but the standard library: the template renderer and the parser read it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Where a field sits in a model entry.
+METADATA = "Metadata"  # under the entry's Metadata
+ENTRY = "entry"  # a key of the model entry itself
+METRICS = "Metrics"  # a metric of the entry's ImageNet result
+
+# How a field is compared with the code.
+TOLERANCE = "tolerance"  # a count, within a relative tolerance (percent)
+EXACT = "exact"  # equal to the registered default config
+TAGS = "tags"  # a list of architecture tags, equal as a set to what the network has
+SOURCE = "source"  # the file (and line) that registers the model
+REPORTED = "reported"  # cannot be checked here (accuracies): shown as reported
+UNCHECKED = "unchecked"  # training facts and the like: kept as written
+
+
+@dataclass(frozen=True)
+class CardField:
+    """One field of a card.
+
+    name: the key as a card writes it.
+    place: METADATA, ENTRY or METRICS.
+    kind: the kind of value, which `model_index` checks: count, rate, text, texts (a list of names),
+        tags, image_size, crop_pct, interpolation, url, model_id, source, percentage.
+    hint: what to write when the value is not acceptable ({path} is the card).
+    compare: TOLERANCE, EXACT, TAGS, SOURCE, REPORTED or UNCHECKED.
+    tolerance: the default tolerance in percent (TOLERANCE fields).
+    measured: where the code's value comes from: 'measurement:<key>' (a figure of the measuring
+        worker; FLOPs-like keys are per image size, see `per_image_size`), 'config:<key>' (the
+        registered default config) or 'registry:<key>' (where the model is registered).
+    per_image_size: the measured value depends on the card's Image Size.
+    label: the row label on a card page (None: not shown in the table).
+    anchor: the section of the measurement page that explains it.
+    how: how the build gets the value, one sentence (tooltips and the measurement page).
+    insert_style: the YAML quoting of a value `sync --fill` inserts (None: plain).
+    """
+
+    name: str
+    place: str
+    kind: str
+    hint: str = ""
+    compare: str = UNCHECKED
+    tolerance: float | None = None
+    measured: str | None = None
+    per_image_size: bool = False
+    label: str | None = None
+    anchor: str | None = None
+    how: str = ""
+    insert_style: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.compare in (TOLERANCE, EXACT, TAGS, SOURCE)
+
+    @property
+    def measured_from(self) -> tuple[str, str] | None:
+        """('measurement' | 'config' | 'registry', key), or None."""
+        if self.measured is None:
+            return None
+        source, key = self.measured.split(":", 1)
+        return source, key
+
+
+INTERPOLATIONS = ("bicubic", "bilinear", "box", "hamming", "lanczos", "nearest")
+_SYNC_HINT = "write the exact {what}, or run 'resfam-cards sync --write {{path}}' to fill it in"
+_CONFIG_HOW = "equal to the model's registered default config"
+
+# In the order of a card page's table, which is also the order `sync --fill` inserts missing fields in.
+FIELDS: tuple[CardField, ...] = (
+    CardField("ID", METADATA, "model_id", "write the model's name in the resfam registry (resfam.list_models())"),
+    CardField("Layers", METADATA, "count", _SYNC_HINT.format(what="depth"), TOLERANCE, 0.0,
+              "measurement:layers", label="Layers", anchor="layers",
+              how="nominal depth from the block counts of the architecture"),
+    CardField("Parameters", METADATA, "count", _SYNC_HINT.format(what="count"), TOLERANCE, 0.1,
+              "measurement:parameters", label="Parameters", anchor="parameters",
+              how="sum of p.numel() over model.parameters(), with the 1000-class head"),
+    CardField("FLOPs", METADATA, "count",
+              _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"), TOLERANCE, 0.1,
+              "measurement:flops", per_image_size=True, label="GFLOPs", anchor="flops",
+              how="fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP"),
+    CardField("Activations", METADATA, "count", _SYNC_HINT.format(what="count (fvcore's activation count)"),
+              TOLERANCE, 0.1, "measurement:activations", per_image_size=True, label="Activations",
+              anchor="activations",
+              how="fvcore ActivationCountAnalysis of one image at the card's image size: the outputs of the "
+                  "convolutions and linear layers"),
+    CardField("File Size", METADATA, "count", _SYNC_HINT.format(what="size in bytes"), TOLERANCE, 1.0,
+              "measurement:file_size", label="File size", anchor="file-size",
+              how="bytes written by torch.save(model.state_dict())"),
+    CardField("Top 1 Accuracy", METRICS, "percentage", "write a percentage such as 76.13%", REPORTED,
+              label="Top-1 accuracy"),
+    CardField("Top 5 Accuracy", METRICS, "percentage", "write a percentage such as 92.86%", REPORTED,
+              label="Top-5 accuracy"),
+    CardField("Image Size", METADATA, "image_size", "write the input resolution in pixels, e.g. '224'", EXACT,
+              measured="config:image_size", label="Image size", anchor="config", how=_CONFIG_HOW,
+              insert_style="'"),
+    CardField("Crop Pct", METADATA, "crop_pct", "write the crop fraction, e.g. '0.875'", EXACT,
+              measured="config:crop_pct", label="Crop", anchor="config", how=_CONFIG_HOW, insert_style="'"),
+    CardField("Interpolation", METADATA, "interpolation", f"use one of: {', '.join(INTERPOLATIONS)}", EXACT,
+              measured="config:interpolation", label="Interpolation", anchor="config", how=_CONFIG_HOW),
+    CardField("Weights", ENTRY, "url", "write the full https:// URL of the checkpoint", EXACT,
+              measured="config:url", label="Weights", anchor="config",
+              how="equal to the weights URL registered for the model"),
+    CardField("Architecture", METADATA, "tags",
+              "write one '- <tag>' line per component; the tags are listed on the measurement page", TAGS,
+              measured="measurement:architecture", label="Architecture", anchor="architecture",
+              how="the components found in the model as built: its layers and the operators of its traced graph"),
+    CardField("Code", ENTRY, "source",
+              "write the path of the file that registers the model, relative to the repository root, "
+              "e.g. resfam/models/resnet.py (optionally with #L<line>)", SOURCE,
+              measured="registry:code", label="Code", anchor="code",
+              how="the file, relative to the repository root, whose code registers the model"),
+    # Training facts: kept as written, not checked against the code.
+    CardField("Epochs", METADATA, "count", "write the number of training epochs"),
+    CardField("Batch Size", METADATA, "count", "write the training batch size"),
+    CardField("LR Step Size", METADATA, "count", "write the number of epochs between learning-rate steps"),
+    CardField("LR", METADATA, "rate"),
+    CardField("Momentum", METADATA, "rate"),
+    CardField("Weight Decay", METADATA, "rate"),
+    CardField("Dropout", METADATA, "rate"),
+    CardField("LR Gamma", METADATA, "rate"),
+    CardField("Tasks", METADATA, "texts"),
+    CardField("Training Data", METADATA, "texts"),
+    CardField("Training Techniques", METADATA, "texts"),
+    CardField("Training Resources", METADATA, "text"),
+    CardField("Training Time", METADATA, "text"),
+)
+
+BY_NAME: dict[str, CardField] = {field.name: field for field in FIELDS}
+
+
+def fields_where(*, place: str | None = None, compare: str | tuple[str, ...] | None = None,
+                 kind: str | None = None) -> tuple[CardField, ...]:
+    """The fields at `place`, compared as `compare` (one or several), of value `kind`, in table order."""
+    compares = (compare,) if isinstance(compare, str) else compare
+    return tuple(field for field in FIELDS
+                 if (place is None or field.place == place) and (compares is None or field.compare in compares)
+                 and (kind is None or field.kind == kind))
+
+
+def default_tolerances() -> dict[str, float]:
+    """{field: percent} for every field compared within a tolerance."""
+    return {field.name: field.tolerance for field in fields_where(compare=TOLERANCE)}
+
+
+def synced_fields() -> tuple[CardField, ...]:
+    """The fields `sync` writes: every field whose value the code gives."""
+    return tuple(field for field in FIELDS if field.measured is not None)
