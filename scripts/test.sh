@@ -4,13 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
-# tests/test_browser.py drives Debian's Chromium through chromedriver: install them when we can
-if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
+# Debian packages the tests run: Chromium and chromedriver (tests/test_browser.py), shellcheck (actionlint
+# runs it on the CI workflow's shell steps, tests/test_tooling.py). Installed when we can.
+packages=()
+if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then packages+=(chromium chromium-driver); fi
+if ! command -v shellcheck >/dev/null; then packages+=(shellcheck); fi
+if [ "${#packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
     else
-        echo "scripts/test.sh: no chromium/chromium-driver and not root: the browser test will be skipped" \
+        echo "scripts/test.sh: not root, cannot install ${packages[*]}: the tests that need them will be skipped" \
              "(and fail where CI is set)" >&2
     fi
 fi

@@ -99,13 +99,14 @@ def network_attempts(env: dict[str, str]) -> list[str]:
     return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
 
-def mkdocs_build(config_file: Path, work: Path, cache_dir: Path, *args: str) -> Build:
-    """`mkdocs build --strict` of `config_file` into `work/site`, offline."""
+def mkdocs_build(config_file: Path, work: Path, cache_dir: Path, *args: str, builder: str = "mkdocs") -> Build:
+    """`mkdocs build --strict` of `config_file` into `work/site`, offline (`builder`: another builder
+    with MkDocs' command line and plugin API, e.g. properdocs)."""
     before = source_snapshot(config_file.parent)
     env = offline_env(work / "guard", cache_dir)
     site = work / "site"
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config_file), "-d", str(site), *args],
+        [sys.executable, "-m", builder, "build", "--strict", "-f", str(config_file), "-d", str(site), *args],
         cwd=config_file.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=1800,
     )

@@ -1,5 +1,6 @@
 """`resfam-cards`: exit codes, the report, JSON, sync (diff, write, no-op), new, list, bad input."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import resfam
-
+from resfam.cards import Finding
 from resfam.cards.cli import main
+from resfam.cards.report import github_command
 
 RESNET18 = """\
 - Name: resnet18
@@ -86,6 +88,49 @@ def test_verify_exits_0_when_clean_1_on_drift_2_on_bad_input(project, cli):
     edit_card("ID: resnet26", "ID: resnet27")
     code, out, _ = cli("verify", "-q")
     assert code == 2 and "unknown model ID 'resnet27'" in out and "did you mean resnet26" in out
+
+
+def test_verify_format_github_prints_workflow_commands_on_drifted_and_broken_cards(project, cli):
+    text = edit_card("Parameters: 11689512", "Parameters: 25000000")
+    line = text.splitlines().index("    Parameters: 25000000") + 1
+    code, out, _ = cli("verify", "-q", "--format", "github")
+    assert code == 1
+    assert out.splitlines()[:-1] == [
+        f"::error file=templates/models/resnet.md,line={line},title=resnet18 Parameters::drift: resnet18 Parameters: "
+        "card says 25,000,000, code measures 11,689,512 (+113.87%25, tolerance 0.1%25)"
+        "%0Ahint: run: resfam-cards sync --write templates/models/resnet.md"]
+    assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 9 figures ok, 1 drift, 0 errors")
+    code, out, _ = cli("verify", "-q", "--format", "github", "--verbose")  # the ok figures as plain lines
+    assert code == 1 and sum(line.startswith("::") for line in out.splitlines()) == 1
+    assert f"{CARD_PATH}:{line + 1}: ok: resnet18 File Size: 46,835,595 (code measures 46,835,595)" in out
+
+    # an unknown ID (an error) and an unknown key (a warning) on the same card
+    text = edit_card("ID: resnet26", "ID: resnet27\n    Colour: blue")
+    id_line = text.splitlines().index("    ID: resnet27") + 1
+    code, out, _ = cli("verify", "-q", "--format", "github")
+    assert code == 2
+    assert out.splitlines()[1:3] == [
+        f"::error file=templates/models/resnet.md,line={id_line},title=resnet26 ID::error: resnet26: unknown model ID "
+        "'resnet27'%0Ahint: did you mean resnet26, resnet26d, resnet200d? the registered models are listed by: python -m resfam",
+        f"::warning file=templates/models/resnet.md,line={id_line + 1},title=resnet26 Colour::warning: unknown key "
+        "'Colour' in the Metadata of resnet26%0Ahint: it is kept as written and not checked"]
+
+    # a card that cannot be parsed: the annotation names the file and line, the title the tool
+    Path(CARD_PATH).write_text(CARD.replace("  Metadata:\n    ID: resnet26", "  Metadata: [\n    ID: resnet26"))
+    code, out, _ = cli("verify", "-q", "--format", "github")
+    [annotation] = out.splitlines()[:-1]
+    assert code == 2
+    assert re.fullmatch(r"::error file=templates/models/resnet\.md,line=\d+,title=resfam-cards error::error: "
+                        r"malformed YAML[^\r\n]*", annotation), annotation
+
+
+def test_github_commands_escape_messages_and_properties():
+    finding = Finding("drift", "cards/a,b:c.md", 7, "100% off\r\nsecond line", hint="fix: it, now",
+                      model="m,1", field="FLOPs")
+    assert github_command(finding) == ("::error file=cards/a%2Cb%3Ac.md,line=7,title=m%2C1 FLOPs::drift: 100%25 off"
+                                       "%0D%0Asecond line%0Ahint: fix: it, now")
+    whole_file = Finding("warning", "t.md", None, "kept")
+    assert github_command(whole_file) == "::warning file=t.md,title=resfam-cards warning::warning: kept"
 
 
 def test_verify_writes_a_json_report(project, cli):

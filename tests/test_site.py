@@ -7,11 +7,13 @@ one measures the zoo.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -22,10 +24,12 @@ from mkdocs.config import load_config
 
 from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
-from resfam.cards.pages import CardPage, card_page, overview_page, strip_model_index
+from resfam.cards.catalog import model_catalog
+from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, overview_page, strip_model_index
 from resfam.cards.plugin import list_card_pages
 from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
                        session_cache, source_snapshot)
+from tools import python_module
 
 FAMILIES = sorted(path.stem for path in (REPO / "templates" / "models").glob("*.md"))
 ALL_MODELS = {model.name: family for family in FAMILIES
@@ -153,6 +157,64 @@ def test_overview_links_every_model_in_table_and_chart(built):
                 assert name in Links(target.read_text(encoding="utf-8")).ids
 
 
+def test_models_json_follows_its_schema_and_states_every_figure_of_every_card(built):
+    jsonschema = python_module("jsonschema")
+    schema = json.loads((REPO / "docs" / "models.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = json.loads((built.site / "models.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(data)
+    assert (built.site / "models.schema.json").is_file()  # published next to it
+
+    assert sorted(model["name"] for model in data["models"]) == sorted(ALL_MODELS)
+    versions = {"torch": metadata.version("torch"), "fvcore": metadata.version("fvcore")}
+    for model in data["models"]:
+        family = ALL_MODELS[model["name"]]
+        entry = parse_card(REPO / "templates" / "models" / f"{family}.md").model(model["name"])
+        claims = {**entry.fields, **entry.results, "Weights": entry.weights}
+        assert (model["family"], model["id"]) == (family, entry.model_id)
+        assert set(model["figures"]) == set(claims)  # the cards state everything: nothing is measured-only
+        for field, claim in claims.items():
+            figure = model["figures"][field]
+            written = claim.value
+            if field in ("Top 1 Accuracy", "Top 5 Accuracy"):
+                assert (figure["value"], figure["unit"], figure["status"]) == (float(written.rstrip("%")), "%",
+                                                                               "reported")
+            elif field in VERIFIED_FIELDS:
+                assert figure["status"] == "verified" and figure["measured"] is not None, (model["name"], field)
+                assert figure["value"] == (float(written) if field == "Crop Pct" else
+                                           int(written) if field == "Image Size" else written)
+            else:  # training facts: stated, not checked
+                assert (figure["value"], figure["status"]) == (written, "reported")
+        assert model["figures"]["FLOPs"]["unit"] == "FLOPs" and model["figures"]["File Size"]["unit"] == "bytes"
+        assert model["image_size"] == int(entry.fields["Image Size"].value)
+        assert {name: model["measured_with"][name] for name in versions} == versions
+        card = page_of(built.site, model["card_url"])
+        assert card.parent.name == family and model["name"] in Links(card.read_text(encoding="utf-8")).ids
+
+
+def test_the_overview_table_and_chart_show_the_figures_of_models_json(built):
+    data = {model["name"]: model for model in json.loads((built.site / "models.json").read_text(encoding="utf-8"))
+            ["models"]}
+    overview = (built.site / "models" / "index.html").read_text(encoding="utf-8")
+    table = overview[overview.index('class="resfam-sortable"'):overview.index("</table>")]
+    rows = [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)[1:]]
+    assert len(rows) == len(data)
+    for name, collection, params, gflops, size, top1, top5, megabytes in rows:
+        figures = {field: figure["value"] for field, figure in data[name]["figures"].items()}
+        assert collection == data[name]["collection"] and int(size) == data[name]["image_size"]
+        assert [params, gflops, top1, top5, megabytes] == [
+            f"{figures['Parameters'] / 1e6:.2f}", f"{figures['FLOPs'] / 1e9:.2f}", f"{figures['Top 1 Accuracy']:.2f}",
+            f"{figures['Top 5 Accuracy']:.2f}", f"{figures['File Size'] / 1e6:.1f}"]
+    points = re.findall(r'data-model="([^"]+)"><title>[^<]*: ([0-9.]+) % top-1, ([0-9.]+) GFLOPs at (\d+)', overview)
+    assert len(points) == len(data)
+    for name, top1, gflops, size in points:
+        figures = data[name]["figures"]
+        assert (top1, gflops, int(size)) == (f"{figures['Top 1 Accuracy']['value']:.2f}",
+                                             f"{figures['FLOPs']['value'] / 1e9:.2f}", data[name]["image_size"])
+    assert 'href="../models.json"' in overview
+
+
 # ---------------------------------------------------------------------------------------------
 # Copies that must not build
 
@@ -241,6 +303,44 @@ def test_a_card_missing_from_the_nav_is_listed_with_the_other_cards(built, tmp_p
     home = (done.site / "index.html").read_text(encoding="utf-8")
     models_nav = home[home.index("models/resnest/"):]
     assert 'href="models/res2net/"' in models_nav  # in the Models section, after the listed cards
+
+
+# ---------------------------------------------------------------------------------------------
+# ProperDocs: the maintained fork of MkDocs 1.6, with its plugin API
+
+
+def article(page: Path) -> str:
+    """The page's content, without the theme's frame (which names the generator)."""
+    return re.search(r"<article.*?</article>", page.read_text(encoding="utf-8"), re.DOTALL).group()
+
+
+def test_properdocs_builds_the_same_site_and_runs_the_verification(built, tmp_path, tmp_path_factory):
+    python_module("properdocs")
+    done = mkdocs_build(REPO / "mkdocs.yml", tmp_path / "clean", session_cache(tmp_path_factory), builder="properdocs")
+    assert done.returncode == 0, done.output
+    assert done.network_attempts == []
+    files = sorted(path.relative_to(built.site) for path in built.site.rglob("*") if path.is_file())
+    assert sorted(path.relative_to(done.site) for path in done.site.rglob("*") if path.is_file()) == files
+    for page in html_files(built.site):
+        assert article(done.site / page.relative_to(built.site)) == article(page), page
+    assert (done.site / "models.json").read_bytes() == (built.site / "models.json").read_bytes()
+
+    # the plugin's messages reach ProperDocs' output: a warning of the engine, on a build that passes
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnest.md"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace("    ID: resnest50d\n", "    ID: resnest50d\n    Colour: blue\n", 1),
+                        encoding="utf-8")
+    warned = mkdocs_build(project / "mkdocs.yml", tmp_path / "warned", session_cache(tmp_path_factory),
+                          builder="properdocs")
+    assert warned.returncode == 0, warned.output
+    assert re.search(r"resfam: templates/models/resnest\.md:\d+: warning: unknown key 'Colour'", warned.output)
+
+    line = drift(template, "resnest50d", "FLOPs", 0.9)
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path / "drifted", session_cache(tmp_path_factory),
+                          builder="properdocs")
+    assert failed.returncode != 0 and "Traceback" not in failed.output
+    assert f"templates/models/resnest.md:{line}: drift: resnest50d FLOPs" in failed.output
 
 
 def test_list_card_pages_appends_what_an_explicit_nav_leaves_out():
@@ -428,7 +528,8 @@ def test_the_overview_and_the_card_tables_show_activations():
                     versions={"torch": "2.13.0", "fvcore": "0.1.5", "resfam": "0.1.0"})
     assert "| Activations | 11.11 M at 224 × 224 | [✓ verified](../measurement.md#activations" in \
         card_page(page, show_findings=False)
-    overview = overview_page([page], src_uri="models/index.md", urls={"models/resnet.md": "resnet/"})
+    overview = overview_page(model_catalog([page]), src_uri="models/index.md", urls={"models/resnet.md": "resnet/"},
+                             versions=page.versions)
     header, _, row = [line for line in overview.splitlines() if line.startswith("| ")][:3]
     assert header.split(" | ")[4] == "Activations (M)" and row.split(" | ")[4] == "11.11"
     assert "Measured with torch 2.13.0, fvcore 0.1.5 and resfam 0.1.0, on the CPU" in overview

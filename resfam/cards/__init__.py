@@ -21,8 +21,8 @@ _LAZY = {
     "sync_values": "verify",
 }
 
-_SUBMODULES = ("cache", "cli", "findings", "measure", "model_index", "pages", "plugin", "render", "report", "sync",
-               "verify", "worker")
+_SUBMODULES = ("cache", "catalog", "cli", "export", "findings", "measure", "model_index", "pages", "plugin", "render",
+               "report", "sync", "verify", "worker")
 
 __all__ = sorted(_LAZY)
 

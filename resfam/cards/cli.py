@@ -2,9 +2,12 @@
 
     resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]... [--strict]
                                                         exit 0 clean, 1 drift (--strict: or a warning), 2 bad input
+                        [--format github]               findings as GitHub Actions annotations
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
+    resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
+                                                        config.json), from cards that verify
 
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N and
 --quiet (no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
@@ -18,9 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .cache import default_cache_dir
+from .export import default_license, hub_folders, write_folders
 from .findings import CardError, Finding
 from .model_index import parse_card
-from .report import format_report, summary_line, write_json
+from .report import format_github, format_report, summary_line, write_json
 from .sync import (METADATA_SYNC_FIELDS, MODEL_SYNC_FIELDS, apply_edits, field_line, plan_sync, render_diff,
                    write_atomic)
 from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
@@ -49,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     report = _run_verify(args)
-    sys.stdout.write(format_report(report, verbose=args.verbose))
+    formatter = format_github if args.format == "github" else format_report
+    sys.stdout.write(formatter(report, verbose=args.verbose))
     if args.json:
         write_json(report, args.json)
     return report.strict_exit_code if args.strict else report.exit_code
@@ -151,6 +156,19 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     print(summary_line(report))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    report = _run_verify(args)
+    if not report.ok:
+        sys.stderr.write(format_report(report))
+        print("nothing written: the cards must match the code before they are exported", file=sys.stderr)
+        return report.exit_code
+    folders = hub_folders(report, args.templates, license_id=args.license or default_license())
+    write_folders(folders, args.out)
+    print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
+          "uploaded", file=sys.stderr)
     return EXIT_OK
 
 
@@ -282,12 +300,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     common.add_argument("--workers", type=int, default=DEFAULT_MAX_WORKERS, metavar="N",
                         help=f"measuring processes at most (default: {DEFAULT_MAX_WORKERS})")
-    checking = argparse.ArgumentParser(add_help=False)
+    tolerance = argparse.ArgumentParser(add_help=False)
+    tolerance.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
+                           help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "
+                                "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%%" for k, v in
+                                                                       DEFAULT_TOLERANCES.items()) + ")")
+    checking = argparse.ArgumentParser(add_help=False, parents=[tolerance])
     checking.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
-    checking.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
-                          help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "
-                               "(repeatable; defaults: " + ", ".join(f"{k} {v:g}%%" for k, v in
-                                                                      DEFAULT_TOLERANCES.items()) + ")")
     checking.add_argument("--without-card", action="append", default=[], metavar="ID",
                           help="a registered model left without a card on purpose (repeatable); a full run "
                                "fails on any other model that no card lists")
@@ -302,6 +321,9 @@ def _parser() -> argparse.ArgumentParser:
     verify_command.add_argument("--strict", action="store_true",
                                 help="warnings fail too (exit 1), as in mkdocs build --strict: e.g. a figure the "
                                      "prose writes out instead of citing the measurement")
+    verify_command.add_argument("--format", choices=("text", "github"), default="text",
+                                help="text (default), or github: each finding as a GitHub Actions workflow "
+                                     "command, shown on the pull request's changed lines")
     verify_command.set_defaults(command=_verify)
 
     sync_command = commands.add_parser("sync", parents=[common, checking],
@@ -321,6 +343,16 @@ def _parser() -> argparse.ArgumentParser:
 
     list_command = commands.add_parser("list", parents=[common, checking], help="the cards, their models and status")
     list_command.set_defaults(command=_list)
+
+    export_command = commands.add_parser("export", parents=[common, tolerance], help="write the verified cards for another "
+                                                                          "site (hub: the Hugging Face Hub)")
+    export_command.add_argument("target", choices=("hub",), help="hub: a folder per model with README.md and "
+                                                                 "config.json, ready to push next to its weights")
+    export_command.add_argument("out", metavar="OUT", help="the folder to write the model folders into")
+    export_command.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
+    export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
+                                                                "resfam's own, apache-2.0)")
+    export_command.set_defaults(command=_export, without_card=None)  # exports the cards, whatever they cover
     return parser
 
 

@@ -44,6 +44,7 @@ class CardField:
     anchor: the section of the measurement page that explains it.
     how: how the build gets the value, one sentence (tooltips and the measurement page).
     insert_style: the YAML quoting of a value `sync --fill` inserts (None: plain).
+    unit: the unit of the value (models.json), None for text.
     """
 
     name: str
@@ -58,6 +59,7 @@ class CardField:
     anchor: str | None = None
     how: str = ""
     insert_style: str | None = None
+    unit: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -81,31 +83,31 @@ FIELDS: tuple[CardField, ...] = (
     CardField("ID", METADATA, "model_id", "write the model's name in the resfam registry (resfam.list_models())"),
     CardField("Layers", METADATA, "count", _SYNC_HINT.format(what="depth"), TOLERANCE, 0.0,
               "measurement:layers", label="Layers", anchor="layers",
-              how="nominal depth from the block counts of the architecture"),
+              how="nominal depth from the block counts of the architecture", unit="layers"),
     CardField("Parameters", METADATA, "count", _SYNC_HINT.format(what="count"), TOLERANCE, 0.1,
               "measurement:parameters", label="Parameters", anchor="parameters",
-              how="sum of p.numel() over model.parameters(), with the 1000-class head"),
+              how="sum of p.numel() over model.parameters(), with the 1000-class head", unit="count"),
     CardField("FLOPs", METADATA, "count",
               _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"), TOLERANCE, 0.1,
               "measurement:flops", per_image_size=True, label="GFLOPs", anchor="flops",
-              how="fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP"),
+              how="fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP", unit="FLOPs"),
     CardField("Activations", METADATA, "count", _SYNC_HINT.format(what="count (fvcore's activation count)"),
               TOLERANCE, 0.1, "measurement:activations", per_image_size=True, label="Activations",
               anchor="activations",
               how="fvcore ActivationCountAnalysis of one image at the card's image size: the outputs of the "
-                  "convolutions and linear layers"),
+                  "convolutions and linear layers", unit="activations"),
     CardField("File Size", METADATA, "count", _SYNC_HINT.format(what="size in bytes"), TOLERANCE, 1.0,
               "measurement:file_size", label="File size", anchor="file-size",
-              how="bytes written by torch.save(model.state_dict())"),
+              how="bytes written by torch.save(model.state_dict())", unit="bytes"),
     CardField("Top 1 Accuracy", METRICS, "percentage", "write a percentage such as 76.13%", REPORTED,
-              label="Top-1 accuracy"),
+              label="Top-1 accuracy", unit="%"),
     CardField("Top 5 Accuracy", METRICS, "percentage", "write a percentage such as 92.86%", REPORTED,
-              label="Top-5 accuracy"),
+              label="Top-5 accuracy", unit="%"),
     CardField("Image Size", METADATA, "image_size", "write the input resolution in pixels, e.g. '224'", EXACT,
               measured="config:image_size", label="Image size", anchor="config", how=_CONFIG_HOW,
-              insert_style="'"),
+              insert_style="'", unit="pixels"),
     CardField("Crop Pct", METADATA, "crop_pct", "write the crop fraction, e.g. '0.875'", EXACT,
-              measured="config:crop_pct", label="Crop", anchor="config", how=_CONFIG_HOW, insert_style="'"),
+              measured="config:crop_pct", label="Crop", anchor="config", how=_CONFIG_HOW, insert_style="'", unit="fraction"),
     CardField("Interpolation", METADATA, "interpolation", f"use one of: {', '.join(INTERPOLATIONS)}", EXACT,
               measured="config:interpolation", label="Interpolation", anchor="config", how=_CONFIG_HOW),
     CardField("Weights", ENTRY, "url", "write the full https:// URL of the checkpoint", EXACT,
@@ -114,16 +116,16 @@ FIELDS: tuple[CardField, ...] = (
     CardField("Architecture", METADATA, "tags",
               "write one '- <tag>' line per component; the tags are listed on the measurement page", TAGS,
               measured="measurement:architecture", label="Architecture", anchor="architecture",
-              how="the components found in the model as built: its layers and the operators of its traced graph"),
+              how="the components found in the model as built: its layers and the operators of its traced graph", unit="tags"),
     CardField("Code", ENTRY, "source",
               "write the path of the file that registers the model, relative to the repository root, "
               "e.g. resfam/models/resnet.py (optionally with #L<line>)", SOURCE,
               measured="registry:code", label="Code", anchor="code",
-              how="the file, relative to the repository root, whose code registers the model"),
+              how="the file, relative to the repository root, whose code registers the model", unit="path"),
     # Training facts: kept as written, not checked against the code.
-    CardField("Epochs", METADATA, "count", "write the number of training epochs"),
-    CardField("Batch Size", METADATA, "count", "write the training batch size"),
-    CardField("LR Step Size", METADATA, "count", "write the number of epochs between learning-rate steps"),
+    CardField("Epochs", METADATA, "count", "write the number of training epochs", unit="epochs"),
+    CardField("Batch Size", METADATA, "count", "write the training batch size", unit="images"),
+    CardField("LR Step Size", METADATA, "count", "write the number of epochs between learning-rate steps", unit="epochs"),
     CardField("LR", METADATA, "rate"),
     CardField("Momentum", METADATA, "rate"),
     CardField("Weight Decay", METADATA, "rate"),

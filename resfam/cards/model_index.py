@@ -145,7 +145,7 @@ class ModelClaims:
     weights: the model-level `Weights` URL, or None.
     code: the model-level `Code` path, or None.
     results: the metrics of the ImageNet result (the first result when none names ImageNet), e.g.
-        'Top 1 Accuracy', 'Top 5 Accuracy'.
+        'Top 1 Accuracy', 'Top 5 Accuracy'; results_dataset: that result's Dataset, if it names one.
     metadata_line: line of the `Metadata` key, or None when the entry has no Metadata.
     raw: the whole entry as plain data, unknown keys included.
     metadata_insert: where a missing Metadata field is inserted (None when there is no Metadata).
@@ -159,6 +159,7 @@ class ModelClaims:
     weights: Claim | None = None
     code: Claim | None = None
     results: dict[str, Claim] = field(default_factory=dict)
+    results_dataset: str | None = None
     metadata_line: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     metadata_insert: InsertionPoint | None = None
@@ -719,6 +720,7 @@ class _CardParser:
             if chosen is None or (dataset == "ImageNet" and chosen_dataset != "ImageNet"):
                 chosen, chosen_dataset = metrics, dataset
         model.results = chosen or {}
+        model.results_dataset = chosen_dataset if isinstance(chosen_dataset, str) else None
 
     def read_metrics(self, model: ModelClaims, node: yaml.Node) -> dict[str, Claim]:
         if not isinstance(node, yaml.MappingNode):

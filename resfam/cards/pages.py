@@ -7,8 +7,9 @@ is ok and what drifts. This module only shows it:
   model whose verified figures carry a mark that links to (and, as a tooltip, says) how they were
   measured, and, when asked, the card's findings in an admonition at the top (red for drift and
   errors; `mkdocs serve` shows them instead of stopping).
-- `overview_page`: every model of every card in one table (sorted and filtered in the browser by
-  `docs/assets/resfam.js`) and an inline SVG chart of top-1 accuracy against GFLOPs.
+- `overview_page`: every model of the catalog (`catalog.model_catalog`, the data of models.json) in
+  one table (sorted and filtered in the browser by `docs/assets/resfam.js`) and an inline SVG chart of
+  top-1 accuracy against GFLOPs.
 
 It takes plain data (a `CardPage` per card) so it can be used, and tested, without MkDocs.
 """
@@ -19,11 +20,15 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .fields import EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
 from .findings import Finding
-from .model_index import Card, ModelClaims, find_blocks, percentage_value
+from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
+
+if TYPE_CHECKING:
+    from .catalog import CatalogModel
+    from .verify import CardResult
 
 MEASUREMENT_PAGE = "measurement.md"
 
@@ -67,6 +72,14 @@ class CardPage:
     def title(self) -> str:
         return self.card.collection if self.card is not None else self.family
 
+    @classmethod
+    def of(cls, result: CardResult, src_uri: str, source_url: str | None = None,
+           versions: Mapping[str, str] | None = None) -> CardPage:
+        """The page of a card the engine verified, at `src_uri` in the site; `versions` measured it."""
+        return cls(src_uri=src_uri, path=result.path, family=family_of(result.path), card=result.card,
+                   markdown=result.markdown, findings=result.findings, measured=result.measurements,
+                   source_url=source_url, versions=dict(versions or {}))
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -77,11 +90,24 @@ class Figure:
     finding: Finding | None  # the engine's finding for this model and field, if any
     measured_only: bool = False  # the card leaves the field out: the value is the measurement
 
+    @property
+    def status(self) -> str:
+        """drift or error (the engine's finding), verified (measured and equal to the card), measured (not
+        on the card: the value is the measurement) or reported (stated on the card, not measured)."""
+        if self.finding is not None and self.finding.status in PROBLEM_STATUSES:
+            return self.finding.status
+        if self.measured_only:
+            return "measured"
+        if self.finding is not None and self.finding.status == "ok":
+            return "verified"
+        return "reported"
+
 
 @dataclass(frozen=True)
 class ModelFacts:
     name: str
     figures: dict[str, Figure]
+    model_id: str = ""
 
     def number(self, field: str) -> float | None:
         """A figure as a number (accuracies in percent), or None when absent or not numeric."""
@@ -106,7 +132,8 @@ class ModelFacts:
 
 
 def model_facts(page: CardPage) -> list[ModelFacts]:
-    """Each model of the card with the figures the site shows (in `_ROW_ORDER`)."""
+    """Each model of the card with every figure it states or the engine measured: those the card tables
+    show first (in `_ROW_ORDER`), then the card's other scalar fields (Epochs, ...), in card order."""
     if page.card is None:
         return []
     # the table's marks: the comparisons (a warning about a figure, e.g. in the prose, is not one)
@@ -118,13 +145,13 @@ def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
            measured: Mapping[str, Any]) -> ModelFacts:
     claims = model.claims()
     figures = {}
-    for name in _ROW_ORDER:
+    for name in dict.fromkeys([*_ROW_ORDER, *claims, *measured]):
         finding = findings.get((model.name, name))
         if name in claims:
             figures[name] = Figure(name, claims[name].value, finding)
-        elif measured.get(name) is not None:
+        elif measured.get(name) is not None and name != "ID":
             figures[name] = Figure(name, measured[name], finding, measured_only=True)
-    return ModelFacts(model.name, figures)
+    return ModelFacts(model.name, figures, model.model_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +168,7 @@ def card_page(page: CardPage, *, show_findings: bool) -> str:
     markdown = strip_model_index(markdown)
     models = _models_section(page)
     if models:
-        markdown = _insert_before_first(markdown, level=2, text=models)
+        markdown = insert_before_first(markdown, level=2, text=models)
     if show_findings:
         notice = findings_admonitions(page.findings)
         if notice:
@@ -210,6 +237,8 @@ def _models_section(page: CardPage) -> str:
 def _model_table(model: ModelFacts, measurement: str, source_url: str | None) -> str:
     rows = ["| | Value | Check |", "| --- | --- | --- |"]
     for name, figure in model.figures.items():
+        if name not in REPORTED_FIELDS and name not in VERIFIED_FIELDS:
+            continue  # the card's other fields (training facts) are in its text and in models.json
         label = REPORTED_FIELDS.get(name) or VERIFIED_FIELDS[name][0]
         rows.append(f"| {label} | {_shown_value(figure, model, source_url)} | {_mark(figure, measurement)} |")
     return "\n".join(rows) + "\n"
@@ -248,17 +277,17 @@ def _mark(figure: Figure, measurement: str) -> str:
         return f'[reported]({measurement}#reported "Reported with the weights; not measured by the build")'
     _, section, how = VERIFIED_FIELDS[figure.field]
     finding = figure.finding
-    if finding is not None and finding.status in PROBLEM_STATUSES:
+    if figure.status in PROBLEM_STATUSES:
         text = f"✗ {finding.status}"
         if finding.measured is not None:
             text += f": measured {_md(_plain(finding.measured))}"
         if finding.drift_pct is not None:
             text += f" ({finding.drift_pct:+.2f} %)"
         return f'[{text}]({measurement}#{section} "{_title(finding.message)}"){{ .resfam-drift }}'
-    if figure.measured_only:
+    if figure.status == "measured":
         title = f"Not on the card; measured when this page was built: {how}"
         return f'[✓ measured]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
-    if finding is not None and finding.status == "ok":
+    if figure.status == "verified":
         title = f"Verified when this page was built: {how}. {finding.message}"
         return f'[✓ verified]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
     return "—"
@@ -310,25 +339,28 @@ def measurement_page(markdown: str, tolerances: Mapping[str, float], architectur
 # The overview page
 
 
-def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str, str]) -> str:
-    """The Markdown of the overview page at `src_uri`.
+def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping[str, str],
+                  models_json: str | None = None, versions: Mapping[str, str] | None = None) -> str:
+    """The Markdown of the overview page at `src_uri`: a table and a chart of `models` (the build's
+    `catalog.model_catalog`, which models.json is made from too).
 
     urls: card src_uri -> its URL relative to the overview page, for the chart's links (raw SVG is
     not rewritten by MkDocs, unlike the table's Markdown links).
+    models_json: the site path of models.json, linked from the page when given.
+    versions: the versions that measured the figures, for the page's note (`measured_with`).
     """
-    rows = [(page, model) for page in pages for model in model_facts(page)]
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
-    families = list(dict.fromkeys(page.title for page, _ in rows))
+    families = list(dict.fromkeys(model.collection for model in models))
     table = ["| Model | Family | Params (M) | GFLOPs | Activations (M) | Input (px) | Top-1 (%) | Top-5 (%) "
              "| File (MB) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     points = []
-    for page, model in rows:
-        link = posixpath.relpath(page.src_uri, here)
+    for model in models:
+        link = posixpath.relpath(model.src_uri, here)
         table.append(" | ".join([
-            f"| [{_md(model.name)}]({link}#{anchor(model.name)})",
-            _md(page.title),
+            f"| [{_md(model.name)}]({link}#{model.anchor})",
+            _md(model.collection),
             _number(model.number("Parameters"), 1e6, 2),
             _number(model.number("FLOPs"), 1e9, 2),
             _number(model.number("Activations"), 1e6, 2),
@@ -339,16 +371,18 @@ def overview_page(pages: Sequence[CardPage], *, src_uri: str, urls: Mapping[str,
         ]) + " |")
         flops, top1 = model.number("FLOPs"), model.number("Top 1 Accuracy")
         if flops and top1 is not None:
-            points.append(ChartPoint(model.name, families.index(page.title), page.title, flops / 1e9, top1,
-                                     model.image_size, f"{urls[page.src_uri]}#{anchor(model.name)}"))
+            points.append(ChartPoint(model.name, families.index(model.collection), model.collection, flops / 1e9,
+                                     top1, model.image_size, f"{urls[model.src_uri]}#{model.anchor}"))
+    as_json = (f" The same figures, with their units, conventions and status, are in "
+               f"[models.json]({posixpath.relpath(models_json, here)}).") if models_json else ""
     return "\n".join([
         "---\nhide:\n  - toc\n---\n",  # front matter: the wide table gets the table of contents' room
         "# All models\n",
-        f"Every model of every card: {len(rows)} models in {len(pages)} families. Parameters, GFLOPs, "
+        f"Every model of every card: {len(models)} models in {len(families)} families. Parameters, GFLOPs, "
         f"activations and file sizes are [measured from the code]({measurement}) on every build; GFLOPs "
         "and activations are counted at each model's own image size. Click a column header to sort, type "
-        "in the box to filter, and click a model to open its card.\n",
-        measured_with(pages[0].versions if pages else {}, measurement),
+        f"in the box to filter, and click a model to open its card.{as_json}\n",
+        measured_with(versions or {}, measurement),
         '<div class="resfam-sortable" markdown>\n',
         "\n".join(table) + "\n",
         "</div>\n",
@@ -471,7 +505,7 @@ def _headings(markdown: str) -> Iterator[tuple[int, int]]:
             yield index, len(heading.group(1))
 
 
-def _insert_before_first(markdown: str, *, level: int, text: str) -> str:
+def insert_before_first(markdown: str, *, level: int, text: str) -> str:
     """`text` before the first heading of `level`, or at the end when there is none."""
     lines = markdown.splitlines(keepends=True)
     index = next((i for i, found in _headings(markdown) if found == level), len(lines))

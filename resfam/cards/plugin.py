@@ -11,7 +11,8 @@
           without_card: [resnet26]   # registered models left without a card on purpose
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
-the result into Markdown; this module only hands that to MkDocs as generated files.
+the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
+MkDocs as generated files.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
   no traceback, and a failure even without --strict). The engine's warnings (a figure the prose
@@ -25,11 +26,12 @@ the result into Markdown; this module only hands that to MkDocs as generated fil
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemBytecodeCache
 from mkdocs.config import base
@@ -46,14 +48,18 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
     from mkdocs.livereload import LiveReloadServer
 
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
+from .catalog import model_catalog, models_json
 from .findings import CardError
-from .model_index import family_of
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
 from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Progress, Report, card_templates, verify
 
-log = logging.getLogger("mkdocs.plugins.resfam")
+# "mkdocs.plugins.resfam" under MkDocs; under ProperDocs, which serves `mkdocs` imports from its own
+# package, "properdocs.plugins.resfam": a logger its command line shows
+log = logging.getLogger(f"{BasePlugin.__module__}.resfam")
+
+MODELS_JSON = "models.json"  # every model and figure of the site as data (docs/models.schema.json)
 
 
 class ResfamConfig(base.Config):
@@ -106,7 +112,14 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         overview = self.config.overview
         urls = {page.src_uri: _relative_url(files.get_file_from_path(page.src_uri), overview, config)
                 for page in pages}
-        self._add(files, config, overview, overview_page(pages, src_uri=overview, urls=urls))
+        catalog = model_catalog(pages)  # one list of models for the overview and models.json
+        self._add(files, config, overview, overview_page(catalog, src_uri=overview, urls=urls,
+                                                         models_json=MODELS_JSON, versions=report.versions))
+        card_urls = {page.src_uri: urljoin(config.site_url or "", files.get_file_from_path(page.src_uri).url)
+                     for page in pages}
+        data = models_json(catalog, card_urls, report.versions)
+        # YAML may give a claim a type JSON lacks (a date); it is written as text
+        self._add(files, config, MODELS_JSON, json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
         return files
 
     def on_env(self, env: Environment, *, config: MkDocsConfig, files: Files) -> Environment:
@@ -150,23 +163,13 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         return os.path.relpath(os.path.abspath(template), self.templates_dir).replace(os.sep, "/")
 
     def _card_page(self, result: CardResult, versions: dict[str, str]) -> CardPage:
-        return CardPage(
-            src_uri=self._src_uri(result.path),
-            path=result.path,
-            family=family_of(result.path),
-            card=result.card,
-            markdown=result.markdown,
-            findings=result.findings,
-            measured=result.measurements,
-            source_url=self.config.source_url,
-            versions=versions,
-        )
+        return CardPage.of(result, self._src_uri(result.path), self.config.source_url, versions)
 
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
         clash = files.get_file_from_path(src_uri)
         if clash is not None:
-            raise PluginError(f"resfam: {clash.src_uri} in {config.docs_dir} has the path of a generated "
-                              "card page; rename or remove it")
+            raise PluginError(f"resfam: {clash.src_uri} in {config.docs_dir} has the path of a file the resfam "
+                              "plugin generates; rename or remove it")
         file = File.generated(config, src_uri, content=content)
         files.append(file)
         return file

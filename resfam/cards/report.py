@@ -1,4 +1,5 @@
-"""A verification report for people (like a compiler's errors) and for CI (JSON).
+"""A verification report for people (like a compiler's errors), for CI (JSON) and for pull requests
+(GitHub Actions workflow commands, which the runner turns into annotations on the changed lines).
 
     templates/models/resnet.md:57: drift: resnet50 Parameters: card says 25,000,000, code measures
     25,557,032 (-2.18%, tolerance 0.1%)
@@ -26,6 +27,42 @@ def format_report(report: Report, *, verbose: bool = False) -> str:
     lines = [finding.format() for finding in shown]
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
+
+
+def format_github(report: Report, *, verbose: bool = False) -> str:
+    """Every error, drift and warning as a GitHub Actions workflow command (`::error file=...,line=...,
+    title=...::message`), then the summary line as plain text. With `verbose`, the ok figures are listed
+    as plain lines too (an annotation per figure would bury the problems)."""
+    lines = [github_command(finding) if finding.status != "ok" else finding.format()
+             for finding in report.findings if verbose or finding.status != "ok"]
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+# drift fails the check like an error does; a warning is kept as written
+_GITHUB_LEVELS = {"error": "error", "drift": "error", "warning": "warning"}
+
+
+def github_command(finding: Finding) -> str:
+    """One finding as a workflow command: the level, the file and line it is about, a title naming the
+    model and field, and the message with its hint on a second line."""
+    properties = {"file": finding.path.replace(os.sep, "/")}
+    if finding.line:
+        properties["line"] = str(finding.line)
+    properties["title"] = " ".join(filter(None, [finding.model, finding.field])) or f"resfam-cards {finding.status}"
+    message = f"{finding.status}: {finding.message}" + (f"\nhint: {finding.hint}" if finding.hint else "")
+    shown = ",".join(f"{name}={_escape_property(value)}" for name, value in properties.items())
+    return f"::{_GITHUB_LEVELS[finding.status]} {shown}::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    """A workflow command's message: %, CR and LF are percent-encoded (GitHub's rule), % first."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    """A workflow command's property value: as a message, and also : and , which end a property."""
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def summary_line(report: Report) -> str:

@@ -206,7 +206,7 @@ class Report(FindingsView):
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     coverage: list[Finding] = field(default_factory=list)
     architecture_tags: dict[str, str] = field(default_factory=dict)  # the vocabulary, when the zoo loaded
-    versions: dict[str, str] = field(default_factory=dict)  # what measured the figures (cache.installed_versions)
+    versions: dict[str, str] = field(default_factory=dict)  # what measured the figures: Python, torch, fvcore, resfam
 
     @property
     def findings(self) -> list[Finding]:
@@ -267,15 +267,16 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         measured = _check_against_code(results, zoo, tolerances)
         coverage = [] if paths or without_card is None else \
             _check_coverage(results, zoo, templates_dir, list(without_card))
+        architecture_tags = zoo.architecture_tags()
+        versions = dict(zoo.cache.versions)
     # rendered after measuring: the prose cites the same measurement as the tables
     for path, result in zip(card_paths, results):
         _render_card(result, path, templates_dir, measured)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
-        architecture_tags = zoo.architecture_tags()
     stats.seconds = time.perf_counter() - started
-    return Report(results, stats, tolerances, coverage, architecture_tags, dict(zoo.cache.versions))
+    return Report(results, stats, tolerances, coverage, architecture_tags, versions)
 
 
 def resolve_tolerances(overrides: Mapping[str, Any] | None) -> dict[str, float]:
