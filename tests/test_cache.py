@@ -290,7 +290,7 @@ def test_a_cached_measurement_needs_the_activations_and_the_stage_layout():
 
     layout = {"stem_widths": [32, 32, 64], "stages": [{"blocks": 3, "block": "Bottleneck", "width": 256,
                                                         "inner_width": 64}]}
-    whole = dict(MEASUREMENT, activations=5, layout=layout, unexpected_uncounted_ops={})
+    whole = dict(MEASUREMENT, activations=5, layout=layout, unexpected_uncounted_ops={}, architecture=[])
     assert _valid_measurement(whole, "m", 224) == whole
     broken = [
         {name: value for name, value in whole.items() if name != "activations"},
