@@ -69,11 +69,12 @@ def test_huggingface_hub_reads_every_card_with_the_verified_figures(exported, mo
 
             verified = {f.field: as_card_writes(f.field, f.claimed) for f in result.findings
                         if f.model == model.name and f.status == "ok" and f.field != "ID"}
-            assert len(verified) == 8
+            assert len(verified) == 10
             assert data.to_dict()["resfam"]["verified"] == verified
             table = card.text[card.text.index("## Figures"):]
             for field, value in verified.items():
-                shown = f"{value:,}" if isinstance(value, int) else str(value)
+                shown = f"{value:,}" if isinstance(value, int) else ", ".join(value) if isinstance(value, list) \
+                    else str(value)
                 assert f"| {field} | {shown} |" in table and "| verified |" in table
             # the card's own text, rendered for this model: the usage snippets create it, then the citation
             assert f'resfam.create_model("{model.model_id}", pretrained=True)' in card.text

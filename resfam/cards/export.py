@@ -148,8 +148,9 @@ def _metadata(model: CatalogModel, card: Card, license_id: str, versions: dict[s
 def _figures_table(model: CatalogModel) -> str:
     rows = ["## Figures\n", "| Figure | Value | Unit | Status | Convention |", "| --- | --- | --- | --- | --- |"]
     for name, figure in model.figures.items():
-        value = f"{figure.value:,}" if isinstance(figure.value, int) and not isinstance(figure.value, bool) \
-            else str(figure.value)
+        value = figure.value
+        value = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) \
+            else ", ".join(value) if isinstance(value, list) else str(value)
         rows.append(f"| {name} | {_cell(value)} | {figure.unit or ''} | {figure.status} | {_cell(figure.convention)} |")
     return "\n".join(rows) + "\n"
 
