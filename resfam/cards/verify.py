@@ -182,6 +182,7 @@ class CardResult(FindingsView):
     markdown: str | None = None
     models: dict[str, MeasuredModel] = field(default_factory=dict)
     cited: dict[str, int] = field(default_factory=dict)  # {model ID: line} named in the prose as models.ID
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the template's `models`: {model ID: facts}
 
 
 @dataclass
@@ -404,14 +405,14 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
     if result.card is None:
         return
     wanted = [model.model_id for model in result.card.models] + list(result.cited)
-    facts = {model_id: measured[model_id].template_facts() for model_id in wanted
-             if model_id in measured and measured[model_id].error is None}
+    result.facts = {model_id: measured[model_id].template_facts() for model_id in wanted
+                    if model_id in measured and measured[model_id].error is None}
     try:
         result.markdown = render_template(result.path, templates_dir_for(path, templates_dir),
-                                          card_context(result.card, facts))
+                                          card_context(result.card, result.facts))
     except CardError as error:
         result.findings += error.findings
-    result.findings += literal_figures(result.card, facts)
+    result.findings += literal_figures(result.card, result.facts)
 
 
 def claimed_image_size(model: ModelClaims) -> int:
