@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 
 # public name -> the submodule that defines it
 _LAZY = {
-    "ModelConfig": "registry",
+    "ModelConfig": "config",
+    "default_config": "config",
     "UnknownModelError": "registry",
     "create_model": "registry",
     "get_model_config": "registry",
@@ -24,13 +25,14 @@ _LAZY = {
     "register_model": "registry",
     "PretrainedLoadError": "hub",
 }
-_SUBMODULES = ("cards", "hub", "models", "registry")
+_SUBMODULES = ("cards", "config", "hub", "models", "registry")
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
+    from .config import ModelConfig, default_config
     from .hub import PretrainedLoadError
-    from .registry import (ModelConfig, UnknownModelError, create_model, get_model_config, get_model_entry,
-                           is_model, list_models, register_model)
+    from .registry import (UnknownModelError, create_model, get_model_config, get_model_entry, is_model,
+                           list_models, register_model)
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _SUBMODULES)

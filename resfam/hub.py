@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
-from .registry import ModelConfig
+from .config import ModelConfig
 
 __all__ = ["PretrainedLoadError", "cached_path", "hash_prefix", "load_pretrained"]
 

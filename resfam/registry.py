@@ -8,35 +8,19 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import os
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-if TYPE_CHECKING:  # only for annotations: the card engine reads FAMILIES without paying for torch
+from .config import ModelConfig
+
+if TYPE_CHECKING:  # only for annotations: the registry must not import torch before the zoo does
     import torch.nn as nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-FAMILIES = ("resnet", "resnet-d", "resnext", "resnest", "res2net")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Default config of a registered model: what its published weights expect."""
-
-    url: str
-    input_size: tuple[int, int, int] = (3, 224, 224)
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    num_classes: int = 1000
-    first_conv: str = "conv1"
-    classifier: str = "fc"
-
-    @property
-    def image_size(self) -> int:
-        return self.input_size[-1]
+# A family is any slug a model registers under: it names the card template, templates/models/<family>.md
+FAMILY_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -83,16 +67,30 @@ def load_zoo() -> None:
 def register_model(name: str, family: str, config: ModelConfig):
     """Decorator: register `fn(pretrained=False, **kwargs) -> nn.Module` under `name`."""
     load_zoo()  # a name taken by the zoo stays taken, as when the zoo was imported with resfam
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if not isinstance(family, str) or not FAMILY_SLUG.fullmatch(family):
+        raise ValueError(f"{_registering_line()}: model {name!r} registers under the family {family!r}, which "
+                         "is not a slug; use lowercase letters, digits and single hyphens, e.g. 'wide-resnet' "
+                         "(the family names its card template, templates/models/<family>.md)")
 
     def wrap(fn):
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
+            raise ValueError(f"{_registering_line()}: model {name!r} is registered twice; every model ID "
+                             "names one model: choose another ID")
         _REGISTRY[name] = ModelEntry(name, family, fn, config)
         return fn
 
     return wrap
+
+
+def _registering_line() -> str:
+    """file:line of the statement registering a model, for error messages: past resfam's own helpers
+    (`register_resnet`) to the line of the model module, or the caller's line outside resfam."""
+    frame = sys._getframe(2)  # register_model's caller
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    while frame.f_code.co_name != "<module>" and frame.f_back is not None \
+            and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def closest_names(name: str, n: int = 3) -> list[str]:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv with resfam installed in editable mode (and the extras named, e.g. test).
+# Set up .venv with resfam installed in editable mode, and the extra named: `cards` for the card engine
+# and the site (MkDocs, Material, fvcore, Jinja), `test` for cards and the test tools; none for the zoo alone.
 # Usage: bash scripts/install.sh [EXTRA]
 set -euo pipefail
 cd "$(dirname "$0")/.."

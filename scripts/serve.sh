@@ -3,5 +3,5 @@
 # Usage: bash scripts/serve.sh [mkdocs serve arguments, e.g. -a 127.0.0.1:8000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh cards
 exec .venv/bin/mkdocs serve "$@"

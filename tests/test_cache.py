@@ -151,8 +151,8 @@ def test_the_files_defining_a_model_follow_its_builder_and_imports():
     assert {"resfam.models.resnet", "resfam.models.resnest"} <= referenced_modules(
         resfam.get_model_entry("resnest14d").builder)
     assert graph.closure(["models/resnest.py"]) == {"models/resnest.py", "models/resnet.py", "models/layers.py",
-                                                    "registry.py"}
-    assert graph.closure(["models/resnet.py"]) == {"models/resnet.py", "models/layers.py", "registry.py"}
+                                                    "registry.py", "config.py"}
+    assert graph.closure(["models/resnet.py"]) == {"models/resnet.py", "models/layers.py", "registry.py", "config.py"}
 
 
 def test_imports_made_while_a_model_is_built_are_recorded():

@@ -1,4 +1,4 @@
-"""The measurement contract (DESIGN.md), computed the fast way, equals the contract computed literally."""
+"""The measurement contract (docs/measurement.md), computed the fast way, equals the contract computed literally."""
 import io
 import subprocess
 import sys
@@ -15,7 +15,7 @@ SMALL_MODELS = ["resnet18", "resnest14d", "resnet26"]
 
 
 def literal_measurement(model_id: str, image_size: int) -> dict:
-    """The contract as DESIGN.md writes it: default initialisation, a real forward pass, a real buffer."""
+    """The contract as docs/measurement.md writes it: default initialisation, a real forward pass, a real buffer."""
     model = resfam.create_model(model_id)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
@@ -273,7 +273,7 @@ def test_every_shape_only_kernel_replaces_a_python_kernel_of_torch():
 
 
 def test_measuring_every_kind_of_block_imports_neither_dynamo_nor_sympy():
-    """torch's Python kernels import torch._dynamo and sympy on first use (1.5 s of every cold run)."""
+    """torch's Python kernels import torch._dynamo and sympy on first use (about a second of every cold run)."""
     script = ("import sys, torch\n"
               "from resfam.cards import measure\n"
               f"for model_id in {BLOCK_KINDS!r}:\n"

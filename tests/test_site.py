@@ -170,7 +170,7 @@ def test_models_json_follows_its_schema_and_states_every_figure_of_every_card(bu
     for model in data["models"]:
         family = ALL_MODELS[model["name"]]
         entry = parse_card(REPO / "templates" / "models" / f"{family}.md").model(model["name"])
-        claims = {**entry.fields, **entry.results, "Weights": entry.weights}
+        claims = entry.claims()
         assert (model["family"], model["id"]) == (family, entry.model_id)
         assert set(model["figures"]) == set(claims)  # the cards state everything: nothing is measured-only
         for field, claim in claims.items():
@@ -489,9 +489,12 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
     shutil.copytree(PACKAGE_DIR, project / "resfam", ignore=shutil.ignore_patterns("__pycache__"))
     models = project / "resfam" / "models" / "resnet.py"
     source = models.read_text(encoding="utf-8")
-    old = 'resnet101-5d3b4d8f.pth"),\n          block=Bottleneck, layers=(3, 4, 23, 3))'
-    assert old in source
-    models.write_text(source.replace(old, old.replace("(3, 4, 23, 3)", "(3, 4, 12, 3)")), encoding="utf-8")
+    start = source.index('register_resnet("tv_resnet101"')
+    end = source.index("\n", source.index("layers=", start))
+    registration = source[start:end]
+    assert "layers=(3, 4, 23, 3)" in registration
+    models.write_text(source[:start] + registration.replace("(3, 4, 23, 3)", "(3, 4, 12, 3)") + source[end:],
+                      encoding="utf-8")
     monkeypatch.setenv("PYTHONPATH", str(project))  # the copy's resfam, for sync, the build and its workers
     template = project / "templates" / "models" / "resnet.md"
     prose_before = strip_model_index(template.read_text(encoding="utf-8"))

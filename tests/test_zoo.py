@@ -8,7 +8,11 @@ norm, since deep models amplify float rounding. Everything else runs on small in
 import gc
 import json
 import math
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -43,8 +47,7 @@ def assert_close_to_scale(actual, expected, rel=1e-4):
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Run this file's many short forward passes on one thread. With two, OpenMP's spin-waiting made
-    them about 3x slower whenever another process shared the two cores (measured on the 34 reference
-    models: 44-50 s on one thread against 119-156 s on two)."""
+    them about 3x slower whenever another process shared the two cores (docs/performance.md)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -126,6 +129,14 @@ def test_batch_independence(filled):
         batch = model(x)
         for i in range(len(x)):
             assert_close_to_scale(batch[i], model(x[i : i + 1])[0])
+
+
+def test_config_names_the_input_convolution_and_the_classifier(filled):
+    name, model = filled
+    config = resfam.get_model_config(name)
+    first_conv = next(module for module in model.modules() if isinstance(module, torch.nn.Conv2d))
+    assert model.get_submodule(config.first_conv) is first_conv and first_conv.in_channels == 3
+    assert model.get_submodule(config.classifier) is model.get_classifier()
 
 
 def test_nominal_depth_is_the_number_in_the_name(filled):
@@ -233,3 +244,70 @@ def test_num_classes_zero_returns_features():
     assert not any(k.startswith("fc.") for k in model.state_dict())
     with torch.no_grad():
         assert model(seeded_input(1, 3, 64, 64)).shape == (1, model.num_features)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The script that regenerates the reference (scripts/make_timm_reference.py)
+
+MAKE_REFERENCE = Path(__file__).parents[1] / "scripts" / "make_timm_reference.py"
+
+
+def run_make_reference(*args, python_path=None, block_timm=False):
+    """The script in a fresh interpreter; with `block_timm`, as where timm is not installed."""
+    code = textwrap.dedent(f"""
+        import runpy, sys
+        class NoTimm:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "timm":
+                    raise ModuleNotFoundError("No module named 'timm'", name="timm")
+        if {block_timm!r}:
+            sys.meta_path.insert(0, NoTimm())
+        sys.argv = ["make_timm_reference.py", *{list(map(str, args))!r}]
+        runpy.run_path({str(MAKE_REFERENCE)!r}, run_name="__main__")
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [python_path, os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_the_reference_script_without_timm_says_so_and_writes_nothing(tmp_path):
+    output = tmp_path / "reference.json"
+    done = run_make_reference("--output", output, block_timm=True)
+    assert done.returncode == 2
+    assert "timm is not installed" in done.stderr and "pip install timm" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not output.exists()
+
+
+def test_the_reference_script_writes_the_format_of_the_reference(tmp_path):
+    """timm is not installed here: a stand-in `timm` builds resfam's own models, whose layout is timm's
+    (the tests above check it). Updating an ID of a copy of the reference must give its entry back,
+    within the logits' tolerance, and leave every other entry as it was."""
+    stand_in = tmp_path / "timm"
+    stand_in.mkdir()
+    (stand_in / "__init__.py").write_text(textwrap.dedent(f"""
+        __version__ = {REFERENCE["timm"]!r}
+
+        def create_model(name, pretrained=False):
+            import resfam
+            return resfam.create_model(name)
+    """))
+    output = tmp_path / "reference.json"
+    original = (Path(__file__).parent / "fixtures" / "timm-reference.json").read_text()
+    output.write_text(original)
+    updated = ["resnest14d"]
+    done = run_make_reference(*updated, "--output", output, python_path=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    made = json.loads(output.read_text())
+    assert original == json.dumps(REFERENCE, indent=1)  # the script writes the file as it was written
+    assert {key: made[key] for key in ("timm", "seed", "input")} == {key: REFERENCE[key] for key in ("timm", "seed", "input")}
+    assert list(made["models"]) == NAMES
+    assert {n: m for n, m in made["models"].items() if n not in updated} == \
+        {n: m for n, m in MODELS.items() if n not in updated}
+    for name in updated:
+        new, ref = made["models"][name], MODELS[name]
+        assert list(new) == list(ref)  # the same fields, in the same order
+        assert {k: new[k] for k in ("family", "params", "state_dict", "argmax")} == \
+            {k: ref[k] for k in ("family", "params", "state_dict", "argmax")}
+        tol = 1e-4 * ref["logits_norm"]
+        assert max(abs(a - b) for a, b in zip(new["logits_first16"], ref["logits_first16"])) <= tol
+        assert abs(new["logits_sum"] - ref["logits_sum"]) <= tol and abs(new["logits_norm"] - ref["logits_norm"]) <= tol

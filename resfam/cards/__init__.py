@@ -1,4 +1,4 @@
-"""The card engine: parse, render, measure, verify and sync the model cards (see DESIGN.md).
+"""The card engine: parse, render, measure, verify and sync the model cards (see docs/architecture.md).
 
 Its entry point is `resfam.cards.verify.verify` (`from resfam.cards.verify import verify`). The names
 below are imported on first use: the template renderer, a separate process every build starts, needs
@@ -6,9 +6,18 @@ below are imported on first use: the template renderer, a separate process every
 """
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_attributes
+
+# The card engine is resfam's `cards` extra: without it, say so, rather than fail on a missing import.
+_EXTRA = {"yaml": "pyyaml", "jinja2": "jinja2", "fvcore": "fvcore", "mkdocs": "mkdocs", "material": "mkdocs-material"}
+_missing = [package for module, package in _EXTRA.items() if importlib.util.find_spec(module) is None]
+if _missing:
+    raise ImportError(f"resfam's card engine needs the cards extra, which is not installed (missing: "
+                      f"{', '.join(_missing)}): pip install 'resfam[cards]', or in a checkout: "
+                      "bash scripts/install.sh cards")
 
 # public name -> the submodule that defines it
 _LAZY = {

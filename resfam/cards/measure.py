@@ -1,4 +1,4 @@
-"""Measure one model per the measurement contract of DESIGN.md, spending nothing counting does not need.
+"""Measure one model per the measurement contract (docs/measurement.md), spending nothing counting does not need.
 
     Parameters   sum(p.numel() for p in model.parameters()), default 1000-class head
     FLOPs        fvcore FlopCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
@@ -316,9 +316,9 @@ def shape_only_tracing() -> Iterator[None]:
 
     The operators a ResNet is made of get kernels that only work out the output's shape
     (`_SHAPE_KERNELS`). torch's own are general Python code (type promotion, memory formats, symbolic
-    shapes): measuring the 34 models took a fifth longer with them (8.9 s against 7.5 s, one thread),
-    and the first of them imports torch._dynamo and sympy (1 s more, once). Anything the short kernels do
-    not cover goes to torch's kernel.
+    shapes): measuring took a fifth longer with them, and the first of them imports torch._dynamo and
+    sympy (docs/performance.md has the figures). Anything the short kernels do not cover goes to torch's
+    kernel.
 
     Blocks nest: a worker opens one for its whole life, so the kernels are registered once.
     """

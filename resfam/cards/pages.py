@@ -38,7 +38,7 @@ VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
     field.name: (field.label, field.anchor, field.how) for field in FIELDS if field.verified and field.label}
 REPORTED_FIELDS = {field.name: field.label for field in fields_where(compare=REPORTED)}
 _ROW_ORDER = tuple(field.name for field in FIELDS if field.label)
-DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (DESIGN.md)
+DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (docs/measurement.md)
 
 PROBLEM_STATUSES = ("drift", "error")
 

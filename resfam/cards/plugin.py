@@ -9,6 +9,7 @@
           cache_dir: null            # where; the engine's default when unset
           source_url: https://github.com/OWNER/resfam/blob/main/   # `Code:` paths become links
           without_card: [resnet26]   # registered models left without a card on purpose
+          families: []               # the overview's family order; default: the nav's order of the cards
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
 the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
@@ -42,14 +43,13 @@ from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-from resfam.registry import FAMILIES
-
 if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise)
     from mkdocs.livereload import LiveReloadServer
 
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
+from .model_index import family_of
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
 from .render import start_renderer
 from .report import format_report
@@ -70,6 +70,7 @@ class ResfamConfig(base.Config):
     overview = c.Type(str, default="models/index.md")
     source_url = c.Optional(c.Type(str))  # e.g. https://github.com/OWNER/resfam/blob/main/: `Code:` links
     without_card = c.Type(list, default=[])  # registered model IDs deliberately left without a card
+    families = c.ListOfItems(c.Type(str), default=[])
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -88,9 +89,11 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
+        self.family_order = list(self.config.families)  # the overview's order; families not in it come last
         if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
             cards = [self._src_uri(path) for path in card_templates(self.templates_dir)]
             list_card_pages(config.nav, cards, self.config.overview)
+            self.family_order = self.family_order or [family_of(uri) for uri in _nav_paths(config.nav) if uri in cards]
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
@@ -104,7 +107,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             for finding in report.warnings:  # kept as written: `mkdocs build --strict` fails on them
                 log.warning("resfam: %s", finding.format())
 
-        pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=_family_rank)
+        pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=self._family_rank)
         for page in pages:
             file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
             # edit links are edit_uri + the path from docs/: for a card, "../templates/models/<family>.md"
@@ -174,6 +177,11 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         files.append(file)
         return file
 
+    def _family_rank(self, page: CardPage) -> tuple[int, str]:
+        """The overview's order: the `families` setting or the nav's; other families last, by name."""
+        order = self.family_order
+        return (order.index(page.family) if page.family in order else len(order), page.family)
+
     @staticmethod
     def _project_path(config: MkDocsConfig, path: str) -> str:
         """`path` relative to the folder of mkdocs.yml, made absolute."""
@@ -207,11 +215,6 @@ def _nav_paths(nav: list) -> Iterator[str]:
 def _nav_section_of(nav: list, paths: set[str]) -> list | None:
     return next((section for value, section in _nav_entries(nav) if isinstance(value, str) and value in paths),
                 None)
-
-
-def _family_rank(page: CardPage) -> tuple[int, str]:
-    """The registry's family order (ResNet first), for the overview; unknown families last."""
-    return (FAMILIES.index(page.family) if page.family in FAMILIES else len(FAMILIES), page.family)
 
 
 def _log_progress(progress: Progress) -> None:

@@ -56,10 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-# One worker by default. On the shared 2-vCPU machine of docs/performance.md, two measure a cold zoo
-# about 1.5x faster (`resfam-cards verify --no-cache`: 7.2 s against 10.4-11.4 s, alternating runs),
-# but they take both cores from whatever else runs there and double the peak memory (~0.4 GiB
-# each, for the largest model). CI and machines with cores to spare: `--workers 2` (`max_workers`).
+# One worker by default. Two measure a cold zoo faster, but they take both cores of a small machine
+# from whatever else runs there and double the peak memory (figures: docs/performance.md). CI and
+# machines with cores to spare: `--workers 2` (`max_workers`).
 DEFAULT_MAX_WORKERS = 1
 _STDERR_LINES_KEPT = 40
 

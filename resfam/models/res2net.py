@@ -6,8 +6,9 @@ import math
 import torch
 import torch.nn as nn
 
+from ..config import default_config
 from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION
-from .resnet import default_config, register_resnet
+from .resnet import register_resnet
 
 
 class Res2NetBottleneck(nn.Module):
@@ -61,13 +62,15 @@ class Res2NetBottleneck(nn.Module):
 
 _RES2NET = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-res2net"
 
-for _name, _layers, _width, _scale, _hash in [
-    ("res2net50_26w_4s", (3, 4, 6, 3), 26, 4, "06e79181"),
-    ("res2net50_48w_2s", (3, 4, 6, 3), 48, 2, "afed724a"),
-    ("res2net50_14w_8s", (3, 4, 6, 3), 14, 8, "6527dddc"),
-    ("res2net50_26w_6s", (3, 4, 6, 3), 26, 6, "19041792"),
-    ("res2net50_26w_8s", (3, 4, 6, 3), 26, 8, "2c7c9f12"),
-    ("res2net101_26w_4s", (3, 4, 23, 3), 26, 4, "02a759a1"),
-]:
-    register_resnet(_name, "res2net", default_config(f"{_RES2NET}/{_name}-{_hash}.pth"),
-                    block=Res2NetBottleneck, layers=_layers, base_width=_width, block_args=dict(scale=_scale))
+register_resnet("res2net50_26w_4s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_4s-06e79181.pth"),
+                block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=26, block_args=dict(scale=4))
+register_resnet("res2net50_48w_2s", "res2net", default_config(f"{_RES2NET}/res2net50_48w_2s-afed724a.pth"),
+                block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=48, block_args=dict(scale=2))
+register_resnet("res2net50_14w_8s", "res2net", default_config(f"{_RES2NET}/res2net50_14w_8s-6527dddc.pth"),
+                block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=14, block_args=dict(scale=8))
+register_resnet("res2net50_26w_6s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_6s-19041792.pth"),
+                block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=26, block_args=dict(scale=6))
+register_resnet("res2net50_26w_8s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_8s-2c7c9f12.pth"),
+                block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=26, block_args=dict(scale=8))
+register_resnet("res2net101_26w_4s", "res2net", default_config(f"{_RES2NET}/res2net101_26w_4s-02a759a1.pth"),
+                block=Res2NetBottleneck, layers=(3, 4, 23, 3), base_width=26, block_args=dict(scale=4))

@@ -5,8 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import default_config
 from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION, make_divisible
-from .resnet import ResNet, default_config, register_resnet, RESNET_D
+from .resnet import RESNET_D, register_resnet
 
 
 class SplitAttention(nn.Module):
@@ -94,24 +95,27 @@ class SplitAttentionBottleneck(nn.Module):
 
 _RESNEST = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-resnest"
 _WEIGHTS = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights"
-_WIDE_STEM = dict(RESNET_D, stem_width=64)
+_WIDE_STEM = dict(RESNET_D, stem_width=64)  # the 'e' models: ResNet-D with a stem 64 channels wide
 
-
-def _register(name, config, layers, stem, base_width=64, cardinality=1, **block_args):
-    register_resnet(name, "resnest", config, block=SplitAttentionBottleneck, layers=layers, **stem,
-                    base_width=base_width, cardinality=cardinality,
-                    block_args=dict(dict(radix=2, avd=True, avd_first=False), **block_args))
-
-
-_register("resnest14d", default_config(f"{_WEIGHTS}/gluon_resnest14-9c8fe254.pth"), (1, 1, 1, 1), RESNET_D)
-_register("resnest26d", default_config(f"{_WEIGHTS}/gluon_resnest26-50eb607c.pth"), (2, 2, 2, 2), RESNET_D)
-_register("resnest50d", default_config(f"{_RESNEST}/resnest50-528c19ca.pth"), (3, 4, 6, 3), RESNET_D)
-_register("resnest101e", default_config(f"{_RESNEST}/resnest101-22405ba7.pth", 256), (3, 4, 23, 3), _WIDE_STEM)
-_register("resnest200e", default_config(f"{_RESNEST}/resnest200-75117900.pth", 320, 0.909, "bicubic"),
-          (3, 24, 36, 3), _WIDE_STEM)
-_register("resnest269e", default_config(f"{_RESNEST}/resnest269-0cc87c48.pth", 416, 0.928, "bicubic"),
-          (3, 30, 48, 8), _WIDE_STEM)
-_register("resnest50d_4s2x40d", default_config(f"{_RESNEST}/resnest50_fast_4s2x40d-41d14ed0.pth", interpolation="bicubic"),
-          (3, 4, 6, 3), RESNET_D, base_width=40, cardinality=2, radix=4, avd_first=True)
-_register("resnest50d_1s4x24d", default_config(f"{_RESNEST}/resnest50_fast_1s4x24d-d4a4f76f.pth", interpolation="bicubic"),
-          (3, 4, 6, 3), RESNET_D, base_width=24, cardinality=4, radix=1, avd_first=True)
+register_resnet("resnest14d", "resnest", default_config(f"{_WEIGHTS}/gluon_resnest14-9c8fe254.pth"),
+                block=SplitAttentionBottleneck, layers=(1, 1, 1, 1), **RESNET_D)
+register_resnet("resnest26d", "resnest", default_config(f"{_WEIGHTS}/gluon_resnest26-50eb607c.pth"),
+                block=SplitAttentionBottleneck, layers=(2, 2, 2, 2), **RESNET_D)
+register_resnet("resnest50d", "resnest", default_config(f"{_RESNEST}/resnest50-528c19ca.pth"),
+                block=SplitAttentionBottleneck, layers=(3, 4, 6, 3), **RESNET_D)
+register_resnet("resnest101e", "resnest", default_config(f"{_RESNEST}/resnest101-22405ba7.pth", image_size=256),
+                block=SplitAttentionBottleneck, layers=(3, 4, 23, 3), **_WIDE_STEM)
+register_resnet("resnest200e", "resnest", default_config(f"{_RESNEST}/resnest200-75117900.pth", image_size=320,
+                                                         crop_pct=0.909, interpolation="bicubic"),
+                block=SplitAttentionBottleneck, layers=(3, 24, 36, 3), **_WIDE_STEM)
+register_resnet("resnest269e", "resnest", default_config(f"{_RESNEST}/resnest269-0cc87c48.pth", image_size=416,
+                                                         crop_pct=0.928, interpolation="bicubic"),
+                block=SplitAttentionBottleneck, layers=(3, 30, 48, 8), **_WIDE_STEM)
+register_resnet("resnest50d_4s2x40d", "resnest", default_config(f"{_RESNEST}/resnest50_fast_4s2x40d-41d14ed0.pth",
+                                                                interpolation="bicubic"),
+                block=SplitAttentionBottleneck, layers=(3, 4, 6, 3), base_width=40, cardinality=2,
+                block_args=dict(radix=4, avd_first=True), **RESNET_D)
+register_resnet("resnest50d_1s4x24d", "resnest", default_config(f"{_RESNEST}/resnest50_fast_1s4x24d-d4a4f76f.pth",
+                                                                interpolation="bicubic"),
+                block=SplitAttentionBottleneck, layers=(3, 4, 6, 3), base_width=24, cardinality=4,
+                block_args=dict(radix=1, avd_first=True), **RESNET_D)

@@ -8,12 +8,14 @@ for the nominal layer count). ResNeSt and Res2Net reuse this class with blocks o
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.nn as nn
 
-from ..registry import ModelConfig, register_model
+from ..config import ModelConfig, default_config
+from ..registry import register_model
 from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION, BlurPool2d, init_weights
 
 
@@ -208,14 +210,23 @@ class ResNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Registered models. Weights URLs and eval settings are those of the published checkpoints.
+# Registered models: one line each,
+#
+#     register_resnet(ID, FAMILY, default_config(WEIGHTS_URL, image_size=..., crop_pct=..., interpolation=...),
+#                     block=..., layers=..., **other ResNet arguments)
+#
+# Weights URLs and eval settings are those of the published checkpoints.
 
 _RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download"
+_WEIGHTS = f"{_RELEASES}/v0.1-weights"
 _TORCHVISION = "https://download.pytorch.org/models"
 
 
-def register_resnet(name, family, config, **arch):
-    """Register `name` as a ResNet with fixed architecture arguments `arch`."""
+def register_resnet(name: str, family: str, config: ModelConfig, **arch) -> None:
+    """Register `name` in `family` as a `ResNet` built with the arguments `arch` (a user's keyword
+    arguments to `create_model` override them)."""
+    # the deep stem is a Sequential: the input convolution is its first module
+    config = dataclasses.replace(config, first_conv="conv1.0" if arch.get("deep_stem") else "conv1")
 
     def build(**kwargs):
         return ResNet(**{**arch, **kwargs})
@@ -224,57 +235,54 @@ def register_resnet(name, family, config, **arch):
     register_model(name, family, config)(build)
 
 
-def default_config(url, size=224, crop_pct=0.875, interpolation="bilinear"):
-    return ModelConfig(url=url, input_size=(3, size, size), crop_pct=crop_pct, interpolation=interpolation)
-
-
 RESNET_D = dict(deep_stem=True, stem_width=32, avg_down=True)
 
 # ResNet
 register_resnet("resnet18", "resnet", default_config(f"{_TORCHVISION}/resnet18-5c106cde.pth"), block=BasicBlock, layers=(2, 2, 2, 2))
-register_resnet("resnet26", "resnet", default_config(f"{_RELEASES}/v0.1-weights/resnet26-9aa10e23.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(2, 2, 2, 2))
-register_resnet("resnet34", "resnet", default_config(f"{_RELEASES}/v0.1-weights/resnet34-43635321.pth"),
-          block=BasicBlock, layers=(3, 4, 6, 3))
-register_resnet("resnet50", "resnet", default_config(f"{_RELEASES}/v0.1-weights/resnet50_ram-a26f946b.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(3, 4, 6, 3))
-register_resnet("resnetblur50", "resnet",
-          default_config(f"{_RELEASES}/v0.1-weights/resnetblur50-84f4748f.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(3, 4, 6, 3), aa_layer=BlurPool2d)
-register_resnet("tv_resnet34", "resnet", default_config(f"{_TORCHVISION}/resnet34-333f7ec4.pth"), block=BasicBlock, layers=(3, 4, 6, 3))
-register_resnet("tv_resnet50", "resnet", default_config(f"{_TORCHVISION}/resnet50-19c8e357.pth"), block=Bottleneck, layers=(3, 4, 6, 3))
+register_resnet("resnet26", "resnet", default_config(f"{_WEIGHTS}/resnet26-9aa10e23.pth", interpolation="bicubic"),
+                block=Bottleneck, layers=(2, 2, 2, 2))
+register_resnet("resnet34", "resnet", default_config(f"{_WEIGHTS}/resnet34-43635321.pth"),
+                block=BasicBlock, layers=(3, 4, 6, 3))
+register_resnet("resnet50", "resnet", default_config(f"{_WEIGHTS}/resnet50_ram-a26f946b.pth", interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 4, 6, 3))
+register_resnet("resnetblur50", "resnet", default_config(f"{_WEIGHTS}/resnetblur50-84f4748f.pth", interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 4, 6, 3), aa_layer=BlurPool2d)
+register_resnet("tv_resnet34", "resnet", default_config(f"{_TORCHVISION}/resnet34-333f7ec4.pth"),
+                block=BasicBlock, layers=(3, 4, 6, 3))
+register_resnet("tv_resnet50", "resnet", default_config(f"{_TORCHVISION}/resnet50-19c8e357.pth"),
+                block=Bottleneck, layers=(3, 4, 6, 3))
 register_resnet("tv_resnet101", "resnet", default_config(f"{_TORCHVISION}/resnet101-5d3b4d8f.pth"),
-          block=Bottleneck, layers=(3, 4, 23, 3))
+                block=Bottleneck, layers=(3, 4, 23, 3))
 register_resnet("tv_resnet152", "resnet", default_config(f"{_TORCHVISION}/resnet152-b121ed2d.pth"),
-          block=Bottleneck, layers=(3, 8, 36, 3))
+                block=Bottleneck, layers=(3, 8, 36, 3))
 
 # ResNet-D
-register_resnet("resnet18d", "resnet-d", default_config(f"{_RELEASES}/v0.1-weights/resnet18d_ra2-48a79e06.pth", interpolation="bicubic"),
-          block=BasicBlock, layers=(2, 2, 2, 2), **RESNET_D)
-register_resnet("resnet26d", "resnet-d", default_config(f"{_RELEASES}/v0.1-weights/resnet26d-69e92c46.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(2, 2, 2, 2), **RESNET_D)
-register_resnet("resnet34d", "resnet-d", default_config(f"{_RELEASES}/v0.1-weights/resnet34d_ra2-f8dcfcaf.pth", interpolation="bicubic"),
-          block=BasicBlock, layers=(3, 4, 6, 3), **RESNET_D)
-register_resnet("resnet50d", "resnet-d", default_config(f"{_RELEASES}/v0.1-weights/resnet50d_ra2-464e36ba.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(3, 4, 6, 3), **RESNET_D)
-register_resnet("resnet101d", "resnet-d",
-          default_config(f"{_RELEASES}/v0.1-weights/resnet101d_ra2-2803ffab.pth", 256, 0.94, "bicubic"),
-          block=Bottleneck, layers=(3, 4, 23, 3), **RESNET_D)
-register_resnet("resnet152d", "resnet-d",
-          default_config(f"{_RELEASES}/v0.1-weights/resnet152d_ra2-5cac0439.pth", 256, 0.94, "bicubic"),
-          block=Bottleneck, layers=(3, 8, 36, 3), **RESNET_D)
-register_resnet("resnet200d", "resnet-d",
-          default_config(f"{_RELEASES}/v0.1-weights/resnet200d_ra2-bdba9bf9.pth", 256, 0.94, "bicubic"),
-          block=Bottleneck, layers=(3, 24, 36, 3), **RESNET_D)
+register_resnet("resnet18d", "resnet-d", default_config(f"{_WEIGHTS}/resnet18d_ra2-48a79e06.pth", interpolation="bicubic"),
+                block=BasicBlock, layers=(2, 2, 2, 2), **RESNET_D)
+register_resnet("resnet26d", "resnet-d", default_config(f"{_WEIGHTS}/resnet26d-69e92c46.pth", interpolation="bicubic"),
+                block=Bottleneck, layers=(2, 2, 2, 2), **RESNET_D)
+register_resnet("resnet34d", "resnet-d", default_config(f"{_WEIGHTS}/resnet34d_ra2-f8dcfcaf.pth", interpolation="bicubic"),
+                block=BasicBlock, layers=(3, 4, 6, 3), **RESNET_D)
+register_resnet("resnet50d", "resnet-d", default_config(f"{_WEIGHTS}/resnet50d_ra2-464e36ba.pth", interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 4, 6, 3), **RESNET_D)
+register_resnet("resnet101d", "resnet-d", default_config(f"{_WEIGHTS}/resnet101d_ra2-2803ffab.pth", image_size=256,
+                                                         crop_pct=0.94, interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 4, 23, 3), **RESNET_D)
+register_resnet("resnet152d", "resnet-d", default_config(f"{_WEIGHTS}/resnet152d_ra2-5cac0439.pth", image_size=256,
+                                                         crop_pct=0.94, interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 8, 36, 3), **RESNET_D)
+register_resnet("resnet200d", "resnet-d", default_config(f"{_WEIGHTS}/resnet200d_ra2-bdba9bf9.pth", image_size=256,
+                                                         crop_pct=0.94, interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 24, 36, 3), **RESNET_D)
 
 # ResNeXt
-register_resnet("resnext50_32x4d", "resnext",
-          default_config(f"{_RELEASES}/v0.1-weights/resnext50_32x4d_ra-d733960d.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
-register_resnet("resnext50d_32x4d", "resnext",
-          default_config(f"{_RELEASES}/v0.1-weights/resnext50d_32x4d-103e99f8.pth", interpolation="bicubic"),
-          block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4, **RESNET_D)
+register_resnet("resnext50_32x4d", "resnext", default_config(f"{_WEIGHTS}/resnext50_32x4d_ra-d733960d.pth",
+                                                             interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
+register_resnet("resnext50d_32x4d", "resnext", default_config(f"{_WEIGHTS}/resnext50d_32x4d-103e99f8.pth",
+                                                              interpolation="bicubic"),
+                block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4, **RESNET_D)
 register_resnet("resnext101_32x8d", "resnext", default_config(f"{_TORCHVISION}/resnext101_32x8d-8ba56ff5.pth"),
-          block=Bottleneck, layers=(3, 4, 23, 3), cardinality=32, base_width=8)
+                block=Bottleneck, layers=(3, 4, 23, 3), cardinality=32, base_width=8)
 register_resnet("tv_resnext50_32x4d", "resnext", default_config(f"{_TORCHVISION}/resnext50_32x4d-7cdf4587.pth"),
-          block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
+                block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
