@@ -200,11 +200,12 @@ def test_the_overview_table_and_chart_show_the_figures_of_models_json(built):
     rows = [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
             for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)[1:]]
     assert len(rows) == len(data)
-    for name, collection, params, gflops, size, top1, top5, megabytes in rows:
+    for name, collection, params, gflops, activations, size, top1, top5, megabytes in rows:
         figures = {field: figure["value"] for field, figure in data[name]["figures"].items()}
         assert collection == data[name]["collection"] and int(size) == data[name]["image_size"]
-        assert [params, gflops, top1, top5, megabytes] == [
-            f"{figures['Parameters'] / 1e6:.2f}", f"{figures['FLOPs'] / 1e9:.2f}", f"{figures['Top 1 Accuracy']:.2f}",
+        assert [params, gflops, activations, top1, top5, megabytes] == [
+            f"{figures['Parameters'] / 1e6:.2f}", f"{figures['FLOPs'] / 1e9:.2f}",
+            f"{figures['Activations'] / 1e6:.2f}", f"{figures['Top 1 Accuracy']:.2f}",
             f"{figures['Top 5 Accuracy']:.2f}", f"{figures['File Size'] / 1e6:.1f}"]
     points = re.findall(r'data-model="([^"]+)"><title>[^<]*: ([0-9.]+) % top-1, ([0-9.]+) GFLOPs at (\d+)', overview)
     assert len(points) == len(data)

@@ -79,7 +79,7 @@ def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[
             "warning", card.path, len(LINE_BREAK.findall(text, 0, match.start())) + 1,
             f"the prose writes {literal!r} as a literal figure, which the build does not check; {what}",
             hint=f"write {expression} instead (the template's variables: resfam/cards/render.py)",
-            model=_model_name(card, model_id), field=field, claimed=literal, measured=measured))
+            model=_model_name(card, model_id), field=field, claimed=literal, measured=measured, strict=True))
     return findings
 
 

@@ -221,9 +221,9 @@ class Report(FindingsView):
 
     @property
     def strict_exit_code(self) -> int:
-        """`exit_code`, with warnings (a literal figure in the prose, say) failing too, as 1: what
+        """`exit_code`, with the strict warnings (a figure the prose writes out) failing too, as 1: what
         `verify --strict` returns, as `mkdocs build --strict` fails on the same warnings."""
-        return self.exit_code or (1 if self.warnings else 0)
+        return self.exit_code or (1 if any(finding.strict for finding in self.warnings) else 0)
 
 
 # ---------------------------------------------------------------------------------------------
