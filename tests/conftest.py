@@ -1,6 +1,7 @@
 """Fixtures shared by the test modules."""
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def shared_cache(tmp_path_factory):
     """One cache for the whole session, shared by every test module: small models are
     measured once."""
     return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    """A copy of the resfam package, to edit model files in (`verify(package_dir=...)` measures it)."""
+    import resfam
+
+    target = tmp_path / "src" / "resfam"
+    shutil.copytree(Path(resfam.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
 
 
 # Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (default: "default"). The property tests

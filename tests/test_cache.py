@@ -27,7 +27,7 @@ def package(tmp_path):
         "__init__.py": "", "registry.py": "REGISTRY = {}\n", "models/__init__.py": "",
         "models/resnet.py": "DEPTH = 18\n", "models/resnest.py": "RADIX = 2\n",
         "cards/__init__.py": "", "cards/measure.py": "# measure\n", "cards/worker.py": "# worker\n",
-        "cards/pages.py": "# pages\n",
+        "cards/pool.py": "# the worker pool\n", "cards/limits.py": "# limits\n", "cards/pages.py": "# pages\n",
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +73,16 @@ def test_model_arguments_image_size_versions_and_measurement_code_are_in_the_key
     assert open_cache(package, tmp_path / "c", newer_torch).get_measurement("m", {}, 224) is None
 
     (package / "cards/measure.py").write_text("# measure, counted differently\n")
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
+
+
+def test_the_worker_process_code_is_in_the_key_and_the_parents_side_is_not(package, tmp_path):
+    """The pool and the limits bound the work; they change no figure, so editing them keeps the cache."""
+    store(open_cache(package, tmp_path / "c"), ["models/resnet.py"])
+    (package / "cards/pool.py").write_text("# the worker pool, rewritten\n")
+    (package / "cards/limits.py").write_text("# limits, rewritten\n")
+    assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is not None
+    (package / "cards/worker.py").write_text("# worker, rewritten\n")
     assert open_cache(package, tmp_path / "c").get_measurement("m", {}, 224) is None
 
 
@@ -135,6 +145,16 @@ def test_entries_are_written_whole_and_the_folder_ignores_itself_in_git(package,
         assert json.loads(entry.read_text())["value"]["flops"] == 2
 
 
+def test_a_cache_with_no_measurement_yet_says_so(package, tmp_path):
+    """(Then every model will be measured, and the verifier starts every worker at once.)"""
+    cache = open_cache(package, tmp_path / "c")
+    assert cache.holds_no_measurement() and open_cache(package, None).holds_no_measurement()
+    cache.put_registry({}, cache.sources.model_sources())
+    assert cache.holds_no_measurement()
+    store(cache, ["models/resnet.py"])
+    assert not open_cache(package, tmp_path / "c").holds_no_measurement()
+
+
 def test_an_unwritable_cache_only_costs_time(package, tmp_path):
     blocker = tmp_path / "c"
     blocker.write_text("a file where the cache folder should be")
@@ -187,13 +207,6 @@ Models:
 """
 
 
-@pytest.fixture
-def package_copy(tmp_path):
-    target = tmp_path / "src" / "resfam"
-    shutil.copytree(Path(resfam.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
 def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path, package_copy, shared_cache):
     templates = tmp_path / "templates"
     (templates / "models").mkdir(parents=True)
@@ -220,6 +233,13 @@ def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path
     warm = run()
     assert warm.ok and warm.stats.workers_started == 0 and warm.stats.measured_models == 0
     assert warm.stats.registry_from_cache
+
+    # The parent's side of the worker pool changes no figure: everything stays cached.
+    pool = package_copy / "cards" / "pool.py"
+    pool.write_text(pool.read_text() + "\n# a comment\n")
+    after_pool_edit = run()
+    assert after_pool_edit.ok and after_pool_edit.stats.workers_started == 0
+    assert after_pool_edit.stats.registry_from_cache
 
     # A comment in resnest.py: only resnest14d is measured again (and the registry re-read).
     resnest = package_copy / "models" / "resnest.py"
@@ -276,8 +296,8 @@ def test_a_worker_that_dies_fails_its_model_only(tmp_path, package_copy):
     (tmp_path / "templates" / "models" / "resnet.md").write_text(card)
     report = verify(templates_dir=tmp_path / "templates", cache_dir=tmp_path / "cache", package_dir=package_copy)
     [error] = report.errors
-    assert error.model == "crashnet" and "could not be measured: the measuring worker stopped (exit code 3)" \
-        in error.message
+    assert error.model == "crashnet" and "could not be measured: the measuring worker stopped while building " \
+                                         "(exit code 3)" in error.message
     ok = {(f.model, f.field) for f in report.findings if f.status == "ok"}
     assert ("crashnet", "ID") in ok and ("crashnet", "Layers") not in ok
     assert ("resnet18", "Layers") in ok and ("resnet18", "FLOPs") in ok  # measured by a new worker

@@ -184,7 +184,7 @@ def test_a_wrong_code_path_is_a_drift_and_sync_writes_the_registering_file(proje
 
 def test_a_right_line_anchor_verifies(project, cli):
     registering = next(number for number, text in enumerate((REPO / "resfam/models/res2net.py").read_text()
-                                                          .splitlines(), 1) if "register_resnet(" in text)
+                                                          .splitlines(), 1) if '"res2net50_48w_2s"' in text)
     rewrite_claim("res2net", "res2net50_48w_2s", "Code", f"resfam/models/res2net.py#L{registering}")
     assert cli("verify")[0] == 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import resfam.cards.verify as verify_module
+import resfam.cards.pool as pool_module
 import resfam.cards.worker as worker_module
 from resfam.cards.findings import CardError
 from resfam.cards.verify import DEFAULT_TOLERANCES, Progress, resolve_tolerances, sync_values, verify
@@ -247,7 +248,7 @@ def test_a_warm_verify_starts_no_worker(check, monkeypatch):
     def no_worker(*args, **kwargs):
         raise AssertionError("a worker was started although everything is cached")
 
-    monkeypatch.setattr(worker_module, "_WorkerProcess", no_worker)
+    monkeypatch.setattr(pool_module, "_WorkerProcess", no_worker)
     report = check(resnet=card_text(RESNET26, RESNET18))
     assert report.ok and report.stats.workers_started == 0 and report.stats.registry_from_cache
 
@@ -286,7 +287,7 @@ def test_the_committed_templates_verify_clean():
 def test_a_cold_verify_starts_its_worker_before_it_reads_the_cards(tmp_path, monkeypatch):
     """The worker's start-up (torch, the zoo: ~2 s) overlaps reading and rendering the cards."""
     events = []
-    real_worker, real_read = worker_module._WorkerProcess, verify_module._read_card
+    real_worker, real_read = pool_module._WorkerProcess, verify_module._read_card
 
     def worker(*args, **kwargs):
         events.append("worker started")
@@ -296,16 +297,18 @@ def test_a_cold_verify_starts_its_worker_before_it_reads_the_cards(tmp_path, mon
         events.append(f"read {path.name}")
         return real_read(path, templates_dir)
 
-    monkeypatch.setattr(worker_module, "_WorkerProcess", worker)
+    monkeypatch.setattr(pool_module, "_WorkerProcess", worker)
     monkeypatch.setattr(verify_module, "_read_card", read_card)
     templates = make_templates(tmp_path / "templates", resnet=card_text(RESNET18))
     report = verify(templates_dir=templates, cache_dir=tmp_path / "cache")
     assert report.ok and report.stats.measured_models == 1
-    assert events == ["worker started", "read resnet.md"]
+    # nothing cached at all: every worker starts early (an unused one is killed at the end)
+    assert events == ["worker started"] * report.stats.workers_started + ["read resnet.md"]
+    assert report.stats.workers_started == pool_module.WorkerPool(verify_module.PACKAGE_DIR).max_workers
 
 
 def test_a_worker_started_early_and_never_used_is_killed_at_close():
-    pool = worker_module.WorkerPool(verify_module.PACKAGE_DIR)
+    pool = pool_module.WorkerPool(verify_module.PACKAGE_DIR)
     pool.start_early()
     process = pool._workers[0].process
     pool.close()

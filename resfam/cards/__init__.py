@@ -30,7 +30,8 @@ _LAZY = {
     "sync_values": "verify",
 }
 
-_SUBMODULES = ("cache", "catalog", "cli", "export", "findings", "measure", "model_index", "pages", "plugin", "render",
+_SUBMODULES = ("architecture", "cache", "catalog", "cli", "export", "fields", "findings", "limits", "measure",
+               "model_index", "pages", "plugin", "pool", "render",
                "report", "sync", "verify", "worker")
 
 __all__ = sorted(_LAZY)

@@ -3,8 +3,10 @@
 An entry is found by its key and trusted only if the code behind it is unchanged:
 
 - key: what the value is of (a model ID and its arguments and an image size, or the registry),
-  the Python, torch, fvcore and resfam versions (read from the installed metadata, nothing is imported) and
-  the hash of the measurement code (`cards/measure.py`, `cards/worker.py`);
+  the Python, torch, fvcore and resfam versions (read from the installed metadata, nothing is imported)
+  and the hash of the measurement code: `cards/measure.py` and the worker process's own code,
+  `cards/worker.py`. The parent's side of the worker pool (`cards/pool.py`) and the limits that bound
+  the work (`cards/limits.py`) change no figure, so editing them keeps every entry;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
   worker that computed it. A measurement depends on the files that define its model (the module that
   registers it, the modules its builder and its layers come from, and every resfam module those import,
@@ -33,7 +35,8 @@ from typing import Any
 
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".resfam-cache"
-MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py", "cards/architecture.py")  # relative to the resfam package folder
+# the code that computes a figure, relative to the package
+MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py", "cards/architecture.py")
 CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
 
@@ -183,6 +186,16 @@ class MeasurementCache:
     def put_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int, value: dict[str, Any],
                         sources: dict[str, str | None]) -> None:
         self._write(self.measurement_key(model_id, kwargs, image_size), sources, value)
+
+    def holds_no_measurement(self) -> bool:
+        """Whether no measurement at all is stored (a first run; the cache off): every model is to measure."""
+        if self.directory is None:
+            return True
+        try:
+            with os.scandir(self.directory / f"v{CACHE_FORMAT}" / "measurement") as entries:
+                return not any(entry.name.endswith(".json") for entry in entries)
+        except OSError:
+            return True
 
     # -- files -----------------------------------------------------------------------------------
 

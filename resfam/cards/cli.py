@@ -10,8 +10,9 @@
     resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
                                                         config.json), from cards that verify
 
-Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N and
---quiet (no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
+Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N,
+--time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker) and --quiet
+(no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
 written, and exit code 2.
 """
 from __future__ import annotations
@@ -30,7 +31,8 @@ from .sync import (METADATA_SYNC_FIELDS, MODEL_SYNC_FIELDS, apply_edits, field_l
                    write_atomic)
 from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
                      shown_path, sync_values, verify)
-from .worker import DEFAULT_MAX_WORKERS, WorkerError
+from .pool import DEFAULT_MEMORY, DEFAULT_STEP_SECONDS, MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError, WorkerError
+from .limits import format_size
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -228,14 +230,16 @@ def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
 
 
 def _run_verify(args: argparse.Namespace) -> Report:
-    return verify(args.paths or None, templates_dir=args.templates, tolerances=_tolerances(args.tolerance),
+    tolerances, limits = _settings(args)
+    return verify(args.paths or None, templates_dir=args.templates, tolerances=tolerances,
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
-                  max_workers=max(1, args.workers), without_card=args.without_card)
+                  max_workers=args.workers, limits=limits, without_card=args.without_card)
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir(args.templates))
-    return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=max(1, args.workers))
+    return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=args.workers,
+                       limits=_limits(args))
 
 
 def _progress(args: argparse.Namespace):
@@ -246,6 +250,35 @@ def _progress(args: argparse.Namespace):
         print(event, file=sys.stderr, flush=True)
 
     return show
+
+
+def _settings(args: argparse.Namespace) -> tuple[dict[str, float], Limits]:
+    """The tolerances and the limits, every problem of either reported together."""
+    problems, tolerances, limits = [], {}, None
+    try:
+        tolerances = _tolerances(args.tolerance)
+    except CardError as error:
+        problems += error.findings
+    try:
+        limits = _limits(args)
+    except CardError as error:
+        problems += error.findings
+    if args.workers is not None and args.workers < 1:
+        problems.append(Finding("error", "--workers", None, f"at least one measuring process is needed, got "
+                                                            f"{args.workers}", hint="leave --workers out for "
+                                                                                    "the default"))
+    if problems:
+        raise CardError(problems)
+    return tolerances, limits
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    try:
+        return Limits.parse(args.time_limit, args.memory_limit)
+    except LimitsError as error:
+        options = {"seconds": ("--time-limit", TIME_LIMIT_HINT), "memory": ("--memory-limit", MEMORY_LIMIT_HINT)}
+        raise CardError([Finding("error", options[name][0], None, problem, hint=options[name][1])
+                         for name, problem in error.problems.items()]) from None
 
 
 def _tolerances(settings: list[str]) -> dict[str, float]:
@@ -299,8 +332,15 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .resfam-cache next "
                                                            "to the templates folder)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    common.add_argument("--workers", type=int, default=DEFAULT_MAX_WORKERS, metavar="N",
-                        help=f"measuring processes at most (default: {DEFAULT_MAX_WORKERS})")
+    common.add_argument("--workers", type=int, metavar="N",
+                        help="measuring processes at most (default: as many as the usable cores, and the "
+                             "available memory at --memory-limit each, allow)")
+    common.add_argument("--time-limit", metavar="SECONDS",
+                        help=f"the time one step of measuring a model may take: building it, or tracing it at "
+                             f"one image size (default: {DEFAULT_STEP_SECONDS:g})")
+    common.add_argument("--memory-limit", metavar="SIZE",
+                        help=f"the memory (address space) each measuring process may use, e.g. 2GiB "
+                             f"(default: {format_size(DEFAULT_MEMORY)})")
     tolerance = argparse.ArgumentParser(add_help=False)
     tolerance.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
                            help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "

@@ -39,7 +39,7 @@ import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 import torch.nn as nn
@@ -69,6 +69,14 @@ CONVENTIONALLY_UNCOUNTED_OPS = frozenset(
         "alpha_dropout", "clone",
     )
 )
+
+# A named part of measuring a model: `step("saving")` is a context manager (see measure_built_model).
+Step = Callable[[str], ContextManager[Any]]
+
+
+def _unnamed_step(name: str) -> ContextManager[Any]:
+    return contextlib.nullcontext()
+
 
 # Which way FLOPs were counted, recorded with every measurement.
 ON_SHAPES = "meta trace"
@@ -204,7 +212,8 @@ def count_flops(model: nn.Module, image_size: int) -> FlopCount:
     return _count_flops(model, [image_size], in_place=False)[0]
 
 
-def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool) -> list[FlopCount]:
+def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool,
+                 step: Step = _unnamed_step) -> list[FlopCount]:
     """`count_flops` at each of `image_sizes`, all on one meta-device version of the model: a copy, or
     with `in_place` the model itself moved to the meta device (a copy is a deep copy of every module:
     several times the cost of the move). If the meta trace fails, a moved model gets CPU tensors back,
@@ -212,14 +221,21 @@ def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool) ->
     try:
         shapes_only = model.to("meta") if in_place else _meta_copy(model)
         with shape_only_tracing():
-            return [_fvcore_count(shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES)
+            return [_traced(step, size, lambda: _fvcore_count(
+                        shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES))
                     for size in image_sizes]
     except Exception:  # an operator without a meta kernel, a torch without these internals
         logging.getLogger(__name__).debug("meta trace failed; counting on the CPU", exc_info=True)
     if in_place:
         model.to_empty(device="cpu")
     with _denormals_flushed():
-        return [_fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU) for size in image_sizes]
+        return [_traced(step, size, lambda: _fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU))
+                for size in image_sizes]
+
+
+def _traced(step: Step, image_size: int, count: Callable[[], FlopCount]) -> FlopCount:
+    with step(f"tracing at {image_size} px"):
+        return count()
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:
@@ -619,18 +635,24 @@ def _convolutions(module: nn.Module) -> list[nn.Conv2d]:
     return [layer for layer in module.modules() if isinstance(layer, nn.Conv2d)]
 
 
-def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int]) -> list[ModelMeasurement]:
+def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
+                        step: Step = _unnamed_step) -> list[ModelMeasurement]:
     """Every figure of an already built (uninitialised) `model`, FLOPs and activations at each of
-    `image_sizes`.
+    `image_sizes`, and its stage layout.
 
-    The model is used up: FLOPs are counted last, on the model itself moved to the meta device.
+    The model is used up: FLOPs are counted last, on the model itself moved to the meta device. Each
+    part of the work runs inside `step(name)` ("counting", "saving", "tracing at 224 px"): the worker
+    times each and says which one a failure happened in.
     """
-    parameters = count_parameters(model)
-    file_size = checkpoint_size(model)
-    layers = int(model.nominal_depth)
-    layout = stage_layout(model)
-    counts = _count_flops(model, image_sizes, in_place=True)
-    architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+    with step("counting"):
+        parameters = count_parameters(model)
+        layers = int(model.nominal_depth)
+        layout = stage_layout(model)
+    with step("saving"):
+        file_size = checkpoint_size(model)
+    counts = _count_flops(model, image_sizes, in_place=True, step=step)
+    with step("finding the architecture tags"):
+        architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
                              flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout)
             for size, flops in zip(image_sizes, counts)]

@@ -10,6 +10,9 @@
           source_url: https://github.com/OWNER/resfam/blob/main/   # `Code:` paths become links
           without_card: [resnet26]   # registered models left without a card on purpose
           families: []               # the overview's family order; default: the nav's order of the cards
+          workers: null              # measuring processes; default: as many as cores and memory allow
+          time_limit: 120            # seconds per step of measuring a model (building, each image size)
+          memory_limit: 4 GiB        # per measuring process
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
 the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
@@ -21,6 +24,8 @@ MkDocs as generated files.
   (an unknown key, say) are logged and kept as written.
 - Card pages an explicit `nav` leaves out are added to it, after the cards it lists: a new family
   needs only its template.
+- A model that takes too long or too much memory to measure, or crashes its worker, is an error on
+  its cards (see `pool`). While models are measured, the build log says so every few seconds.
 - `mkdocs serve`: the build goes on; a card with problems shows them in a red box at the top of its
   page. `templates/` and the resfam package are watched; the engine's cache keeps a rebuild down to
   the models whose definition or claims changed.
@@ -51,6 +56,7 @@ from .catalog import model_catalog, models_json
 from .findings import CardError
 from .model_index import family_of
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
+from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Progress, Report, card_templates, verify
@@ -71,6 +77,9 @@ class ResfamConfig(base.Config):
     source_url = c.Optional(c.Type(str))  # e.g. https://github.com/OWNER/resfam/blob/main/: `Code:` links
     without_card = c.Type(list, default=[])  # registered model IDs deliberately left without a card
     families = c.ListOfItems(c.Type(str), default=[])
+    workers = c.Optional(c.Type(int))
+    time_limit = c.Optional(c.Type((int, float, str)))  # None: pool.DEFAULT_STEP_SECONDS
+    memory_limit = c.Optional(c.Type((int, str)))  # None: pool.DEFAULT_MEMORY
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -88,6 +97,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             raise PluginError(f"resfam: no card templates: {self.templates_dir}/models/ does not exist "
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
+        self.limits = self._limits(config)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
         self.family_order = list(self.config.families)  # the overview's order; families not in it come last
         if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
@@ -157,9 +167,30 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         try:
             return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
                           cache_dir=self.cache_dir, use_cache=self.config.cache,
-                          progress=_log_progress, without_card=self.config.without_card)
+                          progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
+                          without_card=self.config.without_card)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
+
+    def _limits(self, config: MkDocsConfig) -> Limits:
+        """The time and memory limits of measuring; a PluginError naming each bad setting, its line in
+        mkdocs.yml and what it takes."""
+        problems = []  # (setting, what is wrong, how to fix it)
+        limits = None
+        try:
+            limits = Limits.parse(self.config.time_limit, self.config.memory_limit)
+        except LimitsError as error:
+            settings = {"seconds": ("time_limit", TIME_LIMIT_HINT), "memory": ("memory_limit", MEMORY_LIMIT_HINT)}
+            problems += [(settings[name][0], problem, settings[name][1]) for name, problem in error.problems.items()]
+        if self.config.workers is not None and self.config.workers < 1:
+            problems.append(("workers", f"at least one measuring process is needed, got {self.config.workers}",
+                             "leave workers out for the default"))
+        if problems:
+            path = config.config_file_path or "mkdocs.yml"
+            raise PluginError("resfam: bad settings of the resfam plugin:\n" + "\n".join(
+                f"{path}:{_line_of(path, name) or '?'}: {name}: {problem}\n    hint: {hint}"
+                for name, problem, hint in problems))
+        return limits
 
     def _src_uri(self, template: str | os.PathLike[str]) -> str:
         """Where a card template's page goes in the site: its path inside the templates folder."""
@@ -215,6 +246,18 @@ def _nav_paths(nav: list) -> Iterator[str]:
 def _nav_section_of(nav: list, paths: set[str]) -> list | None:
     return next((section for value, section in _nav_entries(nav) if isinstance(value, str) and value in paths),
                 None)
+
+
+def _line_of(config_file: str, setting: str) -> int | None:
+    """The line of mkdocs.yml where `setting:` is written (the first one), for error messages."""
+    try:
+        with open(config_file, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.lstrip().startswith(f"{setting}:"):
+                    return number
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
 
 
 def _log_progress(progress: Progress) -> None:

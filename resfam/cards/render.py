@@ -58,19 +58,19 @@ import json
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
 from collections import deque
 from dataclasses import asdict
 from types import TracebackType
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .findings import CardError, Finding
+from .limits import leave_interrupts_to_parent, limit_memory, pump, time_limit
 from .model_index import Card
 
 MAX_REPEAT_LENGTH = 1_000_000  # 'x' * n and [..] * n beyond this many items are refused
@@ -167,7 +167,7 @@ def _render_here(path: str, templates_dir: str, context: dict[str, Any], seconds
     name = _template_name(path, templates_dir)
     environment = make_environment(templates_dir)
     try:
-        with _time_limit(seconds):
+        with time_limit(seconds, lambda: _RenderTimeout(seconds)):
             page = environment.get_template(name).render(context)
     except Exception as error:  # every failure becomes a finding: a card never crashes the build
         raise CardError([_finding_for(error, path, templates_dir)]) from None
@@ -184,26 +184,6 @@ class _RenderTimeout(Exception):
     def __init__(self, seconds: float):
         super().__init__(f"more than {seconds:g} s")
         self.seconds = seconds
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Interrupt the block after `seconds` (where a timer signal exists; elsewhere the parent's kill
-    is the only limit)."""
-    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def time_up(signum: int, frame: Any) -> None:
-        raise _RenderTimeout(seconds)
-
-    previous = signal.signal(signal.SIGALRM, time_up)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,9 +255,9 @@ class _Renderer:
         self._replies = replies = queue.Queue()
         self._stderr.clear()
         # readers that never block the renderer; None in the queue says it has gone
-        threading.Thread(target=_pump, args=(self._process.stdout, replies.put, lambda: replies.put(None)),
+        threading.Thread(target=pump, args=(self._process.stdout, replies.put, lambda: replies.put(None)),
                          daemon=True).start()
-        threading.Thread(target=_pump, args=(self._process.stderr, self._stderr.append), daemon=True).start()
+        threading.Thread(target=pump, args=(self._process.stderr, self._stderr.append), daemon=True).start()
 
     def _stop(self) -> None:
         process, self._process = self._process, None
@@ -312,24 +292,14 @@ class _Renderer:
             process.wait()
 
 
-def _pump(stream: Any, sink: Any, at_end: Any = None) -> None:
-    for line in stream:
-        sink(line.rstrip("\n"))
-    if at_end is not None:
-        at_end()
-
-
 _RENDERER = _Renderer()
 atexit.register(_RENDERER.close)
 
 
 def _serve() -> None:
     """The renderer's side: one JSON request per line on stdin, one JSON reply per line on stdout."""
-    if hasattr(signal, "SIGINT"):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    with contextlib.suppress(ImportError, ValueError, OSError):
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, (RENDER_MEMORY, RENDER_MEMORY))
+    leave_interrupts_to_parent()
+    limit_memory(RENDER_MEMORY)
     for line in sys.stdin:
         request = json.loads(line)
         try:

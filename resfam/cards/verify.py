@@ -9,11 +9,13 @@ template errors and to hand the Markdown to the site), resolve every model ID in
 every model it names (`measure`, in worker processes, through the cache), compare every claimed figure
 with its tolerance, and check the cards against each other. Every outcome is a `Finding`.
 
-Measuring happens in fresh worker processes (`worker.WorkerPool`), so a long-running process sees the
+Measuring happens in fresh worker processes (`pool.WorkerPool`), so a long-running process sees the
 model files as they are now; this process never imports the models to verify. Each (model, image
 size) is measured once per run however many cards name it, and not at all when the cache holds it:
-a warm run reads the cache and starts no worker. One worker measures by default (see
-`worker.DEFAULT_MAX_WORKERS` for why); `max_workers` allows more.
+a warm run reads the cache and starts no worker. As many workers measure as the usable cores and the
+available memory allow (`pool.default_workers`); `max_workers` sets it. Every step of measuring a
+model is bounded in time and every worker in memory (`pool.Limits`): a model over a limit, or one
+that crashes its worker, is an error on every card that names it, and the other models are measured.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
-from .worker import DEFAULT_MAX_WORKERS, MeasureJob, WorkerError, WorkerPool
+from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
@@ -41,7 +43,7 @@ EXACT_FIELDS = ("ID",) + tuple(field.name for field in fields_where(compare=(EXA
 DEFAULT_IMAGE_SIZE = 224  # FLOPs are counted at this size when a card gives no Image Size
 PACKAGE_NAME = "resfam"  # `Code:` paths are relative to the folder holding the package
 
-ProgressCallback = Callable[["Progress"], None]
+ProgressCallback = Callable[["Progress | StillWorking"], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +239,8 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
            use_cache: bool = True,
            progress: ProgressCallback | None = None,
            package_dir: str | os.PathLike[str] | None = None,
-           max_workers: int = DEFAULT_MAX_WORKERS,
+           max_workers: int | None = None,
+           limits: Limits = Limits(),
            without_card: Iterable[str] | None = None) -> Report:
     """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
 
@@ -249,9 +252,12 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         Layers).
     cache_dir: where measurements are cached (default `.resfam-cache/` next to `templates_dir`);
         use_cache=False measures everything and leaves the cache alone.
-    progress: called with a `Progress` after each model measured.
+    progress: called with a `Progress` after each model measured, and with a `StillWorking` at least
+        every `pool.PROGRESS_SECONDS` while a worker is busy.
     package_dir: the resfam package whose models are measured (default: this one; the tests point it
         at an edited copy).
+    max_workers: measuring processes at most (default: `pool.default_workers`).
+    limits: the time each step of measuring a model may take, the memory each worker may hold.
 
     Raises CardError for bad arguments (an unknown or negative tolerance, no card templates found);
     everything about the cards themselves is in the report.
@@ -262,7 +268,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     card_paths = _card_paths(paths, templates_dir)
     stats = RunStats()
     with ZooMeasurer(package_dir=package_dir, cache_dir=_cache_dir(cache_dir, templates_dir, use_cache),
-                     progress=progress, max_workers=max_workers, stats=stats) as zoo:
+                     progress=progress, max_workers=max_workers, limits=limits, stats=stats) as zoo:
         zoo.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
         measured = _check_against_code(results, zoo, tolerances)
@@ -727,12 +733,12 @@ class ZooMeasurer:
 
     def __init__(self, *, package_dir: str | os.PathLike[str] | None = None,
                  cache_dir: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
-                 max_workers: int = DEFAULT_MAX_WORKERS, stats: RunStats | None = None):
+                 max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None):
         self.package_dir = Path(package_dir).resolve() if package_dir is not None else PACKAGE_DIR
         self.sources = SourceTree(self.package_dir)
         self.snapshot = self.sources.snapshot()
         self.cache = MeasurementCache(cache_dir, self.sources)
-        self.pool = WorkerPool(self.package_dir, max_workers)
+        self.pool = WorkerPool(self.package_dir, max_workers, limits)
         self.progress = progress
         self.stats = stats if stats is not None else RunStats()
         self._registry: dict[str, RegisteredModel] | None = None
@@ -742,18 +748,20 @@ class ZooMeasurer:
     def __enter__(self) -> "ZooMeasurer":
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        self.close(interrupted=exc_type is not None)
 
-    def close(self) -> None:
-        self.pool.close()
+    def close(self, interrupted: bool = False) -> None:
+        """End the workers; after an error or Ctrl-C, at once (a busy one is killed)."""
+        self.pool.close(kill=interrupted)
         self.stats.workers_started = self.pool.started
 
     def start_early(self) -> None:
         """With no registry facts in the cache (a cold run, or a model file edited), a worker will be
-        needed: start it now, so that it starts up (~2 s) while the cards are read."""
+        needed: start it now, so that it starts up (~2 s) while the cards are read. With no
+        measurement in the cache either, every model will be measured: start every worker."""
         if self._cached_registry() is None:
-            self.pool.start_early()
+            self.pool.start_early(self.pool.max_workers if self.cache.holds_no_measurement() else 1)
 
     def _cached_registry(self) -> dict[str, RegisteredModel] | None:
         """The registry facts the cache holds for the sources as they are (looked up once)."""
@@ -766,7 +774,7 @@ class ZooMeasurer:
     def registry(self) -> dict[str, RegisteredModel]:
         """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
         if self._cached_registry() is None:
-            reply = self.pool.registry()
+            reply = self.pool.registry(self.progress)
             facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags")}
             self._registry, self._architecture_tags = _registered_models(facts)
             if self._registry is None:
@@ -816,7 +824,7 @@ class ZooMeasurer:
                                        tuple(job.image_sizes), reply.get("seconds", 0.0), errors.get(job.model_id)))
 
         if jobs:
-            self.pool.measure(jobs, on_result)
+            self.pool.measure(jobs, on_result, self.progress)
 
         measured = {}
         for model_id, registered in models.items():

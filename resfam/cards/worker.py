@@ -1,9 +1,9 @@
-"""Measuring in a fresh Python process: the model zoo as it is on disk now, not as some long-running
-process (`mkdocs serve`) imported it when it started.
+"""The measuring worker: a fresh Python process that measures the model zoo as it is on disk now, not as
+some long-running process (`mkdocs serve`) imported it when it started. Its parent's side is `pool.py`.
 
 The worker is started by path,
 
-    python <resfam>/cards/worker.py --root <folder holding resfam> --threads N
+    python <resfam>/cards/worker.py --root <folder holding resfam> --threads N --time-limit S --memory-limit B
 
 rather than as `python -m resfam.cards.worker`, because `-m` imports the resfam package and
 `resfam.cards` through the ordinary import, before the worker could set up its own. The worker then
@@ -14,12 +14,20 @@ Protocol: JSON lines. The worker first sends `{"op": "ready", ...}`, or `{"op": 
 when the zoo cannot be imported; then answers each request line on stdin with one line on stdout:
 
     {"op": "registry"}
-        -> {"op": "registry", "models": {ID: {"family", "config", "sources", "defined_in"}},
+        -> {"op": "registry", "models": {ID: {"family", "config", "sources", "defined_in", "defined_at"}},
+            "architecture_tags": {tag: definition},
             "hashes": {file: sha256}, "versions", "code"}
     {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
         -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256}, "seconds",
             "versions", "code"}
-        -> {"op": "failed", "model", "error", "versions", "code"}
+        -> {"op": "failed", "model", "error", "step", "cause", "where", "versions", "code"}
+
+Before each step of its work (importing the model zoo; for a model: building, counting, saving,
+tracing at N px) the worker sends `{"op": "step", "step": NAME}`. A step may take `--time-limit`
+seconds: then it is stopped where it is. The process may hold `--memory-limit` bytes of address space.
+A failure says the step it happened in, its `cause` ("time", "memory" or "error") and `where`: the
+resfam source line the model's code had reached ("resfam/models/resnet.py:120"), when there is one.
+Ctrl-C is left to the parent, which stops its workers itself.
 
 `sources` are the files that define the model, '/'-separated relative to the resfam package: the module
 that registers it and the helpers on the way to `register_model`, the modules its builder refers to
@@ -27,9 +35,6 @@ and its layers' classes come from, the modules imported while it is built and me
 resfam module those import when imported, transitively (read from the source). The hashes are read after the work,
 so the parent can tell whether a file changed while it was being measured. Anything a library prints
 goes to stderr, never into the protocol.
-
-This module imports only the standard library at the top: `WorkerPool`, the parent's side, runs in
-processes that must not import torch models for nothing.
 """
 from __future__ import annotations
 
@@ -44,230 +49,21 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import queue
-import subprocess
 import sys
-import threading
 import time
 import traceback
 import types
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
-
-# One worker by default. Two measure a cold zoo faster, but they take both cores of a small machine
-# from whatever else runs there and double the peak memory (figures: docs/performance.md). CI and
-# machines with cores to spare: `--workers 2` (`max_workers`).
-DEFAULT_MAX_WORKERS = 1
-_STDERR_LINES_KEPT = 40
-
-
-# =============================================================================================
-# The parent's side
-
-
-class WorkerError(Exception):
-    """A worker could not do its job; the message says why in one line."""
-
-
-class WorkerStartupError(WorkerError):
-    """The worker could not import the model zoo (a syntax error in a model file, say)."""
-
-
-@dataclass
-class MeasureJob:
-    """Measure one model (built once) at one or more image sizes."""
-
-    model_id: str
-    image_sizes: list[int]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def request(self) -> dict[str, Any]:
-        return {"op": "measure", "model": self.model_id, "kwargs": self.kwargs, "image_sizes": self.image_sizes}
-
-
-class _WorkerProcess:
-    """One worker process and its pipes; `ask` sends a request and waits for the answer."""
-
-    def __init__(self, package_dir: Path, threads: int):
-        script = package_dir / "cards" / "worker.py"
-        environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        self.process = subprocess.Popen(
-            [sys.executable, str(script), "--root", str(package_dir.parent), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            encoding="utf-8", bufsize=1, cwd=str(package_dir.parent), env=environment,
-        )
-        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_LINES_KEPT)
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
-        self.ready: dict[str, Any] | None = None
-
-    def _drain_stderr(self) -> None:
-        # read continuously so a chatty library can never fill the pipe and stall the worker
-        for line in self.process.stderr:
-            self.stderr_tail.append(line.rstrip("\n"))
-
-    def wait_ready(self) -> dict[str, Any]:
-        if self.ready is None:
-            reply = self._receive()
-            if reply.get("op") == "fatal":
-                raise WorkerStartupError(reply.get("error", "the worker could not start"))
-            self.ready = reply
-        return self.ready
-
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.wait_ready()
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-        except OSError:
-            raise WorkerError(self._death_message()) from None
-        return self._receive()
-
-    def _receive(self) -> dict[str, Any]:
-        line = self.process.stdout.readline()
-        if not line:
-            raise WorkerError(self._death_message())
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise WorkerError(f"the measuring worker sent something that is not JSON: {line[:200]!r}") from None
-
-    def _death_message(self) -> str:
-        try:
-            code = self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            code = None
-        time.sleep(0.05)  # let the stderr reader catch the last lines
-        last = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
-        why = f"exit code {code}" + (" (killed: out of memory?)" if code == -9 else "")
-        return f"the measuring worker stopped ({why})" + (f": {last.strip()}" if last else "")
-
-    def close(self) -> None:
-        if self.ready is None:  # started early and never needed: nothing to finish
-            self.process.kill()
-        try:
-            if self.process.stdin and not self.process.stdin.closed:
-                self.process.stdin.close()  # end of requests: the worker exits
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()  # still busy measuring (an interrupted run)
-            self.process.wait()
-
-
-class WorkerPool:
-    """Up to `max_workers` measuring processes, each started when first needed, closed together.
-
-    `registry()` asks one worker for the registry facts; `measure(jobs, on_result)` hands the jobs out
-    one at a time to whichever worker is free (the largest first, as given) and calls `on_result(job,
-    reply)` in the calling thread as each finishes. A worker that dies fails its job only: the next job
-    gets a new worker. A worker that cannot import the zoo fails every job with that error.
-    """
-
-    def __init__(self, package_dir: str | os.PathLike[str], max_workers: int = DEFAULT_MAX_WORKERS,
-                 cpus: int | None = None):
-        self.package_dir = Path(package_dir).resolve()
-        self.cpus = cpus or os.cpu_count() or 1
-        self.max_workers = max(1, min(max_workers, self.cpus))
-        self.threads_per_worker = max(1, self.cpus // self.max_workers)
-        self._workers: dict[int, _WorkerProcess] = {}
-        self._lock = threading.Lock()
-        self._startup_error: WorkerStartupError | None = None
-        self.started = 0
-
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def start_early(self) -> None:
-        """Start the first worker now, without waiting for it: it imports torch and the zoo while the
-        caller does other work (reads the cards). Closing the pool kills it if it was never used."""
-        with self._lock:
-            self._started_worker(0)
-
-    def _started_worker(self, slot: int) -> _WorkerProcess:
-        worker = self._workers.get(slot)
-        if worker is None:
-            worker = self._workers[slot] = _WorkerProcess(self.package_dir, self.threads_per_worker)
-            self.started += 1
-        return worker
-
-    def _worker(self, slot: int) -> _WorkerProcess:
-        with self._lock:
-            if self._startup_error is not None:
-                raise self._startup_error
-            worker = self._started_worker(slot)
-        try:
-            worker.wait_ready()
-        except WorkerStartupError as error:
-            with self._lock:
-                self._startup_error = error
-            raise
-        return worker
-
-    def _retire(self, slot: int) -> None:
-        with self._lock:
-            worker = self._workers.pop(slot, None)
-        if worker is not None:
-            worker.close()
-
-    def registry(self) -> dict[str, Any]:
-        """The worker's registry facts reply (raises WorkerError when the zoo cannot be imported)."""
-        try:
-            return self._worker(0).ask({"op": "registry"})
-        except WorkerError:
-            if self._startup_error is None:
-                self._retire(0)
-            raise
-
-    def measure(self, jobs: list[MeasureJob], on_result: Callable[[MeasureJob, dict[str, Any]], None]) -> None:
-        pending = deque(jobs)
-        finished: queue.Queue = queue.Queue()
-
-        def work(slot: int) -> None:
-            while True:
-                with self._lock:
-                    if not pending:
-                        return
-                    job = pending.popleft()
-                try:
-                    reply = self._worker(slot).ask(job.request())
-                except Exception as error:  # noqa: BLE001 - every job gets an answer, or the caller waits forever
-                    message = str(error) if isinstance(error, WorkerError) else f"{type(error).__name__}: {error}"
-                    reply = {"op": "failed", "model": job.model_id, "error": message}
-                    if not isinstance(error, WorkerStartupError):
-                        self._retire(slot)
-                finished.put((job, reply))
-
-        threads = [threading.Thread(target=work, args=(slot,), daemon=True)
-                   for slot in range(min(self.max_workers, len(jobs)))]
-        for thread in threads:
-            thread.start()
-        for _ in jobs:
-            on_result(*finished.get())
-        for thread in threads:
-            thread.join()
-
-    def close(self) -> None:
-        with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
-            worker.close()
-
-
-# =============================================================================================
-# The worker's side
+from typing import Any, Iterable, Iterator
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="resfam measuring worker (JSON lines on stdin/stdout)")
     parser.add_argument("--root", required=True, help="the folder that holds the resfam package")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--time-limit", type=float, help="seconds per step (default: none)")
+    parser.add_argument("--memory-limit", type=int, help="bytes of address space (default: none)")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     # Run as a script, this file's folder is first on sys.path; the package's folder goes there instead.
@@ -276,14 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(root))
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land on stderr
-    return _Server(root / "resfam", protocol, args.threads).run(sys.stdin)
+    return _Server(root / "resfam", protocol, args.threads, args.time_limit, args.memory_limit).run(sys.stdin)
+
+
+class _StepTimeUp(BaseException):
+    """Raised inside the running code when its step is over the time limit. Not an Exception: no
+    `except Exception` on the way (the meta trace's fallback to the CPU, a model's own) carries on."""
 
 
 class _Server:
-    def __init__(self, package_dir: Path, protocol, threads: int):
+    def __init__(self, package_dir: Path, protocol, threads: int, seconds: float | None = None,
+                 memory: int | None = None):
         self.package_dir = package_dir
         self.protocol = protocol
         self.threads = threads
+        self.seconds = seconds
+        self.memory = memory
+        self.current_step: str | None = None
         self.relative = _RelativePaths(package_dir)
         self.imports = _ImportGraph(package_dir)
 
@@ -294,8 +99,7 @@ class _Server:
         try:
             self.start()
         except BaseException as error:  # noqa: BLE001 - whatever it is, the parent hears about it
-            traceback.print_exc()
-            self.send({"op": "fatal", "error": describe_error(error, self.relative)})
+            self.send({"op": "fatal", **self.failure(error)})
             return 1
         self.send({"op": "ready", "pid": os.getpid(), "versions": self.installed_versions()})
         for line in requests:
@@ -304,22 +108,29 @@ class _Server:
         return 0
 
     def start(self) -> None:
-        import torch  # first, so that watching the zoo's import below does not watch torch's
+        _compile_fresh_from_source(self.package_dir)
+        from resfam.cards import limits
+
+        limits.leave_interrupts_to_parent()
+        if self.memory:
+            limits.limit_memory(self.memory)
+        self.time_limit = limits.time_limit
+        import torch  # before the zoo, so that watching the zoo's import below does not watch torch's
 
         torch.set_num_threads(self.threads)
-        _compile_fresh_from_source(self.package_dir)
-        self.registrations = _import_zoo(self.package_dir, self.relative)
-        import resfam
+        with self.step("importing the model zoo"):
+            self.registrations = _import_zoo(self.package_dir, self.relative)
+            import resfam
 
-        imported_from = Path(resfam.__file__).resolve().parent
-        if imported_from != self.package_dir.resolve():
-            raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
-        from resfam.cards import architecture, cache, measure
+            imported_from = Path(resfam.__file__).resolve().parent
+            if imported_from != self.package_dir.resolve():
+                raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
+            from resfam.cards import architecture, cache, measure
 
-        self.measure_module = measure
-        self.cache_module = cache
-        self.facts = self.registry_facts()
-        self.architecture_tags = architecture.vocabulary()
+            self.measure_module = measure
+            self.cache_module = cache
+            self.facts = self.registry_facts()
+            self.architecture_tags = architecture.vocabulary()
         # the trace's kernels, registered once for every model this worker measures; kept open (and
         # referenced: a dropped block is closed by the collector) until the worker exits
         self.shape_only_tracing = contextlib.ExitStack()
@@ -328,6 +139,23 @@ class _Server:
         except Exception:  # noqa: BLE001 - a torch without these internals: each count falls back to the CPU
             traceback.print_exc()
         _settle()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """One step of the work: announced to the parent, and stopped where it is after the time limit."""
+        self.current_step = name
+        self.send({"op": "step", "step": name})
+        with self.time_limit(self.seconds, _StepTimeUp):
+            yield
+
+    def failure(self, error: BaseException) -> dict[str, Any]:
+        """What went wrong, at which step, where in the resfam sources, and whether a limit was the cause."""
+        cause = "time" if isinstance(error, _StepTimeUp) else "memory" if _out_of_memory(error) else "error"
+        failure = {"error": describe_error(error, self.relative), "step": self.current_step, "cause": cause,
+                   "where": _where(error, self.relative)}
+        with contextlib.suppress(MemoryError):  # near the memory limit, the traceback is a luxury
+            traceback.print_exception(error)
+        return failure
 
     def installed_versions(self) -> dict[str, str]:
         return self.cache_module.installed_versions()
@@ -374,16 +202,17 @@ class _Server:
         if model_id not in self.facts:
             return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
         started = time.perf_counter()
+        self.current_step = None
         model = None
         used_modules: set[str] = set()
         try:
             with _recording_imports(used_modules):
-                model = self.measure_module.build_for_counting(model_id, **kwargs)
+                with self.step("building"):
+                    model = self.measure_module.build_for_counting(model_id, **kwargs)
                 used_modules.update(type(module).__module__ for module in model.modules())
-                measurements = self.measure_module.measure_built_model(model_id, model, image_sizes)
-        except Exception as error:  # noqa: BLE001 - a model that cannot be measured is a finding
-            traceback.print_exc()
-            return {"op": "failed", "model": model_id, "error": describe_error(error, self.relative)}
+                measurements = self.measure_module.measure_built_model(model_id, model, image_sizes, self.step)
+        except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - a model that cannot be measured is a finding
+            return {"op": "failed", "model": model_id, **self.failure(error)}
         finally:
             del model
             _settle()  # one model at a time in memory
@@ -655,13 +484,26 @@ def describe_error(error: BaseException, relative: _RelativePaths) -> str:
         where = relative.of_file(error.filename)
         location = f" (resfam/{where}:{error.lineno})" if where else ""
         return f"{type(error).__name__}: {error.msg}{location}"
-    location = ""
+    where = _where(error, relative)
+    location = f" ({where})" if where else ""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}{location}" if message else f"{type(error).__name__}{location}"
+
+
+def _where(error: BaseException, relative: _RelativePaths) -> str | None:
+    """The innermost line of the traceback in the resfam sources outside the card engine, as
+    'resfam/models/resnet.py:120': where the model's code was when it failed."""
+    location = None
     for frame, line in traceback.walk_tb(error.__traceback__):
         where = relative.of_file(frame.f_code.co_filename)
         if where is not None and not where.startswith("cards/"):
-            location = f" (resfam/{where}:{line})"
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {message}{location}" if message else f"{type(error).__name__}{location}"
+            location = f"resfam/{where}:{line}"
+    return location
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Python's MemoryError, or torch's allocator refusing (a RuntimeError) under the memory limit."""
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
 
 
 if __name__ == "__main__":

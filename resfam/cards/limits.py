@@ -1,0 +1,99 @@
+"""Bounding the helper processes of the card engine: the template renderer (`render`) and the measuring
+workers (`pool`, `worker`). Standard library only: every one of those processes imports it.
+
+In the helper process:
+
+- `time_limit(seconds, make_error)` raises `make_error()` inside the running code when its time is
+  up, so the traceback says where it was (Unix: a timer signal; elsewhere the parent's deadline is the
+  only limit);
+- `limit_memory(size)` caps the process's address space (Linux): an allocation over it fails with an
+  error, where it is made, instead of the machine running out of memory;
+- `leave_interrupts_to_parent()`: Ctrl-C reaches the whole process group; the parent decides, and
+  stops its helpers itself.
+
+In the parent: `pump` reads a helper's output in a thread, so a deadline can be kept while waiting
+for it (a blocking read cannot time out) and a chatty helper never fills its pipe.
+
+`parse_size` reads a memory size as people write it: `4 GiB`, `512M`, or a number of bytes.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+from typing import Any, Callable, Iterable, Iterator
+
+GIB = 1 << 30
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, make_error: Callable[[], BaseException]) -> Iterator[None]:
+    """Raise `make_error()` in the block after `seconds` (main thread only; None or 0: no limit)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def time_up(signum: int, frame: Any) -> None:
+        raise make_error()
+
+    previous = signal.signal(signal.SIGALRM, time_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def limit_memory(size: int) -> bool:
+    """Cap this process's address space at `size` bytes; whether it could be (Linux only)."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    except (ImportError, ValueError, OSError):
+        return False
+    return True
+
+
+def leave_interrupts_to_parent() -> None:
+    if hasattr(signal, "SIGINT"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def pump(stream: Iterable[str], sink: Callable[[str], Any], at_end: Callable[[], Any] | None = None) -> None:
+    """Hand each line of `stream` to `sink` (without its line break), then call `at_end`; run it in a
+    daemon thread."""
+    for line in stream:
+        sink(line.rstrip("\n"))
+    if at_end is not None:
+        at_end()
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 ** 2,
+          "mib": 1 << 20, "g": GIB, "gb": 1000 ** 3, "gib": GIB, "t": 1 << 40, "tb": 1000 ** 4, "tib": 1 << 40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*")
+SIZE_HINT = "a number of bytes, or a number with a unit: 512 MiB, 4 GiB, 4G"
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from an int or a text like '4 GiB', '512M' or '1.5 GB' (K/M/G/T alone are binary units);
+    ValueError saying what is wrong otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value)) and match.group(2).lower() in _UNITS:
+        size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    else:
+        raise ValueError(f"{value!r} is not a memory size")
+    if size <= 0:
+        raise ValueError(f"{value!r} is not a memory size above zero")
+    return size
+
+
+def format_size(size: int) -> str:
+    """A size as it is best read: '4 GiB', '1.5 GiB', '512 MiB'."""
+    for unit, factor in (("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"
