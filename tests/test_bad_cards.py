@@ -201,7 +201,7 @@ EXPECTED: dict[str, list[str]] = {
                                    "following tags: 'endfor' or 'else'. The innermost block that needs to be closed "
                                    "is 'for'.", "add '{% endfor %}' where the 'for' block ends")],
     "undefined-variable.md": [E(1, "undefined variable: 'colection' is undefined",
-                                "card templates may use: model_name, model_ids, family, collection (see "
+                                "card templates may use: model_name, model_ids, family, collection, models (see "
                                 "resfam/cards/render.py)")],
     "undefined-attribute.md": [E(1, "undefined attribute: 'str object' has no attribute 'title_case'",
                                  "check the name after the '.'")],

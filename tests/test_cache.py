@@ -302,3 +302,24 @@ def test_a_worker_that_dies_fails_its_model_only(tmp_path, package_copy):
     assert ("crashnet", "ID") in ok and ("crashnet", "Layers") not in ok
     assert ("resnet18", "Layers") in ok and ("resnet18", "FLOPs") in ok  # measured by a new worker
     assert report.stats.workers_started == 2
+
+
+def test_a_cached_measurement_needs_the_activations_and_the_stage_layout():
+    """Prose and tables render from the cached measurement: an entry that lacks a part is measured again."""
+    from resfam.cards.verify import _valid_measurement
+
+    layout = {"stem_widths": [32, 32, 64], "stages": [{"blocks": 3, "block": "Bottleneck", "width": 256,
+                                                        "inner_width": 64}]}
+    whole = dict(MEASUREMENT, activations=5, layout=layout, unexpected_uncounted_ops={}, architecture=[])
+    assert _valid_measurement(whole, "m", 224) == whole
+    broken = [
+        {name: value for name, value in whole.items() if name != "activations"},
+        {name: value for name, value in whole.items() if name != "layout"},
+        dict(whole, activations=True),
+        dict(whole, layout={"stages": layout["stages"]}),
+        dict(whole, layout=dict(layout, stem_widths=[32, "64"])),
+        dict(whole, layout=dict(layout, stages=[dict(layout["stages"][0], blocks="3")])),
+        dict(whole, layout=dict(layout, stages=[{"blocks": 3}])),
+        dict(whole, layout=dict(layout, stages="3, 4, 6, 3")),
+    ]
+    assert [_valid_measurement(entry, "m", 224) for entry in broken] == [None] * len(broken)

@@ -191,7 +191,7 @@ def test_sync_fill_adds_the_missing_fields(project, cli):
     code, out, _ = cli("verify", "-q", "--verbose")
     assert code == 0
     resnet26 = [line for line in out.splitlines() if ": ok: resnet26 " in line]
-    assert len(resnet26) == 11  # ID, four measured figures, four config fields, Architecture and Code
+    assert len(resnet26) == 12  # ID, five measured figures, four config fields, Architecture and Code
     assert "Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/" \
            "resnet26-9aa10e23.pth" in card()
     assert cli("sync", "-q", "--fill")[0] == 0
@@ -221,7 +221,7 @@ def test_new_scaffolds_a_card_that_verifies_and_never_overwrites(project, cli):
     written = card()
     assert written.startswith("# ResNet\n") and "ID: resnet26" in written
     code, out, _ = cli("verify", CARD_PATH, "-q", "--verbose")  # resnet18 is on no card now
-    assert code == 0 and out.count(": ok: resnet26 ") == 11
+    assert code == 0 and out.count(": ok: resnet26 ") == 12
 
     code, _, err = cli("new", "resnet", "--model", "resnet18", "--write", "-q")
     assert code == 2 and "already exists" in err and card() == written
@@ -262,3 +262,17 @@ def test_the_console_script_runs(project, shared_cache):
                          text=True, timeout=600)
     assert run.returncode == 1 and "resnet18 Layers: card says 17, code measures 18" in run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_verify_strict_fails_on_a_literal_figure_in_the_prose(project, cli):
+    edit_card("A test card.", "A test card: resnet18 has 11.7 million parameters.")
+    code, out, _ = cli("verify", "-q")
+    assert code == 0
+    assert (f"{CARD_PATH}:3: warning: the prose writes '11.7 million parameters' as a literal figure, which the "
+            "build does not check; the code measures resnet18 Parameters: 11,689,512 (11.7 million)") in out
+    assert "hint: write {{ models.resnet18.parameters | millions }} instead" in out
+    code, out, _ = cli("verify", "-q", "--strict")
+    assert code == 1 and "1 warning" in out
+    edit_card("resnet18 has 11.7 million parameters", "resnet18 has {{ models.resnet18.parameters | millions }} "
+                                                      "million parameters")
+    assert cli("verify", "-q", "--strict")[0] == 0

@@ -35,12 +35,53 @@ def test_measurement_equals_the_contract_computed_literally(model_id):
             "layers": fast.layers} == literal_measurement(model_id, 224)
 
 
+@pytest.mark.parametrize("model_id, image_size", [("resnet18", 224), ("resnest14d", 97), ("res2net50_14w_8s", 64)])
+def test_activations_come_from_the_flops_trace_and_equal_fvcores_own_analysis(model_id, image_size, monkeypatch):
+    traces = []
+    original = measure.JitModelAnalysis.by_operator
+
+    def counted(self, *args, **kwargs):
+        traces.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(measure.JitModelAnalysis, "by_operator", counted)
+    fast = measure.measure_model(model_id, [image_size])[0]
+    assert len(traces) == 1  # one trace for both counts
+    assert (fast.flops, fast.activations) == (measure.naive_flops(model_id, image_size),
+                                              measure.naive_activations(model_id, image_size))
+
+
+def test_the_uncounted_operators_are_those_of_the_flop_analysis_alone():
+    model = measure.build_for_counting("resnest14d")
+    image = torch.zeros(1, 3, 64, 64)
+    analysis = measure.FlopCountAnalysis(model, image).unsupported_ops_warnings(False)
+    analysis.total()
+    assert measure._fvcore_count(model, image, measure.ON_CPU).uncounted_ops == dict(analysis.unsupported_ops())
+
+
+def test_the_stage_layout_is_read_from_the_modules():
+    assert measure.stage_layout(measure.build_for_counting("resnet18")) == {
+        "stem_widths": [64],
+        "stages": [{"blocks": 2, "block": "BasicBlock", "width": width, "inner_width": width}
+                   for width in (64, 128, 256, 512)]}
+    deep = measure.stage_layout(measure.build_for_counting("resnext50d_32x4d"))
+    assert deep["stem_widths"] == [32, 32, 64]
+    assert [(s["blocks"], s["block"], s["width"], s["inner_width"]) for s in deep["stages"]] == [
+        (3, "Bottleneck", 256, 128), (4, "Bottleneck", 512, 256), (6, "Bottleneck", 1024, 512),
+        (3, "Bottleneck", 2048, 1024)]
+    res2net = measure.stage_layout(measure.build_for_counting("res2net101_26w_4s"))
+    assert [s["blocks"] for s in res2net["stages"]] == [3, 4, 23, 3]
+    assert res2net["stages"][0]["inner_width"] == 26 * 4  # every slice of the first 1x1
+
+
 def test_one_build_serves_every_image_size():
     at_160, at_256 = measure.measure_model("resnet18", [160, 256])
     assert (at_160.image_size, at_256.image_size) == (160, 256)
     assert at_160.flops == measure.naive_flops("resnet18", 160)
     assert at_256.flops == measure.naive_flops("resnet18", 256)
     assert at_160.parameters == at_256.parameters and at_160.file_size == at_256.file_size
+    assert at_160.activations < at_256.activations == measure.naive_activations("resnet18", 256)
+    assert at_160.layout == at_256.layout
 
 
 @pytest.mark.parametrize("storage_bytes_skipped", [True, False])

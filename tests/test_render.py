@@ -42,13 +42,13 @@ def write(templates: Path, name: str, text: str) -> str:
 def test_card_context_of_the_fixture_card():
     card = parse_card(str(CARDS / "models" / "resnet.md"))
     assert card_context(card) == {"model_name": "resnet18", "model_ids": ["resnet18", "resnet50"],
-                                  "family": "resnet", "collection": "ResNet"}
+                                  "family": "resnet", "collection": "ResNet", "models": {}}
 
 
 def test_card_context_falls_back_to_names_without_ids():
     card = parse_card("templates/models/resnet-d.md", "<!--\nModels:\n- Name: resnet50d\n- Name: resnet101d\n-->\n")
     assert card_context(card) == {"model_name": "resnet50d", "model_ids": ["resnet50d", "resnet101d"],
-                                  "family": "resnet-d", "collection": "resnet-d"}
+                                  "family": "resnet-d", "collection": "resnet-d", "models": {}}
 
 
 def test_renders_the_fixture_card_with_its_include():
@@ -67,6 +67,23 @@ def test_markdown_is_not_escaped(templates):
     assert render_template(path, templates, CONTEXT) == "<b>ResNet & <i></b>\n"
 
 
+def test_measured_facts_and_number_filters(templates):
+    facts = {"parameters": 25557032, "flops": 4111512576, "file_size": 102542847, "blocks": [3, 4, 6, 3]}
+    path = write(templates, "models/a.md",
+                 "{% set m = models.resnet50 %}{{ m.parameters | millions }} million, {{ m.flops | gflops }} "
+                 "GFLOPs, {{ m.file_size | mb }} MB, {{ m.parameters | grouped }}, "
+                 "{{ m.parameters | millions(2) }}, {{ m.blocks | join(' + ') }} = {{ m.blocks | sum }}\n")
+    assert render_template(path, templates, {**CONTEXT, "models": {"resnet50": facts}}) == (
+        "25.6 million, 4.11 GFLOPs, 102.5 MB, 25,557,032, 25.56, 3 + 4 + 6 + 3 = 16\n")
+
+
+def test_cited_models_are_read_from_the_syntax_tree():
+    source = ("{% set r = models.resnet50 %}\n{{ models['tv_resnet101'].layers }} {{ models[name].layers }}\n"
+              "{# models.in_a_comment #} models.in_prose {{ other.models.x }}\n{{ models.resnet50.flops }}\n")
+    assert render.cited_models(source) == {"resnet50": 1, "tv_resnet101": 2}
+    assert render.cited_models("{{ models.resnet50 ") == {}  # not a template: rendering says why
+
+
 def test_loops_over_model_ids(templates):
     path = write(templates, "models/a.md", "{% for name in model_ids %}- {{ name }}\n{% endfor %}")
     assert render_template(path, templates, CONTEXT) == "- resnet50\n- resnet101\n"
@@ -80,7 +97,7 @@ def test_undefined_variable(templates):
     path = write(templates, "models/a.md", "# T\n\n{{ modle_name }}\n")
     assert render_errors(path, templates) == [
         "templates/models/a.md:3: error: undefined variable: 'modle_name' is undefined\n"
-        "    hint: card templates may use: model_name, model_ids, family, collection "
+        "    hint: card templates may use: model_name, model_ids, family, collection, models "
         "(see resfam/cards/render.py)"]
 
 

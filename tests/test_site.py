@@ -11,6 +11,8 @@ import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from importlib import metadata
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +24,8 @@ from mkdocs.config import load_config
 
 from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
-from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, strip_model_index
+from resfam.cards.catalog import model_catalog
+from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, overview_page, strip_model_index
 from resfam.cards.plugin import list_card_pages
 from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
                        session_cache, source_snapshot)
@@ -107,9 +110,9 @@ def test_card_pages_show_verified_tables_and_edit_their_template(built):
         for name in models:
             assert name in page.ids, name
         verified = [attrs for _, attrs in page.links if "resfam-verified" in attrs.get("class", "")]
-        # every model: parameters, FLOPs, file size, layers, image size, crop, interpolation, weights,
-        # architecture, code
-        assert len(verified) == 10 * len(models)
+        # every model: parameters, FLOPs, activations, file size, layers, image size, crop, interpolation,
+        # weights, architecture, code
+        assert len(verified) == 11 * len(models)
         sources = [href for href, _ in page.links if href.startswith("https://github.com/resfam/resfam/blob/main/")]
         assert set(sources) == {f"https://github.com/resfam/resfam/blob/main/resfam/models/"
                                 f"{'resnet' if family in ('resnet-d', 'resnext') else family}.py"}
@@ -197,11 +200,12 @@ def test_the_overview_table_and_chart_show_the_figures_of_models_json(built):
     rows = [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
             for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)[1:]]
     assert len(rows) == len(data)
-    for name, collection, params, gflops, size, top1, top5, megabytes in rows:
+    for name, collection, params, gflops, activations, size, top1, top5, megabytes in rows:
         figures = {field: figure["value"] for field, figure in data[name]["figures"].items()}
         assert collection == data[name]["collection"] and int(size) == data[name]["image_size"]
-        assert [params, gflops, top1, top5, megabytes] == [
-            f"{figures['Parameters'] / 1e6:.2f}", f"{figures['FLOPs'] / 1e9:.2f}", f"{figures['Top 1 Accuracy']:.2f}",
+        assert [params, gflops, activations, top1, top5, megabytes] == [
+            f"{figures['Parameters'] / 1e6:.2f}", f"{figures['FLOPs'] / 1e9:.2f}",
+            f"{figures['Activations'] / 1e6:.2f}", f"{figures['Top 1 Accuracy']:.2f}",
             f"{figures['Top 5 Accuracy']:.2f}", f"{figures['File Size'] / 1e6:.1f}"]
     points = re.findall(r'data-model="([^"]+)"><title>[^<]*: ([0-9.]+) % top-1, ([0-9.]+) GFLOPs at (\d+)', overview)
     assert len(points) == len(data)
@@ -433,3 +437,103 @@ def test_card_page_markdown_keeps_code_and_escapes_findings():
 def test_strip_model_index_leaves_other_comments():
     text = "# T\n\n<!-- a note -->\n\nBody.\n\n<!--\nType: model-index\nModels: []\n-->\n"
     assert strip_model_index(text) == "# T\n\n<!-- a note -->\n\nBody.\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Prose that cites the measurement, and pages that say how it was made
+
+
+def test_a_literal_figure_in_the_prose_fails_the_strict_build_only(built, tmp_path, tmp_path_factory):
+    project = project_copy(tmp_path / "project")
+    template = project / "templates" / "models" / "resnet.md"
+    text = template.read_text(encoding="utf-8")
+    text = text.replace("\n\n{% include 'code_snippets.md' %}", "\n\nresnet50 has 23.0 million parameters.\n\n"
+                                                               "{% include 'code_snippets.md' %}", 1)
+    template.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("resnet50 has 23.0 million parameters.") + 1
+    strict = mkdocs_build(project / "mkdocs.yml", tmp_path / "strict", session_cache(tmp_path_factory))
+    assert strict.returncode != 0
+    assert (f"templates/models/resnet.md:{line}: warning: the prose writes '23.0 million parameters' as a "
+            "literal figure, which the build does not check; the code measures resnet50 Parameters: 25,557,032"
+            in strict.output), strict.output
+    assert "write {{ models.resnet50.parameters | millions }} instead" in strict.output
+    plain = mkdocs_build(project / "mkdocs.yml", tmp_path / "plain", session_cache(tmp_path_factory), "--no-strict")
+    assert plain.returncode == 0, plain.output  # a warning, kept as written
+
+
+def test_pages_say_how_their_figures_were_made(built):
+    from resfam.cards.cache import installed_versions
+
+    versions = installed_versions()
+    for page in [built.site / "models" / "index.html"] + [built.site / "models" / f / "index.html" for f in FAMILIES]:
+        text = re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8"))
+        assert (f"How these figures were made. Measured with torch {versions['torch']}, fvcore "
+                f"{versions['fvcore']} and resfam {versions['resfam']}, on the CPU") in text, page
+        assert "evaluation mode" in text and "one multiply-add is one FLOP" in text, page
+
+
+def test_two_builds_of_unchanged_code_write_identical_html(built, tmp_path, tmp_path_factory):
+    again = mkdocs_build(REPO / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert again.returncode == 0, again.output
+    first = {path.relative_to(built.site): path.read_bytes() for path in html_files(built.site)}
+    second = {path.relative_to(again.site): path.read_bytes() for path in html_files(again.site)}
+    assert first.keys() == second.keys() and len(first) > 5
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(built, tmp_path, tmp_path_factory,
+                                                                           monkeypatch):
+    """The issue's done-when: tv_resnet101 gets other blocks per stage in a copy of the project (its
+    package included); `sync --write` rewrites the figures, and the strict build then publishes prose and
+    tables that agree with the new code, with no prose edited by hand."""
+    project = project_copy(tmp_path / "project")
+    shutil.copytree(PACKAGE_DIR, project / "resfam", ignore=shutil.ignore_patterns("__pycache__"))
+    models = project / "resfam" / "models" / "resnet.py"
+    source = models.read_text(encoding="utf-8")
+    start = source.index('register_resnet("tv_resnet101"')
+    end = source.index("\n", source.index("layers=", start))
+    registration = source[start:end]
+    assert "layers=(3, 4, 23, 3)" in registration
+    models.write_text(source[:start] + registration.replace("(3, 4, 23, 3)", "(3, 4, 12, 3)") + source[end:],
+                      encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(project))  # the copy's resfam, for sync, the build and its workers
+    template = project / "templates" / "models" / "resnet.md"
+    prose_before = strip_model_index(template.read_text(encoding="utf-8"))
+    env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
+
+    synced = subprocess.run([sys.executable, "-m", "resfam.cards.cli", "sync", "--write", "-q"], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=1800)
+    assert synced.returncode == 0, synced.stderr
+    assert "-    Layers: 101\n+    Layers: 68\n" in synced.stdout  # the diff sync printed
+    assert strip_model_index(template.read_text(encoding="utf-8")) == prose_before  # only figures were written
+    assert parse_card(template).model("tv_resnet101").fields["Layers"].value == 2 + 3 * (3 + 4 + 12 + 3)
+
+    done = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    assert done.returncode == 0, done.output
+    html = (done.site / "models" / "resnet" / "index.html").read_text(encoding="utf-8")
+    prose = html[html.index("<article"):html.index('id="models"')]  # the card's text, before its tables
+    prose = " ".join(re.sub(r"<[^>]+>", "", prose).split())
+    assert "tv_resnet101 uses 3, 4, 12, 3 and" in prose and "23" not in prose
+    table = html[html.index('id="tv_resnet101"'):]
+    table = " ".join(re.sub(r"<[^>]+>", " ", table[:table.index("</table>")]).split())
+    claimed = parse_card(template).model("tv_resnet101").fields
+    assert f"Parameters {claimed['Parameters'].value / 1e6:.2f} M ({claimed['Parameters'].value:,}) ✓ verified" in table
+    assert "Layers 68 ✓ verified" in table
+    assert network_attempts(env) == []
+
+
+def test_the_overview_and_the_card_tables_show_activations():
+    text = ("# ResNet\n\n<!--\nModels:\n- Name: resnet50\n  Metadata:\n    Activations: 11114984\n"
+            "    Image Size: '224'\n-->\n")
+    card = parse_card("templates/models/resnet.md", text)
+    ok = Finding("ok", "templates/models/resnet.md", 6, "resnet50 Activations: 11,114,984", model="resnet50",
+                 field="Activations", claimed=11114984, measured=11114984)
+    page = CardPage("models/resnet.md", "templates/models/resnet.md", "resnet", card, text, [ok],
+                    versions={"torch": "2.13.0", "fvcore": "0.1.5", "resfam": "0.1.0"})
+    assert "| Activations | 11.11 M at 224 × 224 | [✓ verified](../measurement.md#activations" in \
+        card_page(page, show_findings=False)
+    overview = overview_page(model_catalog([page]), src_uri="models/index.md", urls={"models/resnet.md": "resnet/"},
+                             versions=page.versions)
+    header, _, row = [line for line in overview.splitlines() if line.startswith("| ")][:3]
+    assert header.split(" | ")[4] == "Activations (M)" and row.split(" | ")[4] == "11.11"
+    assert "Measured with torch 2.13.0, fvcore 0.1.5 and resfam 0.1.0, on the CPU" in overview

@@ -314,8 +314,8 @@ def test_libyaml_and_pyyaml_compose_the_same_nodes_of_yaml_like_text(text):
 
 MODELS = {"resnet": ("resnet18", "resnet26"), "resnest": ("resnest14d",)}  # small, quick to measure
 WRONG_IMAGE_SIZE = 256  # the one wrong size cards claim: the cache holds FLOPs there too
-SYNCED = ("Layers", "Parameters", "FLOPs", "File Size", "Architecture", "Image Size", "Crop Pct", "Interpolation",
-          "Weights", "Code")
+SYNCED = ("Layers", "Parameters", "FLOPs", "Activations", "File Size", "Architecture", "Image Size", "Crop Pct",
+          "Interpolation", "Weights", "Code")
 ENTRY_LEVEL = ("Weights", "Code")
 # Tags of the vocabulary that some of MODELS lack: what a wrong Architecture list claims
 OTHER_TAGS = ("Softmax", "Grouped Convolution", "Split Attention", "Blur Pooling", "Average Pooling", "Residual Block")
@@ -362,7 +362,7 @@ def zoo(project, shared_cache):
 def claim(draw, field: str, truth, model: str):
     """(the value as written, the value a correct sync leaves there) for `field` of `model`."""
     quote = draw(st.sampled_from(["", "'", '"']))
-    if field in ("Parameters", "FLOPs", "File Size"):
+    if field in ("Parameters", "FLOPs", "Activations", "File Size"):
         kind = draw(st.sampled_from(["right", "rounded", "wrong"]))
         if kind == "right":
             return str(truth), truth
@@ -425,8 +425,10 @@ def measured_cards(draw, family: str, zoo: dict, fill: bool):
             else:
                 metadata.append((field, written))
         claimed_size = next((value for field, value in metadata if field == "Image Size"), None)
-        if claimed_size is not None and int(claimed_size.strip("'\"")) != truth["Image Size"] and "FLOPs" in finals:
-            finals["FLOPs"] = truth["FLOPs"]  # FLOPs counted at the wrong size are rewritten with the size
+        if claimed_size is not None and int(claimed_size.strip("'\"")) != truth["Image Size"]:
+            for sized in ("FLOPs", "Activations"):  # counted at the wrong size: rewritten with the size
+                if sized in finals:
+                    finals[sized] = truth[sized]
         if fill:
             finals = {field: finals.get(field, truth[field]) for field in SYNCED}
         expected[name] = finals
@@ -459,8 +461,8 @@ def masked(text: str) -> str:
     return text
 
 
-INSERTED_LINE = re.compile(r" *(Metadata:|Architecture:|\0|(Layers|Parameters|FLOPs|File Size|Image Size|Crop Pct|"
-                           r"Interpolation|Weights|Code): \0)\r?\n")
+INSERTED_LINE = re.compile(r" *(Metadata:|Architecture:|\0|(Layers|Parameters|FLOPs|Activations|File Size|Image Size|"
+                           r"Crop Pct|Interpolation|Weights|Code): \0)\r?\n")
 
 
 @settings(max_examples=max(1, BASE * 3 // 10))

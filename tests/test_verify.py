@@ -107,7 +107,7 @@ def test_a_card_that_matches_the_code_verifies_clean(check):
     assert "model = resfam.create_model('resnet18')" in result.markdown
     assert result.measurements["resnet26"] == {
         "ID": "resnet26", "Layers": 26, "Parameters": 15995176, "File Size": 64160415, "FLOPs": 2357058560,
-        "Image Size": 224, "Crop Pct": 0.875, "Interpolation": "bicubic",
+        "Activations": 7351784, "Image Size": 224, "Crop Pct": 0.875, "Interpolation": "bicubic",
         "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
                    "resnet26-9aa10e23.pth",
         "Architecture": ["1x1 Convolution", "Batch Normalization", "Bottleneck Residual Block", "Convolution",
@@ -174,7 +174,8 @@ def test_sync_values_are_the_drifts_and_with_fill_the_missing_fields(check):
     report = check(resnet=text)
     assert sync_values(report.cards[0]) == {"resnet26": {"Layers": 26}}  # 16,000,000 is within 0.1%
     filled = sync_values(report.cards[0], fill_missing=True)["resnet26"]
-    assert filled == {"Layers": 26, "File Size": 64160415, "FLOPs": 2357058560, "Image Size": 224,
+    assert filled == {"Layers": 26, "File Size": 64160415, "FLOPs": 2357058560, "Activations": 7351784,
+                      "Image Size": 224,
                       "Crop Pct": 0.875, "Interpolation": "bicubic",
                       "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/"
                                  "v0.1-weights/resnet26-9aa10e23.pth",
@@ -347,3 +348,48 @@ def test_a_worker_whose_torch_refuses_the_shape_only_kernels_counts_on_the_cpu()
     printed = run_worker_server(
         "reply = server.measure('resnet18', {}, [64])\nprint(reply['measurements'][0]['flops_method'])", refuse)
     assert printed.strip() == "cpu forward"
+
+
+def test_prose_cites_the_measurement_of_its_models_and_of_those_it_names(check):
+    text = card_text(RESNEST14D).replace(
+        "Written for the tests.",
+        "`resnest14d` has {{ models.resnest14d.parameters | grouped }} parameters in\n"
+        "{{ models.resnest14d.blocks | join(', ') }} {{ models.resnest14d.block }}s,\n"
+        "{{ (models.resnet26.parameters - models.resnest14d.parameters) | grouped }} fewer than `resnet26`.")
+    report = check(resnest=text)
+    assert report.ok and not report.warnings
+    assert ("`resnest14d` has 10,611,688 parameters in\n1, 1, 1, 1 SplitAttentionBottlenecks,\n"
+            "5,383,488 fewer than `resnet26`.") in report.cards[0].markdown
+    assert report.cards[0].cited == {"resnest14d": 3, "resnet26": 5}
+    assert list(report.cards[0].models) == ["resnest14d"]  # resnet26 is measured for the prose, not checked
+
+
+def test_a_literal_figure_is_a_warning_that_fails_only_the_strict_exit_code(check):
+    report = check(resnet=card_text(RESNET18).replace("Written for the tests.", "resnet18 has 11.0 million "
+                                                                                "parameters."))
+    [warning] = report.warnings
+    assert (warning.line, warning.model, warning.field, warning.measured) == (3, "resnet18", "Parameters", 11689512)
+    assert warning.strict and report.ok and report.exit_code == 0 and report.strict_exit_code == 1
+    unknown_key = check(resnet=card_text(RESNET18.replace("    Layers: 18\n", "    Layers: 18\n    Colour: blue\n")))
+    [other] = unknown_key.warnings
+    assert not other.strict and unknown_key.strict_exit_code == 0  # other warnings are kept as written
+
+
+def test_a_template_naming_an_unknown_model_says_where_and_why(check):
+    report = check(resnet=card_text(RESNET18).replace("Written for the tests.", "{{ models.resnet19.layers }}"))
+    [error] = report.errors
+    assert error.line == 3 and "'resnet19'" in error.message and "python -m resfam lists them" in error.hint
+
+
+def test_activations_are_verified_at_the_cards_image_size_and_filled_in_by_sync(check):
+    right = card_text(RESNET18.replace("    Layers: 18\n", "    Layers: 18\n    Activations: 2484712\n"))
+    report = check(resnet=right)
+    [activations] = [f for f in report.findings if f.field == "Activations"]
+    assert activations.status == "ok" and activations.measured == 2484712 and "at 224 px" in activations.message
+    wrong = check(resnet=right.replace("Activations: 2484712", "Activations: 2500000"))
+    [drift] = wrong.drifts
+    assert drift.message == ("resnet18 Activations: card says 2,500,000, code measures 2,484,712 at 224 px "
+                             "(+0.62%, tolerance 0.1%)")
+    assert sync_values(wrong.cards[0]) == {"resnet18": {"Activations": 2484712}}
+    assert sync_values(check(resnet=card_text(RESNET18)).cards[0], fill_missing=True)["resnet18"]["Activations"] \
+        == 2484712

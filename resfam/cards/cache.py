@@ -3,8 +3,8 @@
 An entry is found by its key and trusted only if the code behind it is unchanged:
 
 - key: what the value is of (a model ID and its arguments and an image size, or the registry),
-  the Python, torch and fvcore versions (read from the installed metadata, nothing is imported) and
-  the hash of the measurement code: `cards/measure.py` and the worker process's own code,
+  the Python, torch, fvcore and resfam versions (read from the installed metadata, nothing is imported)
+  and the hash of the measurement code: `cards/measure.py` and the worker process's own code,
   `cards/worker.py`. The parent's side of the worker pool (`cards/pool.py`) and the limits that bound
   the work (`cards/limits.py`) change no figure, so editing them keeps every entry;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
@@ -124,9 +124,10 @@ class SourceTree:
 
 
 def installed_versions() -> dict[str, str]:
-    """The versions a measurement depends on, from the installed package metadata (no import)."""
+    """The versions a measurement depends on, from the installed package metadata (no import); the
+    card pages say which versions measured them."""
     versions = {"python": platform.python_version()}
-    for distribution in ("torch", "fvcore"):
+    for distribution in ("torch", "fvcore", "resfam"):
         try:
             versions[distribution] = metadata.version(distribution)
         except metadata.PackageNotFoundError:

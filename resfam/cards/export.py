@@ -159,7 +159,7 @@ def _card_text(result: CardResult, templates_dir: Path, model_id: str) -> str:
     """The card's text rendered for this model (the usage snippets create it), without its title and its
     model-index."""
     path = Path(result.path)
-    context = {**card_context(result.card), "model_name": model_id}
+    context = {**card_context(result.card, result.facts), "model_name": model_id}
     markdown = strip_model_index(render_template(result.path, templates_dir_for(path, templates_dir), context))
     return re.sub(r"\A\s*# [^\n]*\n", "", markdown)
 

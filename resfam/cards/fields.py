@@ -91,6 +91,11 @@ FIELDS: tuple[CardField, ...] = (
               _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"), TOLERANCE, 0.1,
               "measurement:flops", per_image_size=True, label="GFLOPs", anchor="flops",
               how="fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP", unit="FLOPs"),
+    CardField("Activations", METADATA, "count", _SYNC_HINT.format(what="count (fvcore's activation count)"),
+              TOLERANCE, 0.1, "measurement:activations", per_image_size=True, label="Activations",
+              anchor="activations",
+              how="fvcore ActivationCountAnalysis of one image at the card's image size: the outputs of the "
+                  "convolutions and linear layers", unit="activations"),
     CardField("File Size", METADATA, "count", _SYNC_HINT.format(what="size in bytes"), TOLERANCE, 1.0,
               "measurement:file_size", label="File size", anchor="file-size",
               how="bytes written by torch.save(model.state_dict())", unit="bytes"),

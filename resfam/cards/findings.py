@@ -20,6 +20,8 @@ class Finding:
     claimed, measured: the card's value and the code's value, for ok and drift.
     drift_pct: (claimed - measured) / measured * 100, for numeric fields.
     message: what is wrong, in one line; hint: how to fix it (a command or an edit).
+    strict: a warning that the strict checks fail on (`verify --strict`, `mkdocs build --strict`): a
+        figure the prose writes out instead of citing the measurement. Other warnings never fail.
     """
 
     status: Status
@@ -32,6 +34,7 @@ class Finding:
     claimed: Any = None
     measured: Any = None
     drift_pct: float | None = None
+    strict: bool = False
 
     @property
     def location(self) -> str:

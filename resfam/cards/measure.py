@@ -1,9 +1,13 @@
 """Measure one model per the measurement contract (docs/measurement.md), spending nothing counting does not need.
 
-    Parameters  sum(p.numel() for p in model.parameters()), default 1000-class head
-    FLOPs       fvcore FlopCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
-    File Size   bytes of torch.save(model.state_dict())
-    Layers      model.nominal_depth
+    Parameters   sum(p.numel() for p in model.parameters()), default 1000-class head
+    FLOPs        fvcore FlopCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
+    Activations  fvcore ActivationCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
+    File Size    bytes of torch.save(model.state_dict())
+    Layers       model.nominal_depth
+
+and, for the prose of the cards, the stage layout (`stage_layout`): the output channels of each stem
+convolution, and per stage its blocks, their type and its widths.
 
 Every figure depends only on the model's structure and tensor shapes, never on weight values, so:
 
@@ -14,10 +18,12 @@ Every figure depends only on the model's structure and tensor shapes, never on w
   its size, is the same;
 - FLOPs are counted on a trace of the model on the meta device (`count_flops`): the same TorchScript
   trace fvcore makes on CPU, but every operator only computes its output shape. Should that trace fail,
-  the count falls back to a real forward pass on CPU, under `no_grad`.
+  the count falls back to a real forward pass on CPU, under `no_grad`;
+- activations are counted from that same trace: one fvcore analysis whose operator handles return
+  both counts (`TRACE_HANDLES`), so they cost no second trace.
 
 One model instance serves every image size a card set needs (`measure_model`), and is then moved to
-the meta device rather than copied there. `naive_flops` is the
+the meta device rather than copied there. `naive_flops` and `naive_activations` are the
 contract computed literally (default initialisation, a real forward pass): the tests and the benchmark
 compare against it.
 
@@ -30,13 +36,17 @@ import copy
 import functools
 import logging
 import warnings
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 import torch.nn as nn
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_analysis import _IGNORED_OPS
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACTIVATION_HANDLES
+from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
+from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
 
 from resfam.cards.architecture import tags_of
 
@@ -75,12 +85,14 @@ ON_CPU = "cpu forward"
 
 @dataclass(frozen=True)
 class FlopCount:
-    """fvcore's total and the operators it met but could not count (name -> number of calls)."""
+    """fvcore's totals from one trace (FLOPs and activations) and the operators it met but could not
+    count FLOPs of (name -> number of calls)."""
 
     total: int
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     method: str = ON_SHAPES
     traced_ops: frozenset[str] = frozenset()  # every operator of the traced graph, counted or not
+    activations: int = 0
 
     @property
     def unexpected_uncounted_ops(self) -> dict[str, int]:
@@ -101,6 +113,8 @@ class ModelMeasurement:
     unexpected_uncounted_ops: dict[str, int] = field(default_factory=dict)  # see FlopCount
     flops_method: str = ON_SHAPES
     architecture: list[str] = field(default_factory=list)  # the architecture tags the model shows
+    activations: int = 0
+    layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,7 +203,8 @@ def _storage_bytes_skipped():
 
 
 def count_flops(model: nn.Module, image_size: int) -> FlopCount:
-    """fvcore's FLOPs of `model` (an uninitialised CPU model) for one `image_size` square image.
+    """fvcore's FLOPs and activations of `model` (an uninitialised CPU model) for one `image_size`
+    square image.
 
     Counted on a meta-device copy of the model's structure when possible (no arithmetic at all), on the
     CPU otherwise. The model itself is left as it was.
@@ -235,7 +250,8 @@ def _meta_copy(model: nn.Module) -> nn.Module:
 
 
 def _fvcore_count(model: nn.Module, image: torch.Tensor, method: str) -> FlopCount:
-    analysis = FlopCountAnalysis(model, image)
+    """FLOPs and activations of `model` for `image`, from one fvcore trace."""
+    analysis = JitModelAnalysis(model, image)
     # fvcore logs a warning per unsupported operator and per uncalled module; the operators are
     # returned below instead, and nothing else of that output is news.
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
@@ -243,18 +259,45 @@ def _fvcore_count(model: nn.Module, image: torch.Tensor, method: str) -> FlopCou
     # the operators it passes over as free (relu, ...), handles that count nothing, each noting the
     # operator it met. Totals and the uncounted operators stay as they were.
     traced: set[str] = set()
-    handles = {op: functools.partial(_noting, traced, op, handle) for op, handle in analysis._op_handles.items()}
+    handles = {op: functools.partial(_noting, traced, op, handle) for op, handle in TRACE_HANDLES.items()}
     analysis.set_op_handle(**{op: functools.partial(_noting, traced, op, None) for op in _IGNORED_OPS}, **handles)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        total = analysis.total()
+        totals = analysis.by_operator()
     uncounted = dict(sorted(analysis.unsupported_ops().items()))
-    return FlopCount(int(total), uncounted, method, frozenset(traced | set(uncounted)))
+    return FlopCount(int(totals["flops"]), uncounted, method, frozenset(traced | set(uncounted)),
+                     int(totals["activations"]))
 
 
 def _noting(traced: set[str], op: str, handle: Callable | None, inputs: Any, outputs: Any) -> Any:
     traced.add(op)
     return handle(inputs, outputs) if handle is not None else 0
+
+
+def _flops_and_activations(flop_handle: Callable, activation_handle: Callable | None) -> Callable:
+    """One fvcore operator handle returning both counts: {'flops': n, 'activations': m}."""
+
+    def handle(inputs, outputs) -> Counter:
+        counts = Counter(flops=_summed(flop_handle(inputs, outputs)))
+        if activation_handle is not None:
+            counts["activations"] = _summed(activation_handle(inputs, outputs))
+        return counts
+
+    return handle
+
+
+def _summed(count: Any) -> Any:
+    """A handle's result: a number, or a Counter of numbers by operator name."""
+    return sum(count.values()) if isinstance(count, Mapping) else count
+
+
+# FlopCountAnalysis's handles and ActivationCountAnalysis's, merged: the operators that count as
+# supported are FlopCountAnalysis's, so its `unsupported_ops` stay as they were; that needs every
+# operator with activations to have FLOPs too (so it is in fvcore 0.1.5).
+if not set(ACTIVATION_HANDLES) <= set(FLOP_HANDLES):
+    raise ImportError("this fvcore counts activations of operators it has no FLOP handle for: "
+                      f"{sorted(set(ACTIVATION_HANDLES) - set(FLOP_HANDLES))}; resfam expects fvcore 0.1.5")
+TRACE_HANDLES = {op: _flops_and_activations(handle, ACTIVATION_HANDLES.get(op)) for op, handle in FLOP_HANDLES.items()}
 
 
 @contextlib.contextmanager
@@ -561,9 +604,41 @@ def _convolution_as_on_cpu(input, weight, bias, stride, padding, dilation, trans
 # Whole models
 
 
+def stage_layout(model: nn.Module) -> dict[str, Any]:
+    """How the model is laid out, read from its modules (no trace):
+
+        stem_widths  output channels of each convolution before the first stage, in order
+        stages       per stage: {"blocks": how many, "block": their class name,
+                                 "width": the output channels of its last convolution (the stage's output),
+                                 "inner_width": the output channels of its first convolution}
+
+    A stage is a direct child of the model that is an `nn.Sequential` of blocks, a block being a
+    module with the `expansion` and `depth` attributes of the block contract (resfam/models/resnet.py).
+    The inner width is the narrow middle of a bottleneck (all slices of a Res2Net block together);
+    for a basic block, it is the stage's width.
+    """
+    stem_widths: list[int] = []
+    stages = []
+    for child in model.children():
+        blocks = list(child) if isinstance(child, nn.Sequential) else []
+        if blocks and all(hasattr(block, "expansion") and hasattr(block, "depth") for block in blocks):
+            first = _convolutions(blocks[0])
+            last = _convolutions(blocks[-1])
+            stages.append({"blocks": len(blocks), "block": type(blocks[0]).__name__,
+                           "width": last[-1].out_channels, "inner_width": first[0].out_channels})
+        elif not stages:
+            stem_widths += [convolution.out_channels for convolution in _convolutions(child)]
+    return {"stem_widths": stem_widths, "stages": stages}
+
+
+def _convolutions(module: nn.Module) -> list[nn.Conv2d]:
+    return [layer for layer in module.modules() if isinstance(layer, nn.Conv2d)]
+
+
 def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
                         step: Step = _unnamed_step) -> list[ModelMeasurement]:
-    """Every figure of an already built (uninitialised) `model`, FLOPs at each of `image_sizes`.
+    """Every figure of an already built (uninitialised) `model`, FLOPs and activations at each of
+    `image_sizes`, and its stage layout.
 
     The model is used up: FLOPs are counted last, on the model itself moved to the meta device. Each
     part of the work runs inside `step(name)` ("counting", "saving", "tracing at 224 px"): the worker
@@ -572,13 +647,14 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
     with step("counting"):
         parameters = count_parameters(model)
         layers = int(model.nominal_depth)
+        layout = stage_layout(model)
     with step("saving"):
         file_size = checkpoint_size(model)
     counts = _count_flops(model, image_sizes, in_place=True, step=step)
     with step("finding the architecture tags"):
         architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
-                             flops.unexpected_uncounted_ops, flops.method, architecture)
+                             flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout)
             for size, flops in zip(image_sizes, counts)]
 
 
@@ -589,7 +665,16 @@ def measure_model(model_id: str, image_sizes: list[int], **kwargs: Any) -> list[
 
 def naive_flops(model_id: str, image_size: int) -> int:
     """The contract's FLOPs computed literally: default initialisation and a real forward pass."""
+    return _naive_count(FlopCountAnalysis, model_id, image_size)
+
+
+def naive_activations(model_id: str, image_size: int) -> int:
+    """The contract's activations computed literally: default initialisation and a real forward pass."""
+    return _naive_count(ActivationCountAnalysis, model_id, image_size)
+
+
+def _naive_count(analysis_class: type[JitModelAnalysis], model_id: str, image_size: int) -> int:
     model = create_model(model_id)
-    analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, image_size, image_size))
+    analysis = analysis_class(model.eval(), torch.zeros(1, 3, image_size, image_size))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     return int(analysis.total())

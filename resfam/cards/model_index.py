@@ -139,8 +139,8 @@ class ModelClaims:
     name: the entry's `Name`; line: the line of its `Name`.
     id: the Metadata `ID` (the registry name of the model), or None when the entry has none.
     fields: every scalar of the entry's Metadata except `ID`, keyed by its card name ('Parameters',
-        'FLOPs', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs', ...),
-        unknown keys included, and the `Architecture` list (a Claim whose value is the list of tags and
+        'FLOPs', 'Activations', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs',
+        ...), unknown keys included, and the `Architecture` list (a Claim whose value is the list of tags and
         whose span covers the whole list). Other lists (Tasks, ...) are only in `raw`.
     weights: the model-level `Weights` URL, or None.
     code: the model-level `Code` path, or None.

@@ -55,6 +55,7 @@ class CardPage:
     findings: everything the engine found about the card (ok, drift, error, warning).
     measured: {model Name: {card field: measured value}}, for figures a card leaves out.
     source_url: where the repository's files are browsed (`Code:` paths become links), or None.
+    versions: the versions that measured the figures (`verify.Report.versions`), for the page's note.
     """
 
     src_uri: str
@@ -65,17 +66,19 @@ class CardPage:
     findings: list[Finding] = field(default_factory=list)
     measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source_url: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)  # what measured the figures (verify.Report)
 
     @property
     def title(self) -> str:
         return self.card.collection if self.card is not None else self.family
 
     @classmethod
-    def of(cls, result: CardResult, src_uri: str, source_url: str | None = None) -> CardPage:
-        """The page of a card the engine verified, at `src_uri` in the site."""
+    def of(cls, result: CardResult, src_uri: str, source_url: str | None = None,
+           versions: Mapping[str, str] | None = None) -> CardPage:
+        """The page of a card the engine verified, at `src_uri` in the site; `versions` measured it."""
         return cls(src_uri=src_uri, path=result.path, family=family_of(result.path), card=result.card,
                    markdown=result.markdown, findings=result.findings, measured=result.measurements,
-                   source_url=source_url)
+                   source_url=source_url, versions=dict(versions or {}))
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ def model_facts(page: CardPage) -> list[ModelFacts]:
     show first (in `_ROW_ORDER`), then the card's other scalar fields (Epochs, ...), in card order."""
     if page.card is None:
         return []
-    findings = {(f.model, f.field): f for f in page.findings if f.model and f.field}
+    # the table's marks: the comparisons (a warning about a figure, e.g. in the prose, is not one)
+    findings = {(f.model, f.field): f for f in page.findings if f.model and f.field and f.status != "warning"}
     return [_facts(model, findings, page.measured.get(model.name, {})) for model in page.card.models]
 
 
@@ -217,7 +221,8 @@ def _models_section(page: CardPage) -> str:
     parts = ["## Models\n",
              f"Figures marked ✓ were measured from the code when this page was built and match the card; "
              f"hover over a mark, or see [how the figures are measured]({measurement}). Accuracies are "
-             f"reported by the publishers of the weights.\n"]
+             f"reported by the publishers of the weights.\n",
+             measured_with(page.versions, measurement)]
     # md_in_html: the divs let the stylesheet set the tables side by side
     parts.append('<div class="resfam-models" markdown>\n')
     for model in facts:
@@ -246,6 +251,9 @@ def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = Non
     if figure.field == "FLOPs":
         size = model.image_size
         return f"{float(value) / 1e9:.2f} at {size} × {size}"
+    if figure.field == "Activations":
+        size = model.image_size
+        return f"{float(value) / 1e6:.2f} M at {size} × {size}"
     if figure.field == "File Size":
         return with_prefix(value, "B", 1)
     if figure.field == "Image Size":
@@ -285,6 +293,21 @@ def _mark(figure: Figure, measurement: str) -> str:
     return "—"
 
 
+def measured_with(versions: Mapping[str, str], measurement: str) -> str:
+    """How a page's figures were made, in a note: the versions that measured them and the conventions.
+    Nothing in it depends on when the page was built, so unchanged code rebuilds the same page."""
+    tools = [f"{name} {versions[name]}" for name in ("torch", "fvcore", "resfam") if name in versions]
+    made = f"with {_joined(tools)}, " if tools else ""
+    return (f"**How these figures were made.** Measured {made}on the CPU, each model built as "
+            "`resfam.create_model(ID)` (the 1000-class head) and put in evaluation mode; FLOPs and "
+            "activations for one image at the model's image size. FLOPs follow fvcore's convention: one "
+            f"multiply-add is one FLOP. See [how the figures are measured]({measurement}).\n")
+
+
+def _joined(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 # ---------------------------------------------------------------------------------------------
 # The measurement page: its tables come from the table of fields and the zoo's tag vocabulary
 
@@ -317,19 +340,21 @@ def measurement_page(markdown: str, tolerances: Mapping[str, float], architectur
 
 
 def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping[str, str],
-                  models_json: str | None = None) -> str:
+                  models_json: str | None = None, versions: Mapping[str, str] | None = None) -> str:
     """The Markdown of the overview page at `src_uri`: a table and a chart of `models` (the build's
     `catalog.model_catalog`, which models.json is made from too).
 
     urls: card src_uri -> its URL relative to the overview page, for the chart's links (raw SVG is
     not rewritten by MkDocs, unlike the table's Markdown links).
     models_json: the site path of models.json, linked from the page when given.
+    versions: the versions that measured the figures, for the page's note (`measured_with`).
     """
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
     families = list(dict.fromkeys(model.collection for model in models))
-    table = ["| Model | Family | Params (M) | GFLOPs | Input (px) | Top-1 (%) | Top-5 (%) | File (MB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table = ["| Model | Family | Params (M) | GFLOPs | Activations (M) | Input (px) | Top-1 (%) | Top-5 (%) "
+             "| File (MB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     points = []
     for model in models:
         link = posixpath.relpath(model.src_uri, here)
@@ -338,6 +363,7 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
             _md(model.collection),
             _number(model.number("Parameters"), 1e6, 2),
             _number(model.number("FLOPs"), 1e9, 2),
+            _number(model.number("Activations"), 1e6, 2),
             str(model.image_size),
             _number(model.number("Top 1 Accuracy"), 1, 2),
             _number(model.number("Top 5 Accuracy"), 1, 2),
@@ -352,10 +378,11 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
     return "\n".join([
         "---\nhide:\n  - toc\n---\n",  # front matter: the wide table gets the table of contents' room
         "# All models\n",
-        f"Every model of every card: {len(models)} models in {len(families)} families. Parameters, GFLOPs and "
-        f"file sizes are [measured from the code]({measurement}) on every build; GFLOPs are counted at "
-        "each model's own image size. Click a column header to sort, type in the box to filter, and "
-        f"click a model to open its card.{as_json}\n",
+        f"Every model of every card: {len(models)} models in {len(families)} families. Parameters, GFLOPs, "
+        f"activations and file sizes are [measured from the code]({measurement}) on every build; GFLOPs "
+        "and activations are counted at each model's own image size. Click a column header to sort, type "
+        f"in the box to filter, and click a model to open its card.{as_json}\n",
+        measured_with(versions or {}, measurement),
         '<div class="resfam-sortable" markdown>\n',
         "\n".join(table) + "\n",
         "</div>\n",

@@ -19,7 +19,9 @@ the result into Markdown and `catalog` into the site's `models.json`; this modul
 MkDocs as generated files.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
-  no traceback, and a failure even without --strict).
+  no traceback, and a failure even without --strict). A figure the prose writes out instead of
+  citing the measurement is a MkDocs warning, which `--strict` fails on; the engine's other warnings
+  (an unknown key, say) are logged and kept as written.
 - Card pages an explicit `nav` leaves out are added to it, after the cards it lists: a new family
   needs only its template.
 - A model that takes too long or too much memory to measure, or crashes its worker, is an error on
@@ -112,10 +114,10 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         if not report.ok:
             log.warning("resfam: problems shown at the top of their card pages:\n%s", format_report(report).rstrip())
         else:
-            for finding in report.warnings:  # kept as written: worth a look, not a failure
-                log.info("resfam: %s", finding.format())
+            for finding in report.warnings:  # kept as written; a strict one fails `mkdocs build --strict`
+                (log.warning if finding.strict else log.info)("resfam: %s", finding.format())
 
-        pages = sorted((self._card_page(result) for result in report.cards), key=self._family_rank)
+        pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=self._family_rank)
         for page in pages:
             file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
             # edit links are edit_uri + the path from docs/: for a card, "../templates/models/<family>.md"
@@ -125,7 +127,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                 for page in pages}
         catalog = model_catalog(pages)  # one list of models for the overview and models.json
         self._add(files, config, overview, overview_page(catalog, src_uri=overview, urls=urls,
-                                                         models_json=MODELS_JSON))
+                                                         models_json=MODELS_JSON, versions=report.versions))
         card_urls = {page.src_uri: urljoin(config.site_url or "", files.get_file_from_path(page.src_uri).url)
                      for page in pages}
         data = models_json(catalog, card_urls, report.versions)
@@ -194,8 +196,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         """Where a card template's page goes in the site: its path inside the templates folder."""
         return os.path.relpath(os.path.abspath(template), self.templates_dir).replace(os.sep, "/")
 
-    def _card_page(self, result: CardResult) -> CardPage:
-        return CardPage.of(result, self._src_uri(result.path), self.config.source_url)
+    def _card_page(self, result: CardResult, versions: dict[str, str]) -> CardPage:
+        return CardPage.of(result, self._src_uri(result.path), self.config.source_url, versions)
 
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
         clash = files.get_file_from_path(src_uri)

@@ -20,6 +20,33 @@ Variables every card template and `templates/code_snippets.md` may use (`card_co
     model_ids    the registry IDs of all the card's models, in card order
     family       the family slug, the template file stem, e.g. 'resnet-d'
     collection   the collection name, e.g. 'ResNet-D' (the first `Collections` Name of the block)
+    models       {registry ID: what the build measured of that model}, for every model of the card's
+                 model-index and every model the template itself names as `models.ID` or
+                 `models['ID']` (another card's model, to compare with): `models.resnet50.parameters`
+
+What `models.ID` holds: the figures the card verifies, measured from the code in this build (the same
+measurement the card's tables show, from the same cache), at the model's registered image size:
+
+    parameters   Parameters (an int)            flops        FLOPs, fvcore's count (an int)
+    activations  Activations, fvcore's (an int) file_size    File Size in bytes (an int)
+    layers       Layers, the nominal depth      image_size   Image Size in pixels (an int)
+    crop_pct     Crop Pct (a float)             interpolation  Interpolation (a str)
+
+and the stage layout, read from the built model's modules (`measure.stage_layout`):
+
+    blocks       blocks per stage, e.g. [3, 4, 6, 3]
+    block        the class of the blocks, e.g. 'Bottleneck' ('BasicBlock', 'Res2NetBottleneck', ...)
+    widths       output channels of each stage, e.g. [256, 512, 1024, 2048]
+    inner_widths output channels of the first convolution of each stage: a bottleneck's narrow width
+    stem_widths  output channels of each convolution of the stem, e.g. [32, 32, 64] for a deep stem
+
+Filters that write a measured number the way cards do (`digits` after the point):
+
+    millions(digits=1)   25557032 -> '25.6'     gflops(digits=2)   4111514624 -> '4.11'
+    mb(digits=1)         102530155 -> '102.5'   grouped            19232 -> '19,232'
+
+so prose reads `{{ models.resnet50.parameters | millions }} million parameters`: a figure written
+out as a literal (`25.6 million parameters`) is flagged by `verify` (`prose.literal_figures`).
 
 Besides these, the Jinja built-in filters and tests, and the globals `range`, `dict` and `namespace`.
 """
@@ -37,7 +64,7 @@ import threading
 from collections import deque
 from dataclasses import asdict
 from types import TracebackType
-from typing import Any
+from typing import Any, Mapping
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -56,15 +83,57 @@ _KILL_GRACE = 5.0  # seconds past RENDER_SECONDS before a renderer stuck in one 
 _TEMPLATE_SUFFIXES = (".md", ".html", ".jinja", ".j2", ".txt")  # not the .py frames of Jinja itself
 
 
-def card_context(card: Card) -> dict[str, Any]:
-    """The variables a card template is rendered with (see the module docstring)."""
+CONTEXT_NAMES = ("model_name", "model_ids", "family", "collection", "models")
+
+
+def card_context(card: Card, models: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The variables a card template is rendered with (see the module docstring); `models` is
+    {registry ID: measured facts}, as `verify` makes them."""
     model_ids = [model.model_id for model in card.models]
     return {
         "model_name": model_ids[0] if model_ids else "",
         "model_ids": model_ids,
         "family": card.family,
         "collection": card.collection,
+        "models": dict(models or {}),
     }
+
+
+def cited_models(source: str) -> dict[str, int]:
+    """{registry ID: line of its first use} for every `models.ID` and `models['ID']` in a template's
+    source, read from Jinja's syntax tree (nothing runs); {} when the source does not parse (rendering
+    reports why)."""
+    try:
+        tree = _PARSER.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return {}
+    cited: dict[str, int] = {}
+    for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "models":
+            name = node.attr if isinstance(node, jinja2.nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(name, str):
+                cited.setdefault(name, node.lineno)
+    return cited
+
+
+# Number filters: how cards write measured figures.
+def _millions(value: Any, digits: int = 1) -> str:
+    return f"{float(value) / 1e6:.{int(digits)}f}"
+
+
+def _gflops(value: Any, digits: int = 2) -> str:
+    return f"{float(value) / 1e9:.{int(digits)}f}"
+
+
+def _megabytes(value: Any, digits: int = 1) -> str:
+    return f"{float(value) / 1e6:.{int(digits)}f}"
+
+
+def _grouped(value: Any) -> str:
+    return f"{int(value):,}"
+
+
+NUMBER_FILTERS = {"millions": _millions, "gflops": _gflops, "mb": _megabytes, "grouped": _grouped}
 
 
 def render_template(path: str | os.PathLike[str], templates_dir: str | os.PathLike[str],
@@ -300,7 +369,11 @@ def make_environment(templates_dir: str | os.PathLike[str]) -> ImmutableSandboxe
     )
     # Only the harmless globals stay; cycler/joiner/lipsum are not needed by cards.
     environment.globals = {name: environment.globals[name] for name in ("range", "dict", "namespace")}
+    environment.filters.update(NUMBER_FILTERS)
     return environment
+
+
+_PARSER = jinja2.Environment()  # for reading a template's syntax tree only: nothing is rendered with it
 
 
 def _template_name(path: str, templates_dir: str) -> str:
@@ -337,10 +410,13 @@ def _finding_for(error: BaseException, path: str, templates_dir: str) -> Finding
                        hint=f"check the name; includes are looked up relative to {templates_dir}/")
     if isinstance(error, jinja2.UndefinedError):
         if "has no attribute" in (error.message or ""):
+            models_hint = ("; models.ID has every model of the card and every model the template names, when "
+                           "it is registered (python -m resfam lists them) and could be measured"
+                           if "'dict object'" in (error.message or "") else "")
             return Finding("error", where_path, where_line, f"undefined attribute: {error.message}",
-                           hint="check the name after the '.'")
+                           hint="check the name after the '.'" + models_hint)
         return Finding("error", where_path, where_line, f"undefined variable: {error.message}",
-                       hint="card templates may use: model_name, model_ids, family, collection "
+                       hint=f"card templates may use: {', '.join(CONTEXT_NAMES)} "
                             "(see resfam/cards/render.py)")
     here = " here" if where_line is not None else ""  # None: outside the template's own code (joining its output)
     if isinstance(error, _RenderTimeout):

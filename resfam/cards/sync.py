@@ -75,8 +75,8 @@ def plan_sync(card: Card, measured: Mapping[str, Mapping[str, Any]], fill_missin
     """The edits that make `card` claim the `measured` values, in file order.
 
     measured: {model Name: {card field name: value}} for fields in SYNC_FIELDS; a value of None is
-        skipped (not measured). Values: Parameters/FLOPs/File Size/Layers ints, Image Size an int,
-        Crop Pct a float, Interpolation and Weights strings.
+        skipped (not measured). Values: Parameters/FLOPs/Activations/File Size/Layers ints, Image Size an
+        int, Crop Pct a float, Interpolation and Weights strings.
     fill_missing: also insert the measured fields the card leaves out.
 
     Raises ValueError for a model name the card does not have, a field sync does not handle or a

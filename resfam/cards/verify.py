@@ -32,7 +32,8 @@ from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree, 
 from .fields import EXACT, SOURCE, TAGS, TOLERANCE, BY_NAME, default_tolerances, fields_where, synced_fields
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
-from .render import card_context, render_template
+from .prose import literal_figures
+from .render import card_context, cited_models, render_template
 from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
@@ -103,8 +104,9 @@ class RegisteredModel:
 
 @dataclass(frozen=True)
 class MeasuredModel:
-    """Everything measured about one model: its registered config and its figures, FLOPs by image size.
-    `figures` is empty when the model could not be measured (`error` says why)."""
+    """Everything measured about one model: its registered config and the worker's measurements by image
+    size (figures, FLOPs and activations, the stage layout of `measure.stage_layout`). `by_size` is empty
+    when the model could not be measured (`error` says why)."""
 
     registered: RegisteredModel
     by_size: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # the worker's measurements
@@ -123,6 +125,23 @@ class MeasuredModel:
 
     def unexpected_uncounted_ops(self, image_size: int) -> Mapping[str, int]:
         return self.by_size[image_size]["unexpected_uncounted_ops"] if image_size in self.by_size else {}
+
+    def template_facts(self) -> dict[str, Any]:
+        """What a card template reads as `models.ID` (the names of render.py's docstring), at the
+        registered image size: the same figures as the card's table."""
+        values = self.values(self.registered.image_size)
+        layout = self.by_size[self.registered.image_size]["layout"]
+        stages = layout["stages"]
+        return {
+            "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
+            "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
+            "crop_pct": values["Crop Pct"], "interpolation": values["Interpolation"],
+            "blocks": [stage["blocks"] for stage in stages],
+            "block": stages[0]["block"] if stages else "",
+            "widths": [stage["width"] for stage in stages],
+            "inner_widths": [stage["inner_width"] for stage in stages],
+            "stem_widths": list(layout["stem_widths"]),
+        }
 
 
 class FindingsView:
@@ -164,6 +183,8 @@ class CardResult(FindingsView):
     measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
     markdown: str | None = None
     models: dict[str, MeasuredModel] = field(default_factory=dict)
+    cited: dict[str, int] = field(default_factory=dict)  # {model ID: line} named in the prose as models.ID
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the template's `models`: {model ID: facts}
 
 
 @dataclass
@@ -188,7 +209,7 @@ class Report(FindingsView):
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     coverage: list[Finding] = field(default_factory=list)
     architecture_tags: dict[str, str] = field(default_factory=dict)  # the vocabulary, when the zoo loaded
-    versions: dict[str, str] = field(default_factory=dict)  # what measured the figures: Python, torch, fvcore
+    versions: dict[str, str] = field(default_factory=dict)  # what measured the figures: Python, torch, fvcore, resfam
 
     @property
     def findings(self) -> list[Finding]:
@@ -199,6 +220,12 @@ class Report(FindingsView):
     def exit_code(self) -> int:
         """0 when every card matches the code, 1 when a figure drifts, 2 for bad input."""
         return 2 if self.errors else 1 if self.drifts else 0
+
+    @property
+    def strict_exit_code(self) -> int:
+        """`exit_code`, with the strict warnings (a figure the prose writes out) failing too, as 1: what
+        `verify --strict` returns, as `mkdocs build --strict` fails on the same warnings."""
+        return self.exit_code or (1 if any(finding.strict for finding in self.warnings) else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +248,8 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         `paths`) also checks coverage: every registered model is on a card, except the model IDs
         listed (left without a card on purpose). None: no coverage check (a test's partial folder).
 
-    tolerances: {field: percent} overriding DEFAULT_TOLERANCES (Parameters, FLOPs, File Size, Layers).
+    tolerances: {field: percent} overriding DEFAULT_TOLERANCES (Parameters, FLOPs, Activations, File Size,
+        Layers).
     cache_dir: where measurements are cached (default `.resfam-cache/` next to `templates_dir`);
         use_cache=False measures everything and leaves the cache alone.
     progress: called with a `Progress` after each model measured, and with a `StillWorking` at least
@@ -243,11 +271,14 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
                      progress=progress, max_workers=max_workers, limits=limits, stats=stats) as zoo:
         zoo.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
-        _check_against_code(results, zoo, tolerances)
+        measured = _check_against_code(results, zoo, tolerances)
         coverage = [] if paths or without_card is None else \
             _check_coverage(results, zoo, templates_dir, list(without_card))
         architecture_tags = zoo.architecture_tags()
         versions = dict(zoo.cache.versions)
+    # rendered after measuring: the prose cites the same measurement as the tables
+    for path, result in zip(card_paths, results):
+        _render_card(result, path, templates_dir, measured)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
@@ -283,9 +314,10 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
     that drift and, with `fill_missing`, those the card leaves out. A figure within its tolerance stays
     as written (a card may round).
 
-    FLOPs go with the Image Size the card will claim: the registered one when the card states an Image
-    Size (sync corrects it) or when missing fields are filled in, else the default 224; FLOPs counted at
-    another size than the card's are rewritten even when they were within tolerance there.
+    FLOPs and Activations go with the Image Size the card will claim: the registered one when the card
+    states an Image Size (sync corrects it) or when missing fields are filled in, else the default 224;
+    figures counted at another size than the card's are rewritten even when they were within tolerance
+    there.
     """
     values = {}
     card = result.card
@@ -306,7 +338,8 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
             chosen = {name: value for name, value in chosen.items() if name in claims}
         for finding in result.findings:
             if finding.model == model.name and finding.status == "ok" \
-                    and not (finding.field == "FLOPs" and size != claimed_image_size(model)):
+                    and not (finding.field in BY_NAME and BY_NAME[finding.field].per_image_size
+                             and size != claimed_image_size(model)):
                 chosen.pop(finding.field, None)
         values[model.name] = chosen
     return values
@@ -359,7 +392,7 @@ def templates_dir_for(path: Path, templates_dir: Path) -> Path:
 
 
 def _read_card(path: Path, templates_dir: Path) -> CardResult:
-    """Parse and render one card; every problem becomes a finding."""
+    """Parse one card, and find the models its prose cites; every problem becomes a finding."""
     shown = shown_path(path)
     result = CardResult(shown, None)
     try:
@@ -368,15 +401,29 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
         result.findings += error.findings
         return result
     result.findings += result.card.warnings
-    try:
-        result.markdown = render_template(shown, templates_dir_for(path, templates_dir), card_context(result.card))
-    except CardError as error:
-        result.findings += error.findings
+    result.cited = cited_models(result.card.text)
     return result
 
 
+def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel]) -> None:
+    """Render a parsed card with the measured facts of its models and of those its prose cites, and flag
+    the figures its prose writes out instead of citing; every problem becomes a finding."""
+    if result.card is None:
+        return
+    wanted = [model.model_id for model in result.card.models] + list(result.cited)
+    result.facts = {model_id: measured[model_id].template_facts() for model_id in wanted
+                    if model_id in measured and measured[model_id].error is None}
+    try:
+        result.markdown = render_template(result.path, templates_dir_for(path, templates_dir),
+                                          card_context(result.card, result.facts))
+    except CardError as error:
+        result.findings += error.findings
+    result.findings += literal_figures(result.card, result.facts)
+
+
 def claimed_image_size(model: ModelClaims) -> int:
-    """The image size the card's FLOPs are counted at: its Image Size (already validated), else 224."""
+    """The image size the card's FLOPs and Activations are counted at: its Image Size (already validated),
+    else 224."""
     claim = model.fields.get("Image Size")
     return int(claim.value) if claim is not None else DEFAULT_IMAGE_SIZE
 
@@ -385,18 +432,21 @@ def claimed_image_size(model: ModelClaims) -> int:
 # Comparing with the code
 
 
-def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerances: dict[str, float]) -> None:
-    cards = [result for result in results if result.card is not None and result.card.models]
+def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer",
+                        tolerances: dict[str, float]) -> dict[str, MeasuredModel]:
+    """Measure the models of the cards (and those their prose cites) and compare; {model ID: measured}."""
+    cards = [result for result in results if result.card is not None and (result.card.models or result.cited)]
     if not cards:
-        return
+        return {}
     try:
         registry = zoo.registry()
     except WorkerError as error:
         for result in cards:
+            line = result.card.models[0].line if result.card.models else None
             result.findings.append(Finding(
-                "error", result.path, result.card.models[0].line, f"cannot load the resfam model zoo: {error}",
+                "error", result.path, line, f"cannot load the resfam model zoo: {error}",
                 hint="fix the model code at the place named; nothing on this card could be checked"))
-        return
+        return {}
 
     wanted: dict[str, set[int]] = {}
     for result in cards:
@@ -404,6 +454,9 @@ def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerance
             registered = registry.get(model.model_id)
             if registered is not None:
                 wanted.setdefault(model.model_id, set()).update({claimed_image_size(model), registered.image_size})
+        for model_id in result.cited:
+            if model_id in registry:
+                wanted.setdefault(model_id, set()).add(registry[model_id].image_size)
     measured = zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted)
 
     for result in cards:
@@ -416,6 +469,7 @@ def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer", tolerance
             result.models[model.name] = found
             result.measurements[model.name] = found.values(registered.image_size)
             result.findings += _compare_model(result, model, found, tolerances, zoo.architecture_tags())
+    return measured
 
 
 def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel]) -> Finding:
@@ -812,17 +866,31 @@ def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, d
     return models, {str(tag): str(definition) for tag, definition in facts["architecture_tags"].items()}
 
 
-_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "file_size": int, "layers": int, "image_size": int,
-                       "model_id": str, "unexpected_uncounted_ops": dict, "architecture": list}
+_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int, "layers": int,
+                       "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "architecture": list,
+                       "layout": dict}
+_STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
 
 
 def _valid_measurement(value: Any, model_id: str, image_size: int) -> dict[str, Any] | None:
     """A cached measurement, if it has every field with the right type for this model and size."""
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS):
         return None
-    for name, kind in _MEASUREMENT_FIELDS.items():
-        if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
-            return None
     if value["model_id"] != model_id or value["image_size"] != image_size:
         return None
+    layout = value["layout"]
+    stem_widths, stages = layout.get("stem_widths"), layout.get("stages")
+    if not isinstance(stem_widths, list) or not all(_is_count(width) for width in stem_widths) \
+            or not isinstance(stages, list) or not all(isinstance(stage, dict) and _well_typed(stage, _STAGE_FIELDS)
+                                                       for stage in stages):
+        return None
     return value
+
+
+def _well_typed(value: dict[str, Any], fields: Mapping[str, type]) -> bool:
+    return all(isinstance(value.get(name), kind) and not isinstance(value.get(name), bool)
+               for name, kind in fields.items())
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,132 @@
+"""Figures a card's prose writes out by hand instead of citing the measurement.
+
+The tables of a card are measured on every build; a sentence such as "resnet50 has 23.0 million
+parameters" is not, and goes stale when the model changes. `literal_figures` finds, in the template's
+own text, a number followed by a unit of a figure the card verifies:
+
+    parameters / params              Parameters     e.g. '25.6 million parameters', '25.6M params'
+    FLOPs, GFLOPs, MACs, GMACs, ...  FLOPs          e.g. 'about 1 GFLOP more', '4.1 GMACs'
+    activations                      Activations    e.g. '11.1M activations'
+    MB, KB, GB, MiB, bytes           File Size      e.g. '102.5 MB'
+    layers, -layer                   Layers         e.g. '50 layers', 'the 50-layer models'
+
+and reports each as a warning at its file:line, saying what the code measures (for the model the
+sentence names, when it names one) and the template expression to write instead. The rule is narrow
+on purpose: a number must be followed by one of these units (an adjective such as 'more' may sit
+between), so years, kernel sizes ('3x3'), strides, channel counts, epochs and citations never trip it;
+nor does anything that is not prose: Jinja tags and expressions (a cited figure), code (fenced or
+inline), HTML comments (the model-index) and URLs.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from .findings import Finding
+from .model_index import LINE_BREAK, Card
+
+_NUMBER = r"(?<![\w.,])(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\w.]*\d)"
+_SCALE = r"(?:[ \t]?(?P<scale>[kKMGT]|thousand|million|billion)(?![A-Za-z]))?"
+_BETWEEN = r"[ \t-]*(?:(?:more|fewer|less|extra|additional|weighted)[ \t]+)?"
+_UNITS = {
+    "Parameters": r"param(?:eter)?s?",
+    "FLOPs": r"[kMGT]?FLOP(?:s|S)?|[kMGT]?MACs?|[kMGT]?MAdds?|multiply-adds",
+    "Activations": r"activations?",
+    "File Size": r"[kKMGT]i?B|bytes|(?:kilo|mega|giga)bytes",
+    "Layers": r"layers?",
+}
+_FIGURE = re.compile(_NUMBER + _SCALE + _BETWEEN + r"(?P<unit>" + "|".join(
+    f"(?P<{name.replace(' ', '_')}>{pattern})" for name, pattern in _UNITS.items()) + r")(?![\w-])", re.IGNORECASE)
+
+# Text that is not prose, blanked before the figures are looked for (offsets and lines kept).
+_NOT_PROSE = re.compile(
+    r"\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}"  # a raw block
+    r"|\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}"  # Jinja: a cited figure is an expression
+    r"|<!--.*?(?:-->|\Z)"  # HTML comments, the model-index among them
+    r"|^[ \t]*(?P<fence>`{3,}|~{3,}).*?(?:^[ \t]*(?P=fence)[ \t]*$|\Z)"  # fenced code
+    r"|(?P<ticks>`+).+?(?P=ticks)"  # inline code
+    r"|https?://\S+",
+    re.DOTALL | re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
+
+# field -> its name in the template's `models.ID` (render.py)
+_EXPRESSIONS = {"Parameters": "parameters", "FLOPs": "flops", "Activations": "activations",
+                "File Size": "file_size", "Layers": "layers"}
+
+
+def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+    """A warning for every figure `card`'s prose writes as a literal number with a verified unit.
+
+    facts: {model ID: the template facts of `render.card_context`}, to say what the code measures.
+    """
+    text = card.text
+    prose = _NOT_PROSE.sub(_blank, text)
+    names = sorted(set(facts) | {model.model_id for model in card.models}, key=len, reverse=True)
+    mention = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])") if names else None
+    findings = []
+    for match in _FIGURE.finditer(prose):
+        field = next(name for name in _UNITS if match.group(name.replace(" ", "_")))
+        model_id = _named_model(text, match, mention)
+        expression = _expression(field, match, model_id or (card.models[0].model_id if card.models else "ID"))
+        literal = " ".join(match.group().split())
+        if model_id is not None and model_id in facts:
+            measured = facts[model_id][_EXPRESSIONS[field]]
+            what = f"the code measures {model_id} {field}: {_shown(field, measured, facts[model_id])}"
+        else:
+            measured = None
+            what = "the code measures this figure for each model; the sentence names no model of this card"
+        findings.append(Finding(
+            "warning", card.path, len(LINE_BREAK.findall(text, 0, match.start())) + 1,
+            f"the prose writes {literal!r} as a literal figure, which the build does not check; {what}",
+            hint=f"write {expression} instead (the template's variables: resfam/cards/render.py)",
+            model=_model_name(card, model_id), field=field, claimed=literal, measured=measured, strict=True))
+    return findings
+
+
+def _blank(match: re.Match) -> str:
+    return re.sub(r"[^\r\n\x85\u2028\u2029]", " ", match.group())
+
+
+def _named_model(text: str, figure: re.Match, mention: re.Pattern | None) -> str | None:
+    """The model the figure's sentence is about: the last one named before the figure, else the first
+    one after it (inline code included: models are usually written `resnet50`)."""
+    if mention is None:
+        return None
+    start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, figure.start())), default=0)
+    end = next((m.start() for m in _SENTENCE_END.finditer(text, figure.end())), len(text))
+    before = [m.group() for m in mention.finditer(text, start, figure.start())]
+    if before:
+        return before[-1]
+    after = mention.search(text, figure.end(), end)
+    return after.group() if after else None
+
+
+def _model_name(card: Card, model_id: str | None) -> str | None:
+    return next((model.name for model in card.models if model.model_id == model_id), model_id)
+
+
+def _expression(field: str, figure: re.Match, model_id: str) -> str:
+    """The template expression that writes the figure the way the prose did."""
+    name = _EXPRESSIONS[field]
+    reference = f"models.{model_id}" if re.fullmatch(r"[A-Za-z_]\w*", model_id) else f"models[{model_id!r}]"
+    scale = (figure.group("scale") or "").lower()
+    unit = figure.group("unit")
+    if field == "Layers":
+        return f"{{{{ {reference}.layers }}}}"
+    if field == "FLOPs" and unit[:1] in "GT":
+        return f"{{{{ {reference}.flops | gflops }}}}"
+    if field == "File Size" and unit.lower() != "bytes":
+        return f"{{{{ {reference}.file_size | mb }}}} MB"
+    if scale in ("m", "million") or (not scale and field != "FLOPs" and "." in figure.group("number")):
+        return f"{{{{ {reference}.{name} | millions }}}}"
+    return f"{{{{ {reference}.{name} | grouped }}}}"
+
+
+def _shown(field: str, value: Any, facts: Mapping[str, Any]) -> str:
+    if field == "Layers":
+        return str(value)
+    if field == "FLOPs":
+        return f"{value:,} ({value / 1e9:.2f} G at {facts['image_size']} px)"
+    if field == "File Size":
+        return f"{value:,} bytes ({value / 1e6:.1f} MB)"
+    return f"{value:,} ({value / 1e6:.1f} million)"
