@@ -32,7 +32,14 @@ __all__ = sorted(_LAZY)
 if TYPE_CHECKING:
     from .config import ModelConfig, default_config
     from .hub import PretrainedLoadError
-    from .registry import (UnknownModelError, create_model, get_model_config, get_model_entry, is_model,
-                           list_models, register_model)
+    from .registry import (
+        UnknownModelError,
+        create_model,
+        get_model_config,
+        get_model_entry,
+        is_model,
+        list_models,
+        register_model,
+    )
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _SUBMODULES)

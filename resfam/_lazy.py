@@ -3,7 +3,8 @@ importing all of them: the card engine must not import torch, the template rende
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 
 def lazy_attributes(package: str, names: Mapping[str, str], submodules: Iterable[str] = ()

@@ -117,7 +117,8 @@ def _fetch(url: str, name: str, progress: bool):
         elif isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
             detail = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln), "")
             detail = detail.split(" Please")[0]  # torch goes on to suggest allowlisting the class
-            problem = f"the checkpoint holds Python objects besides tensors, which are not unpickled for safety ({detail})"
+            problem = (f"the checkpoint holds Python objects besides tensors, which are not unpickled for safety "
+                       f"({detail})")
             fix = (f"save only the weights (torch.save(model.state_dict(), path)), or delete {path} if it "
                    "is not the intended file.")
         else:

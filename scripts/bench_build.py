@@ -311,7 +311,7 @@ def main() -> int:
     print(f"resfam build benchmark, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"machine: {machine()}")
     for name, runs in (("warm builds", warm_runs), ("plain MkDocs builds", plain_runs), ("rebuilds", rebuilds)):
-        print(f"{name}: {', '.join('%.2f' % run['seconds'] for run in runs)} s")
+        print(f"{name}: {', '.join('{:.2f}'.format(run['seconds']) for run in runs)} s")
     print(f"edits: {'; '.join(edits)}")
     print(f"plugin overhead (warm build / plain MkDocs): {overhead:.2f}x")
     print()

@@ -76,8 +76,10 @@ def write_whole(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("ids", nargs="*", metavar="ID", help="model IDs to add or update (default: every registered ID)")
-    parser.add_argument("--output", type=Path, default=REFERENCE, help=f"the file (default: {REFERENCE.relative_to(ROOT)})")
+    parser.add_argument("ids", nargs="*", metavar="ID",
+                        help="model IDs to add or update (default: every registered ID)")
+    parser.add_argument("--output", type=Path, default=REFERENCE,
+                        help=f"the file (default: {REFERENCE.relative_to(ROOT)})")
     args = parser.parse_args(argv)
 
     try:

@@ -16,7 +16,6 @@ The other tests here: the measurement cache survives a corrupt entry, and verify
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,12 +23,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sitebuild import mkdocs_build, network_attempts, offline_env, source_snapshot
 
 import resfam
-
 from resfam.cards import render
 from resfam.cards.cli import main
-from sitebuild import mkdocs_build, network_attempts, offline_env, source_snapshot
 
 CORPUS = Path(__file__).parent / "bad_cards"
 GOOD = (CORPUS / "good.md").read_text(encoding="utf-8")

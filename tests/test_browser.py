@@ -17,9 +17,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from sitebuild import REPO, repository_site
 
 from resfam.cards import parse_card
-from sitebuild import REPO, repository_site
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CARDS = {path.stem: [m.name for m in parse_card(path).models]
@@ -165,7 +165,8 @@ def test_card_renders_with_verified_tables(browser, base_url):
     for name in CARDS["resnet-d"]:
         assert css(browser, f"h3[id='{name}']")[0].is_displayed()
     marks = [mark for mark in css(browser, "a.resfam-verified") if mark.is_displayed()]
-    assert len(marks) == 11 * len(CARDS["resnet-d"])  # nine figures (Activations too), the architecture tags and the code
+    # nine figures (Activations too), the architecture tags and the code
+    assert len(marks) == 11 * len(CARDS["resnet-d"])
     assert all(mark.text == "✓ verified" for mark in marks)
     assert not css(browser, ".admonition")
     screenshot(browser, "card-resnet-d")

@@ -12,13 +12,13 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from sitebuild import session_cache
 
 from resfam.cards import architecture, measure
 from resfam.cards.cli import main
 from resfam.cards.fields import FIELDS, TAGS
 from resfam.cards.model_index import KNOWN_METADATA_KEYS, KNOWN_MODEL_KEYS, parse_card
 from resfam.cards.sync import SYNC_FIELDS
-from sitebuild import session_cache
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -170,8 +170,8 @@ def test_fill_adds_a_missing_list_in_the_card_style(project, cli):
     ("resfam/models/resnet.py#L1", "resfam/models/resnet.py#L{line}"),  # a stale line
 ], ids=["wrong-file", "missing-file", "url", "stale-line"])
 def test_a_wrong_code_path_is_a_drift_and_sync_writes_the_registering_file(project, cli, written, expected):
-    registering = next(number for number, text in enumerate((REPO / "resfam/models/resnet.py").read_text()
-                                                          .splitlines(), 1) if text.startswith('register_resnet("resnet18"'))
+    lines = (REPO / "resfam/models/resnet.py").read_text().splitlines()
+    registering = next(number for number, text in enumerate(lines, 1) if text.startswith('register_resnet("resnet18"'))
     expected = expected.format(line=registering)
     line = rewrite_claim("resnet", "resnet18", "Code", written)
     code, out, _ = cli("verify")

@@ -3,10 +3,11 @@ whose statuses say how far each figure is checked."""
 import json
 from pathlib import Path
 
+from tools import python_module
+
 from resfam.cards import Finding, parse_card
 from resfam.cards.catalog import model_catalog, models_json, plain_value
 from resfam.cards.pages import CardPage, overview_page
-from tools import python_module
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = """\
@@ -78,7 +79,8 @@ def test_the_overview_is_made_from_the_catalog():
     catalog = model_catalog([page()])
     text = overview_page(catalog, src_uri="models/index.md", urls={"models/resnet.md": "resnet/"},
                          models_json="models.json")
-    assert "| [resnet18](resnet.md#resnet18) | resnet | 11.69 | 0.00 | — | 224 | 69.76 | — | 46.8 |" in text  # no activations measured here
+    # no activations measured here
+    assert "| [resnet18](resnet.md#resnet18) | resnet | 11.69 | 0.00 | — | 224 | 69.76 | — | 46.8 |" in text
     assert "1 models in 1 families" in text and "[models.json](../models.json)" in text
 
 

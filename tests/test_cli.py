@@ -111,7 +111,8 @@ def test_verify_format_github_prints_workflow_commands_on_drifted_and_broken_car
     assert code == 2
     assert out.splitlines()[1:3] == [
         f"::error file=templates/models/resnet.md,line={id_line},title=resnet26 ID::error: resnet26: unknown model ID "
-        "'resnet27'%0Ahint: did you mean resnet26, resnet26d, resnet200d? the registered models are listed by: python -m resfam",
+        "'resnet27'%0Ahint: did you mean resnet26, resnet26d, resnet200d? the registered models are listed by: "
+        "python -m resfam",
         f"::warning file=templates/models/resnet.md,line={id_line + 1},title=resnet26 Colour::warning: unknown key "
         "'Colour' in the Metadata of resnet26%0Ahint: it is kept as written and not checked"]
 

@@ -7,16 +7,15 @@ import dataclasses
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
+from sitebuild import REPO, refuse_network, session_cache
+from tools import python_module
 
 import resfam
 from resfam.cards.cli import main
 from resfam.cards.model_index import percentage_value
 from resfam.cards.verify import verify
-from sitebuild import REPO, refuse_network, session_cache
-from tools import python_module
 
 
 def as_card_writes(field: str, value):

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from sitebuild import REPO, mkdocs_build, offline_env
 
 import resfam
 from resfam.cards.verify import verify
 from resfam.config import ModelConfig
 from resfam.registry import register_model
-from sitebuild import REPO, mkdocs_build, offline_env
 
 # The registration as docs/adding-a-model.md shows it (step 1's first code block), joined into one line
 GUIDE = (REPO / "docs" / "adding-a-model.md").read_text(encoding="utf-8")

@@ -13,23 +13,31 @@ import re
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from html.parser import HTMLParser
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
+from sitebuild import (
+    REPO,
+    mkdocs_build,
+    network_attempts,
+    offline_env,
+    refuse_network,
+    repository_site,
+    session_cache,
+    source_snapshot,
+)
+from tools import python_module
 
 from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
 from resfam.cards.catalog import model_catalog
 from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, overview_page, strip_model_index
 from resfam.cards.plugin import list_card_pages
-from sitebuild import (REPO, mkdocs_build, network_attempts, offline_env, refuse_network, repository_site,
-                       session_cache, source_snapshot)
-from tools import python_module
 
 FAMILIES = sorted(path.stem for path in (REPO / "templates" / "models").glob("*.md"))
 ALL_MODELS = {model.name: family for family in FAMILIES

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from sitebuild import refuse_network
 
 import resfam
 from resfam.cards import card_context, parse_card, render_template
 from resfam.hub import cached_path
-from sitebuild import refuse_network
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "templates"

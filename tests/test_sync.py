@@ -188,10 +188,11 @@ def test_fill_missing_new_metadata_and_weights_after_a_trailing_comma():
 
 
 def test_fill_missing_after_a_flow_mapping_that_spans_lines():
-    text = "<!--\nModels:\n- Name: a\n  Results:\n  - Metrics: {Top 1 Accuracy: 1%,\n      Top 5 Accuracy: 2%\n    }\n-->\n"
+    text = ("<!--\nModels:\n- Name: a\n  Results:\n  - Metrics: {Top 1 Accuracy: 1%,\n      Top 5 Accuracy: 2%\n"
+            "    }\n-->\n")
     _, result = sync_once(text, {"a": {"Layers": 1, "Weights": "https://x.org/a.pth"}}, fill_missing=True)
-    assert result == ("<!--\nModels:\n- Name: a\n  Results:\n  - Metrics: {Top 1 Accuracy: 1%,\n      Top 5 Accuracy: 2%\n"
-                      "    }\n  Metadata:\n    Layers: 1\n  Weights: https://x.org/a.pth\n-->\n")
+    assert result == ("<!--\nModels:\n- Name: a\n  Results:\n  - Metrics: {Top 1 Accuracy: 1%,\n"
+                      "      Top 5 Accuracy: 2%\n    }\n  Metadata:\n    Layers: 1\n  Weights: https://x.org/a.pth\n-->\n")
 
 
 def test_fill_missing_when_the_comment_closes_on_the_last_line():
@@ -209,7 +210,8 @@ def test_fill_missing_under_an_empty_metadata_key_on_the_closing_line():
 def test_fill_missing_keeps_crlf_line_endings():
     text = "<!--\r\nModels:\r\n- Name: a\r\n  Metadata:\r\n    ID: a\r\n-->\r\n"
     _, result = sync_once(text, {"a": {"Layers": 50, "Parameters": 7}}, fill_missing=True)
-    assert result == "<!--\r\nModels:\r\n- Name: a\r\n  Metadata:\r\n    ID: a\r\n    Layers: 50\r\n    Parameters: 7\r\n-->\r\n"
+    assert result == ("<!--\r\nModels:\r\n- Name: a\r\n  Metadata:\r\n    ID: a\r\n    Layers: 50\r\n"
+                      "    Parameters: 7\r\n-->\r\n")
 
 
 def test_a_lone_carriage_return_ends_a_line_as_it_does_for_yaml():

@@ -21,12 +21,10 @@ import string
 
 import pytest
 import yaml
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resfam.cards import CardError, apply_edits, parse_card, plan_sync
-from resfam.cards import model_index
+from resfam.cards import CardError, apply_edits, model_index, parse_card, plan_sync
 from resfam.cards.cli import main
 from resfam.cards.model_index import INTERPOLATIONS
 
@@ -389,7 +387,8 @@ def claim(draw, field: str, truth, model: str):
         kept = [tag for tag in listed if tag in truth]
         return "[" + ", ".join(listed) + "]", kept + [tag for tag in truth if tag not in kept]
     if field == "Code":
-        return f"{quote}{draw(st.sampled_from([truth, 'resfam/models/resnest.py', 'resfam/models/gone.py']))}{quote}", truth
+        written = draw(st.sampled_from([truth, "resfam/models/resnest.py", "resfam/models/gone.py"]))
+        return f"{quote}{written}{quote}", truth
     written = draw(st.sampled_from([truth, f"https://example.org/weights/{model}-{draw(st.integers(0, 99))}.pth"]))
     return f"{quote}{written}{quote}", truth
 

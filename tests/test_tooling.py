@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from sitebuild import REPO, offline_env, session_cache
 from tools import executable, missing
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import resfam.cards.verify as verify_module
 import resfam.cards.pool as pool_module
+import resfam.cards.verify as verify_module
 import resfam.cards.worker as worker_module
 from resfam.cards.findings import CardError
 from resfam.cards.verify import DEFAULT_TOLERANCES, Progress, resolve_tolerances, sync_values, verify

@@ -89,7 +89,7 @@ def test_reference_output(filled):
         logits = model(x)[0].double()
     tol = 1e-4 * ref["logits_norm"]
     first16 = logits[:16].tolist()
-    assert max(abs(a - b) for a, b in zip(first16, ref["logits_first16"])) <= tol, first16
+    assert max(abs(a - b) for a, b in zip(first16, ref["logits_first16"], strict=False)) <= tol, first16
     assert abs(float(logits.sum()) - ref["logits_sum"]) <= tol
     assert abs(float(logits.norm()) - ref["logits_norm"]) <= tol
     # the reference's top class is ours too, unless a rival is within rounding of it
@@ -299,7 +299,8 @@ def test_the_reference_script_writes_the_format_of_the_reference(tmp_path):
     assert done.returncode == 0, done.stderr
     made = json.loads(output.read_text())
     assert original == json.dumps(REFERENCE, indent=1)  # the script writes the file as it was written
-    assert {key: made[key] for key in ("timm", "seed", "input")} == {key: REFERENCE[key] for key in ("timm", "seed", "input")}
+    keys = ("timm", "seed", "input")
+    assert {key: made[key] for key in keys} == {key: REFERENCE[key] for key in keys}
     assert list(made["models"]) == NAMES
     assert {n: m for n, m in made["models"].items() if n not in updated} == \
         {n: m for n, m in MODELS.items() if n not in updated}
@@ -309,5 +310,5 @@ def test_the_reference_script_writes_the_format_of_the_reference(tmp_path):
         assert {k: new[k] for k in ("family", "params", "state_dict", "argmax")} == \
             {k: ref[k] for k in ("family", "params", "state_dict", "argmax")}
         tol = 1e-4 * ref["logits_norm"]
-        assert max(abs(a - b) for a, b in zip(new["logits_first16"], ref["logits_first16"])) <= tol
+        assert max(abs(a - b) for a, b in zip(new["logits_first16"], ref["logits_first16"], strict=False)) <= tol
         assert abs(new["logits_sum"] - ref["logits_sum"]) <= tol and abs(new["logits_norm"] - ref["logits_norm"]) <= tol

@@ -21,7 +21,8 @@ the verifier compares them with the card's list both ways. docs/architecture.md 
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 # A generic tag: (definition, test on one module, operators whose presence in the traced graph shows it).
 # A tag holds when any module passes its test or any of its operators was traced.

@@ -10,8 +10,9 @@ status (`pages.Figure.status`), its unit and the convention it is measured or re
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .fields import FIELDS
 from .model_index import percentage_value

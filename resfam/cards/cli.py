@@ -19,20 +19,37 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .cache import default_cache_dir
 from .export import default_license, hub_folders, write_folders
 from .findings import CardError, Finding
-from .model_index import parse_card
-from .report import format_github, format_report, summary_line, write_json
-from .sync import (METADATA_SYNC_FIELDS, MODEL_SYNC_FIELDS, apply_edits, field_line, plan_sync, render_diff,
-                   write_atomic)
-from .verify import (DEFAULT_TOLERANCES, MEASURED_FIELDS, Progress, Report, ZooMeasurer, resolve_tolerances,
-                     shown_path, sync_values, verify)
-from .pool import DEFAULT_MEMORY, DEFAULT_STEP_SECONDS, MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError, WorkerError
 from .limits import format_size
+from .model_index import parse_card
+from .pool import (
+    DEFAULT_MEMORY,
+    DEFAULT_STEP_SECONDS,
+    MEMORY_LIMIT_HINT,
+    TIME_LIMIT_HINT,
+    Limits,
+    LimitsError,
+    WorkerError,
+)
+from .report import format_github, format_report, summary_line, write_json
+from .sync import METADATA_SYNC_FIELDS, MODEL_SYNC_FIELDS, apply_edits, field_line, plan_sync, render_diff, write_atomic
+from .verify import (
+    DEFAULT_TOLERANCES,
+    MEASURED_FIELDS,
+    Progress,
+    Report,
+    ZooMeasurer,
+    resolve_tolerances,
+    shown_path,
+    sync_values,
+    verify,
+)
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -157,7 +174,7 @@ def _list(args: argparse.Namespace) -> int:
             rows.append((result.path, "-", "-", _status(loose)))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
     print(summary_line(report))
     return EXIT_OK
 
@@ -385,7 +402,8 @@ def _parser() -> argparse.ArgumentParser:
     list_command = commands.add_parser("list", parents=[common, checking], help="the cards, their models and status")
     list_command.set_defaults(command=_list)
 
-    export_command = commands.add_parser("export", parents=[common, tolerance], help="write the verified cards for another "
+    export_command = commands.add_parser("export", parents=[common, tolerance],
+                                         help="write the verified cards for another "
                                                                           "site (hub: the Hugging Face Hub)")
     export_command.add_argument("target", choices=("hub",), help="hub: a folder per model with README.md and "
                                                                  "config.json, ready to push next to its weights")

@@ -22,7 +22,8 @@ import contextlib
 import re
 import signal
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 GIB = 1 << 30
 

@@ -37,9 +37,9 @@ import functools
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -49,7 +49,6 @@ from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
 from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
 
 from resfam.cards.architecture import tags_of
-
 from resfam.registry import create_model
 
 # fvcore's convention counts multiply-adds of the compute-heavy operators (convolutions, matrix
@@ -71,10 +70,10 @@ CONVENTIONALLY_UNCOUNTED_OPS = frozenset(
 )
 
 # A named part of measuring a model: `step("saving")` is a context manager (see measure_built_model).
-Step = Callable[[str], ContextManager[Any]]
+Step = Callable[[str], contextlib.AbstractContextManager[Any]]
 
 
-def _unnamed_step(name: str) -> ContextManager[Any]:
+def _unnamed_step(name: str) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
@@ -221,7 +220,7 @@ def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool,
     try:
         shapes_only = model.to("meta") if in_place else _meta_copy(model)
         with shape_only_tracing():
-            return [_traced(step, size, lambda: _fvcore_count(
+            return [_traced(step, size, lambda size=size: _fvcore_count(
                         shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES))
                     for size in image_sizes]
     except Exception:  # an operator without a meta kernel, a torch without these internals
@@ -229,7 +228,7 @@ def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool,
     if in_place:
         model.to_empty(device="cpu")
     with _denormals_flushed():
-        return [_traced(step, size, lambda: _fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU))
+        return [_traced(step, size, lambda size=size: _fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU))
                 for size in image_sizes]
 
 
@@ -431,9 +430,9 @@ def _broadcast(shape, other) -> list[int]:
     """The shape two tensors broadcast to (torch.broadcast_shapes is symbolic-shape Python)."""
     size = max(len(shape), len(other))
     shape, other = [1] * (size - len(shape)) + list(shape), [1] * (size - len(other)) + list(other)
-    if any(a != b and 1 not in (a, b) for a, b in zip(shape, other)):
+    if any(a != b and 1 not in (a, b) for a, b in zip(shape, other, strict=False)):
         raise _NotCovered  # torch's error
-    return [b if a == 1 else a for a, b in zip(shape, other)]
+    return [b if a == 1 else a for a, b in zip(shape, other, strict=False)]
 
 
 def _dimension(dim: int, ndim: int) -> int:
@@ -493,7 +492,7 @@ def _convolution_shape(input, weight, bias, stride, padding, dilation, transpose
         raise _NotCovered
     sizes = [(size + 2 * pad - dilation_ * (kernel_size - 1) - 1) // step + 1
              for size, pad, dilation_, kernel_size, step
-             in zip(input.shape[2:], padding, dilation, weight.shape[2:], stride)]
+             in zip(input.shape[2:], padding, dilation, weight.shape[2:], stride, strict=False)]
     if any(size <= 0 for size in sizes):
         raise _NotCovered
     return _output((input.shape[0], weight.shape[0], *sizes), input)
@@ -518,7 +517,7 @@ def _pooling_shape(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mo
     if input.dim() != 4 or None in pairs:
         raise _NotCovered
     sizes = []
-    for size, kernel, step, pad, dilation_ in zip(input.shape[2:], *pairs):
+    for size, kernel, step, pad, dilation_ in zip(input.shape[2:], *pairs, strict=False):
         if pad * 2 > kernel or min(kernel, step, dilation_) <= 0:  # torch's error: torch says it
             raise _NotCovered
         span = size + 2 * pad - dilation_ * (kernel - 1) - 1 + (step - 1 if ceil_mode else 0)
@@ -655,7 +654,7 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
         architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
                              flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout)
-            for size, flops in zip(image_sizes, counts)]
+            for size, flops in zip(image_sizes, counts, strict=False)]
 
 
 def measure_model(model_id: str, image_sizes: list[int], **kwargs: Any) -> list[ModelMeasurement]:

@@ -19,8 +19,9 @@ import html
 import math
 import posixpath
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .fields import EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
 from .findings import Finding

@@ -36,7 +36,8 @@ import json
 import logging
 import os
 import posixpath
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemBytecodeCache

@@ -39,9 +39,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .limits import GIB, format_size, parse_size, pump
 
@@ -79,7 +80,7 @@ class Limits:
             raise ValueError("; ".join(problems.values()))
 
     @classmethod
-    def parse(cls, seconds: Any = None, memory: Any = None) -> "Limits":
+    def parse(cls, seconds: Any = None, memory: Any = None) -> Limits:
         """Limits from settings as a person writes them ('90', 90, '2 GiB'; None: the default);
         LimitsError listing every bad one."""
         problems = limit_problems(seconds, memory)
@@ -349,7 +350,7 @@ class WorkerPool:
         self._closed = False
         self.started = 0
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:

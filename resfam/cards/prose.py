@@ -20,7 +20,8 @@ inline), HTML comments (the model-index) and URLs.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .findings import Finding
 from .model_index import LINE_BREAK, Card

@@ -20,16 +20,27 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
 from .fields import BY_NAME, ENTRY, METADATA, synced_fields
 from .findings import CardError, Finding
-from .model_index import (INTERPOLATIONS, LINE_BREAK, MAX_IMAGE_SIZE, MEASURED_COUNT_FIELDS, SANITY_LIMIT,
-                          Card, Claim, InsertionPoint, ModelClaims, parse_card)
+from .model_index import (
+    INTERPOLATIONS,
+    LINE_BREAK,
+    MAX_IMAGE_SIZE,
+    MEASURED_COUNT_FIELDS,
+    SANITY_LIMIT,
+    Card,
+    Claim,
+    InsertionPoint,
+    ModelClaims,
+    parse_card,
+)
 
 # The fields sync writes, in the order new ones are inserted: those of the table of fields that the
 # code gives a value for.
@@ -323,7 +334,7 @@ def _insertions(card: Card, model: ModelClaims, missing: list[tuple[str, Any]], 
             pieces = _block_pieces(card.text, point, texts, header, continuing, newline)
         edits += [Edit(path=card.path, line=point.line, model=model.name, field=field,
                        span=(point.offset, point.offset), old="", new=piece, claimed=None, measured=value)
-                  for (field, value), piece in zip(pairs, pieces)]
+                  for (field, value), piece in zip(pairs, pieces, strict=False)]
     return edits
 
 

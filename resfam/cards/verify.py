@@ -24,17 +24,18 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree, default_cache_dir
-from .fields import EXACT, SOURCE, TAGS, TOLERANCE, BY_NAME, default_tolerances, fields_where, synced_fields
+from .fields import BY_NAME, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where, synced_fields
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
+from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
-from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
@@ -91,12 +92,12 @@ class RegisteredModel:
     def config_values(self) -> dict[str, Any]:
         """The fields the registered config and registration give, as a card writes them."""
         values = {}
-        for field in synced_fields():
-            source, key = field.measured_from
+        for card_field in synced_fields():
+            source, key = card_field.measured_from
             if source == "config":
-                values[field.name] = self.config[key]
+                values[card_field.name] = self.config[key]
             elif source == "registry":
-                values[field.name] = getattr(self, key)
+                values[card_field.name] = getattr(self, key)
         values["Image Size"] = self.image_size
         values["Crop Pct"] = float(values["Crop Pct"])
         return values
@@ -116,11 +117,11 @@ class MeasuredModel:
         """Every field as a card writes it, per-image-size figures at `image_size` (when measured there)."""
         values: dict[str, Any] = {"ID": self.registered.model_id}
         first = self.by_size[min(self.by_size)] if self.by_size else None
-        for field in synced_fields():
-            source, key = field.measured_from
-            measurement = self.by_size.get(image_size) if field.per_image_size else first
+        for card_field in synced_fields():
+            source, key = card_field.measured_from
+            measurement = self.by_size.get(image_size) if card_field.per_image_size else first
             if source == "measurement" and measurement is not None:
-                values[field.name] = measurement[key]
+                values[card_field.name] = measurement[key]
         return {**values, **self.registered.config_values}
 
     def unexpected_uncounted_ops(self, image_size: int) -> Mapping[str, int]:
@@ -277,7 +278,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         architecture_tags = zoo.architecture_tags()
         versions = dict(zoo.cache.versions)
     # rendered after measuring: the prose cites the same measurement as the tables
-    for path, result in zip(card_paths, results):
+    for path, result in zip(card_paths, results, strict=False):
         _render_card(result, path, templates_dir, measured)
     _check_across_cards(results)
     for result in results:
@@ -432,7 +433,7 @@ def claimed_image_size(model: ModelClaims) -> int:
 # Comparing with the code
 
 
-def _check_against_code(results: list[CardResult], zoo: "ZooMeasurer",
+def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
                         tolerances: dict[str, float]) -> dict[str, MeasuredModel]:
     """Measure the models of the cards (and those their prose cites) and compare; {model ID: measured}."""
     cards = [result for result in results if result.card is not None and (result.card.models or result.cited)]
@@ -506,20 +507,20 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
                                 hint="fix the model code at the place named, then verify again", model=name))
     size = claimed_image_size(model)
     values = measured.values(size) if measured.error is None else registered.config_values
-    for field in fields_where(compare=(TOLERANCE, EXACT, TAGS, SOURCE)):
-        claim = model.claim(field.name)
-        if claim is None or field.name not in values:
+    for card_field in fields_where(compare=(TOLERANCE, EXACT, TAGS, SOURCE)):
+        claim = model.claim(card_field.name)
+        if claim is None or card_field.name not in values:
             continue
-        value = values[field.name]
-        if field.compare == TOLERANCE:
-            findings.append(_compare_count(path, name, field.name, claim, value, tolerances[field.name],
-                                           size if field.per_image_size else None, sync_hint))
-        elif field.compare == TAGS:
+        value = values[card_field.name]
+        if card_field.compare == TOLERANCE:
+            findings.append(_compare_count(path, name, card_field.name, claim, value, tolerances[card_field.name],
+                                           size if card_field.per_image_size else None, sync_hint))
+        elif card_field.compare == TAGS:
             findings += _compare_tags(path, name, claim, value, architecture_tags, sync_hint)
-        elif field.compare == SOURCE:
+        elif card_field.compare == SOURCE:
             findings.append(_compare_source(path, name, claim, registered, sync_hint))
         else:
-            findings.append(_compare_exact(path, name, field.name, claim, value, sync_hint))
+            findings.append(_compare_exact(path, name, card_field.name, claim, value, sync_hint))
     if "FLOPs" in model.fields and measured.error is None and measured.unexpected_uncounted_ops(size):
         ops = ", ".join(f"{op} ({n}x)" for op, n in measured.unexpected_uncounted_ops(size).items())
         findings.append(Finding(
@@ -536,7 +537,7 @@ def _compare_tags(path: str, name: str, claim: Claim, measured: list[str], vocab
     vocabulary is an error of its own (nothing could check it)."""
     claimed = list(claim.value)
     findings = []
-    for tag, line in zip(claimed, claim.item_lines or [claim.line] * len(claimed)):
+    for tag, line in zip(claimed, claim.item_lines or [claim.line] * len(claimed), strict=False):
         if tag in vocabulary:
             continue
         close = difflib.get_close_matches(tag, list(vocabulary), n=3, cutoff=0.6)
@@ -633,7 +634,7 @@ def format_percent(value: float | None) -> str:
     return f"{value:+.2g}%"
 
 
-def _check_coverage(results: list[CardResult], zoo: "ZooMeasurer", templates_dir: Path,
+def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: Path,
                     without_card: list[str]) -> list[Finding]:
     """A registered model that no card names, and not left out on purpose, is a drift of the card
     its family's template would hold; an opt-out that names no registered model is an error."""
@@ -745,7 +746,7 @@ class ZooMeasurer:
         self._architecture_tags: dict[str, str] | None = None
         self._looked_in_cache = False
 
-    def __enter__(self) -> "ZooMeasurer":
+    def __enter__(self) -> ZooMeasurer:
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
@@ -860,7 +861,7 @@ def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, d
                                         fact.get("defined_in"), fact.get("defined_at"))
                   for name, fact in facts["models"].items()}
         for model in models.values():
-            model.config_values  # every config field is there and of the right kind
+            _ = model.config_values  # every config field is there and of the right kind
     except (KeyError, TypeError, ValueError):
         return None, None
     return models, {str(tag): str(definition) for tag, definition in facts["architecture_tags"].items()}

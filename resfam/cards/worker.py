@@ -53,9 +53,10 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +378,7 @@ def referenced_modules(root: Any, depth: int = 6) -> set[str]:
 
 def _cell_is_set(cell: types.CellType) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:  # an empty cell
         return False
     return True

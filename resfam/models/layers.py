@@ -5,7 +5,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 # Architecture tags that blocks of several families show: one definition each (what a card's
 # Architecture list may name is explained in resfam/cards/architecture.py).
 RESIDUAL_CONNECTION = {"Residual Connection": "the block's input, or its projection by the shortcut, is added to "

@@ -50,10 +50,9 @@ class Res2NetBottleneck(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         slices = torch.split(self.relu(self.bn1(self.conv1(x))), self.width, 1)
         outputs = []
-        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
-            sp = slices[i] if i == 0 or self.is_first else sp + slices[i]
-            sp = self.relu(bn(conv(sp)))
-            outputs.append(sp)
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=False)):
+            sp = slices[i] if i == 0 or self.is_first else outputs[-1] + slices[i]
+            outputs.append(self.relu(bn(conv(sp))))
         if self.scale > 1:
             outputs.append(self.pool(slices[-1]) if self.pool is not None else slices[-1])
         x = self.bn3(self.conv3(torch.cat(outputs, 1)))

@@ -157,7 +157,7 @@ class ResNet(nn.Module):
             self.maxpool = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), aa_layer(inplanes, 2))
 
         self._depth = 2  # the stem convolution and the classifier
-        for index, (planes, num_blocks) in enumerate(zip((64, 128, 256, 512), layers)):
+        for index, (planes, num_blocks) in enumerate(zip((64, 128, 256, 512), layers, strict=False)):
             stride = 1 if index == 0 else 2
             blocks = []
             for i in range(num_blocks):
