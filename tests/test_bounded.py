@@ -17,7 +17,8 @@ from resfam.cards import pool
 from resfam.cards.cli import main
 from resfam.cards.limits import GIB, parse_size
 from resfam.cards.pool import Limits, LimitsError, StillWorking, WorkerPool
-from resfam.cards.verify import Progress, verify
+from resfam.cards.verify import verify
+from resfam.cards.zoo import Progress
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the memory limit and the process checks are Linux's")
@@ -162,7 +163,7 @@ def test_faulty_models_fail_alone_within_their_limits(tmp_path, faulty_package, 
 def test_a_busy_worker_says_so_every_few_seconds(tmp_path, faulty_package, monkeypatch, capsys):
     """The CLI's progress lines, on stderr: one at least every PROGRESS_SECONDS while a model is measured."""
     monkeypatch.setattr(pool, "PROGRESS_SECONDS", 0.5)
-    monkeypatch.setattr("resfam.cards.verify.PACKAGE_DIR", faulty_package)
+    monkeypatch.setattr("resfam.cards.zoo.PACKAGE_DIR", faulty_package)
     monkeypatch.chdir(tmp_path)
     write_card(tmp_path / "templates", ["loopnet"])
     code = main(["verify", "--time-limit", "2", "--cache-dir", str(tmp_path / "cache")])
@@ -310,7 +311,7 @@ def failed_build(config: Path, caplog) -> list[str]:
 def test_the_plugin_takes_its_limits_from_mkdocs_yml_and_logs_progress(tmp_path, faulty_package, monkeypatch,
                                                                        caplog):
     monkeypatch.setattr(pool, "PROGRESS_SECONDS", 0.5)
-    monkeypatch.setattr("resfam.cards.verify.PACKAGE_DIR", faulty_package)
+    monkeypatch.setattr("resfam.cards.zoo.PACKAGE_DIR", faulty_package)
     config = site(tmp_path, "time_limit: 2\nmemory_limit: 2 GiB\nworkers: 1\ncache_dir: cache")
     write_card(tmp_path / "templates", ["loopnet"])
     logged = failed_build(config, caplog)

@@ -306,7 +306,7 @@ def test_a_worker_that_dies_fails_its_model_only(tmp_path, package_copy):
 
 def test_a_cached_measurement_needs_the_activations_and_the_stage_layout():
     """Prose and tables render from the cached measurement: an entry that lacks a part is measured again."""
-    from resfam.cards.verify import _valid_measurement
+    from resfam.cards.zoo import _valid_measurement
 
     layout = {"stem_widths": [32, 32, 64], "stages": [{"blocks": 3, "block": "Bottleneck", "width": 256,
                                                         "inner_width": 64}]}

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 import resfam
-from resfam.cards import measure
+from resfam.cards import measure, meta_kernels
 
 SMALL_MODELS = ["resnet18", "resnest14d", "resnet26"]
 
@@ -260,16 +260,16 @@ def _outcome(kernel, args, kwargs):
 @pytest.mark.parametrize("op_name, args, kwargs", SHAPE_KERNEL_CASES,
                          ids=[f"{case[0]}-{i}" for i, case in enumerate(SHAPE_KERNEL_CASES)])
 def test_each_shape_only_kernel_returns_what_torchs_meta_kernel_returns(op_name, args, kwargs):
-    stock = {op.name(): kernel for op, kernel in measure._python_meta_kernels().items()}[op_name]
-    ours = measure._or_else(measure._SHAPE_KERNELS[op_name], stock)
+    stock = {op.name(): kernel for op, kernel in meta_kernels._python_meta_kernels().items()}[op_name]
+    ours = meta_kernels._or_else(meta_kernels._SHAPE_KERNELS[op_name], stock)
     expected = _outcome(stock, args, kwargs)
     assert _outcome(ours, args, kwargs) == expected
 
 
 def test_every_shape_only_kernel_replaces_a_python_kernel_of_torch():
     """A kernel for an operator torch implements in C++ would never be registered: the table would lie."""
-    python_kernels = {op.name() for op in measure._python_meta_kernels()}
-    assert set(measure._SHAPE_KERNELS) <= python_kernels
+    python_kernels = {op.name() for op in meta_kernels._python_meta_kernels()}
+    assert set(meta_kernels._SHAPE_KERNELS) <= python_kernels
 
 
 def test_measuring_every_kind_of_block_imports_neither_dynamo_nor_sympy():

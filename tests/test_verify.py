@@ -10,8 +10,11 @@ import pytest
 import resfam.cards.pool as pool_module
 import resfam.cards.verify as verify_module
 import resfam.cards.worker as worker_module
+import resfam.cards.zoo as zoo_module
 from resfam.cards.findings import CardError
-from resfam.cards.verify import DEFAULT_TOLERANCES, Progress, resolve_tolerances, sync_values, verify
+from resfam.cards.sync import sync_values
+from resfam.cards.verify import DEFAULT_TOLERANCES, resolve_tolerances, verify
+from resfam.cards.zoo import Progress
 
 RESNET18 = """\
 - Name: resnet18
@@ -304,11 +307,11 @@ def test_a_cold_verify_starts_its_worker_before_it_reads_the_cards(tmp_path, mon
     assert report.ok and report.stats.measured_models == 1
     # nothing cached at all: every worker starts early (an unused one is killed at the end)
     assert events == ["worker started"] * report.stats.workers_started + ["read resnet.md"]
-    assert report.stats.workers_started == pool_module.WorkerPool(verify_module.PACKAGE_DIR).max_workers
+    assert report.stats.workers_started == pool_module.WorkerPool(zoo_module.PACKAGE_DIR).max_workers
 
 
 def test_a_worker_started_early_and_never_used_is_killed_at_close():
-    pool = pool_module.WorkerPool(verify_module.PACKAGE_DIR)
+    pool = pool_module.WorkerPool(zoo_module.PACKAGE_DIR)
     pool.start_early()
     process = pool._workers[0].process
     pool.close()
@@ -336,7 +339,7 @@ def run_worker_server(then: str, before: str = "") -> str:
 def test_a_worker_keeps_the_shape_only_kernels_registered_for_its_whole_life():
     """Registered once per worker, not once per model (0.04 s each): a tracing block the worker does
     not keep a reference to is closed by the garbage collector at once."""
-    printed = run_worker_server("gc.collect()\nprint(sys.modules['resfam.cards.measure']._tracing_depth)")
+    printed = run_worker_server("gc.collect()\nprint(sys.modules['resfam.cards.meta_kernels']._tracing_depth)")
     assert printed.strip() == "1"
 
 

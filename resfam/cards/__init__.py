@@ -25,14 +25,14 @@ _LAZY = {
     "Card": "model_index", "Claim": "model_index", "InsertionPoint": "model_index", "ModelClaims": "model_index",
     "family_of": "model_index", "parse_card": "model_index",
     "card_context": "render", "make_environment": "render", "render_template": "render",
-    "Edit": "sync", "apply_edits": "sync", "plan_sync": "sync", "render_diff": "sync", "write_atomic": "sync",
-    "DEFAULT_TOLERANCES": "verify", "CardResult": "verify", "Progress": "verify", "Report": "verify",
-    "sync_values": "verify",
+    "Edit": "sync", "apply_edits": "sync", "plan_sync": "sync", "render_diff": "sync", "sync_values": "sync",
+    "write_atomic": "sync",
+    "DEFAULT_TOLERANCES": "verify", "CardResult": "verify", "Report": "verify", "Progress": "zoo",
 }
 
 _SUBMODULES = ("architecture", "cache", "catalog", "cli", "export", "fields", "findings", "limits", "measure",
-               "model_index", "pages", "plugin", "pool", "render",
-               "report", "sync", "verify", "worker")
+               "meta_kernels", "model_index", "pages", "plugin", "pool", "prose", "render", "report", "sync",
+               "verify", "worker", "zoo")
 
 __all__ = sorted(_LAZY)
 
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .findings import CardError, Finding
     from .model_index import Card, Claim, InsertionPoint, ModelClaims, family_of, parse_card
     from .render import card_context, make_environment, render_template
-    from .sync import Edit, apply_edits, plan_sync, render_diff, write_atomic
-    from .verify import DEFAULT_TOLERANCES, CardResult, Progress, Report, sync_values
+    from .sync import Edit, apply_edits, plan_sync, render_diff, sync_values, write_atomic
+    from .verify import DEFAULT_TOLERANCES, CardResult, Report
+    from .zoo import Progress
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _SUBMODULES)

@@ -36,7 +36,7 @@ from typing import Any
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".resfam-cache"
 # the code that computes a figure, relative to the package
-MEASUREMENT_CODE = ("cards/measure.py", "cards/worker.py", "cards/architecture.py")
+MEASUREMENT_CODE = ("cards/measure.py", "cards/meta_kernels.py", "cards/worker.py", "cards/architecture.py")
 CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
 

@@ -38,18 +38,18 @@ from .pool import (
     WorkerError,
 )
 from .report import format_github, format_report, summary_line, write_json
-from .sync import METADATA_SYNC_FIELDS, MODEL_SYNC_FIELDS, apply_edits, field_line, plan_sync, render_diff, write_atomic
-from .verify import (
-    DEFAULT_TOLERANCES,
-    MEASURED_FIELDS,
-    Progress,
-    Report,
-    ZooMeasurer,
-    resolve_tolerances,
-    shown_path,
+from .sync import (
+    METADATA_SYNC_FIELDS,
+    MODEL_SYNC_FIELDS,
+    apply_edits,
+    field_line,
+    plan_sync,
+    render_diff,
     sync_values,
-    verify,
+    write_atomic,
 )
+from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Report, resolve_tolerances, shown_path, verify
+from .zoo import Progress, ZooMeasurer
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 

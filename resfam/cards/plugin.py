@@ -60,7 +60,8 @@ from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, over
 from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
 from .report import format_report
-from .verify import CardResult, Progress, Report, card_templates, verify
+from .verify import CardResult, Report, card_templates, verify
+from .zoo import Progress
 
 # "mkdocs.plugins.resfam" under MkDocs; under ProperDocs, which serves `mkdocs` imports from its own
 # package, "properdocs.plugins.resfam": a logger its command line shows

@@ -2,6 +2,7 @@
 
     card = parse_card("templates/models/resnet.md")
     edits = plan_sync(card, {"resnet50": {"Parameters": 25557032, "FLOPs": 4111514624}})
+    # or, from a verification: plan_sync(result.card, sync_values(result), ...)
     new_text = apply_edits(card.text, edits)
     print(render_diff(card.path, card.text, new_text))
     write_atomic(card.path, new_text)
@@ -41,6 +42,8 @@ from .model_index import (
     ModelClaims,
     parse_card,
 )
+from .verify import DEFAULT_IMAGE_SIZE, CardResult, claimed_image_size
+from .zoo import code_claim
 
 # The fields sync writes, in the order new ones are inserted: those of the table of fields that the
 # code gives a value for.
@@ -210,6 +213,53 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             raise CardError([_write_failure(shown, error)]) from None
         raise
     _fsync_folder(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# What to write: the verifier's findings for a card
+
+
+def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dict[str, Any]]:
+    """{model Name: {field: value}}: the figures `sync` writes into the card (`sync.plan_sync`): those
+    that drift and, with `fill_missing`, those the card leaves out. A figure within its tolerance stays
+    as written (a card may round).
+
+    FLOPs and Activations go with the Image Size the card will claim: the registered one when the card
+    states an Image Size (sync corrects it) or when missing fields are filled in, else the default 224;
+    figures counted at another size than the card's are rewritten even when they were within tolerance
+    there.
+    """
+    values = {}
+    card = result.card
+    for model in card.models if card is not None else []:
+        measured = result.models.get(model.name)
+        if measured is None:
+            continue
+        states_size = "Image Size" in model.fields or fill_missing
+        size = measured.registered.image_size if states_size else DEFAULT_IMAGE_SIZE
+        chosen = measured.values(size)
+        chosen.pop("ID")
+        claims = model.claims()
+        if "Architecture" in chosen:
+            chosen["Architecture"] = tags_in_card_order(claims.get("Architecture"), chosen["Architecture"])
+        if "Code" in chosen:
+            chosen["Code"] = code_claim(claims["Code"].value if "Code" in claims else None, measured.registered)
+        if not fill_missing:
+            chosen = {name: value for name, value in chosen.items() if name in claims}
+        for finding in result.findings:
+            if finding.model == model.name and finding.status == "ok" \
+                    and not (finding.field in BY_NAME and BY_NAME[finding.field].per_image_size
+                             and size != claimed_image_size(model)):
+                chosen.pop(finding.field, None)
+        values[model.name] = chosen
+    return values
+
+
+def tags_in_card_order(claim: Claim | None, measured: list[str]) -> list[str]:
+    """The network's tags as the card would list them: the card's own tags that the network has, in
+    the card's order, then the ones it leaves out, in alphabetical order."""
+    listed = [tag for tag in (claim.value if claim is not None else []) if tag in measured]
+    return listed + [tag for tag in measured if tag not in listed]
 
 
 # ---------------------------------------------------------------------------------------------

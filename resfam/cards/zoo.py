@@ -1,0 +1,315 @@
+"""What the code says about the models the cards name: registry facts and measurements, from the
+measurement cache where it holds them, else from the measuring workers (`pool`), started only then.
+
+    with ZooMeasurer(cache_dir=...) as zoo:
+        registry = zoo.registry()                    # {model ID: RegisteredModel}
+        measured = zoo.measure({ID: registry[ID]}, {ID: {224}})   # {model ID: MeasuredModel}
+
+`verify` compares what these say with the cards; `resfam-cards new` writes them into a new card. The
+pipeline around it is described in docs/architecture.md.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
+from .fields import synced_fields
+from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
+
+PACKAGE_NAME = "resfam"  # `Code:` paths are relative to the folder holding the package
+
+ProgressCallback = Callable[["Progress | StillWorking"], None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One model measured (or failed): what a progress line says."""
+
+    done: int
+    total: int
+    model_id: str
+    image_sizes: tuple[int, ...]
+    seconds: float
+    error: str | None = None
+
+    def __str__(self) -> str:
+        sizes = ", ".join(map(str, self.image_sizes))
+        outcome = f"failed: {self.error}" if self.error else f"{self.seconds:.1f} s"
+        return f"measured {self.done}/{self.total}: {self.model_id} ({sizes} px) {outcome}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """What the registry says about a model ID (as a worker read it from the code on disk)."""
+
+    model_id: str
+    family: str
+    config: Mapping[str, Any]
+    sources: tuple[str, ...]  # the resfam source files that define it, relative to the package
+    defined_in: str | None = None  # the module that registers it, relative to the package
+    defined_at: int | None = None  # the line of that module that registers it
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def code(self) -> str | None:
+        """The file that registers the model, relative to the repository root (as `Code:` names it)."""
+        return f"{PACKAGE_NAME}/{self.defined_in}" if self.defined_in else None
+
+    @property
+    def config_values(self) -> dict[str, Any]:
+        """The fields the registered config and registration give, as a card writes them."""
+        values = {}
+        for card_field in synced_fields():
+            source, key = card_field.measured_from
+            if source == "config":
+                values[card_field.name] = self.config[key]
+            elif source == "registry":
+                values[card_field.name] = getattr(self, key)
+        values["Image Size"] = self.image_size
+        values["Crop Pct"] = float(values["Crop Pct"])
+        return values
+
+
+@dataclass(frozen=True)
+class MeasuredModel:
+    """Everything measured about one model: its registered config and the worker's measurements by image
+    size (figures, FLOPs and activations, the stage layout of `measure.stage_layout`). `by_size` is empty
+    when the model could not be measured (`error` says why)."""
+
+    registered: RegisteredModel
+    by_size: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # the worker's measurements
+    error: str | None = None
+
+    def values(self, image_size: int) -> dict[str, Any]:
+        """Every field as a card writes it, per-image-size figures at `image_size` (when measured there)."""
+        values: dict[str, Any] = {"ID": self.registered.model_id}
+        first = self.by_size[min(self.by_size)] if self.by_size else None
+        for card_field in synced_fields():
+            source, key = card_field.measured_from
+            measurement = self.by_size.get(image_size) if card_field.per_image_size else first
+            if source == "measurement" and measurement is not None:
+                values[card_field.name] = measurement[key]
+        return {**values, **self.registered.config_values}
+
+    def unexpected_uncounted_ops(self, image_size: int) -> Mapping[str, int]:
+        return self.by_size[image_size]["unexpected_uncounted_ops"] if image_size in self.by_size else {}
+
+    def template_facts(self) -> dict[str, Any]:
+        """What a card template reads as `models.ID` (the names of render.py's docstring), at the
+        registered image size: the same figures as the card's table."""
+        values = self.values(self.registered.image_size)
+        layout = self.by_size[self.registered.image_size]["layout"]
+        stages = layout["stages"]
+        return {
+            "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
+            "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
+            "crop_pct": values["Crop Pct"], "interpolation": values["Interpolation"],
+            "blocks": [stage["blocks"] for stage in stages],
+            "block": stages[0]["block"] if stages else "",
+            "widths": [stage["width"] for stage in stages],
+            "inner_widths": [stage["inner_width"] for stage in stages],
+            "stem_widths": list(layout["stem_widths"]),
+        }
+
+
+@dataclass
+class RunStats:
+    """What a verification cost: models built by workers, figures served from the cache."""
+
+    measured_models: int = 0
+    measured_sizes: int = 0
+    cached_sizes: int = 0
+    workers_started: int = 0
+    seconds: float = 0.0
+    registry_from_cache: bool = False
+
+
+def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
+    """What `Code:` should say for `registered`, in the card's form: the path, with the line of the
+    registration when the card anchors a line (`resfam/models/resnet.py#L210`)."""
+    if registered.code is None:
+        return None
+    anchored = isinstance(claimed, str) and re.search(r"#L[0-9]+\Z", claimed) is not None
+    return f"{registered.code}#L{registered.defined_at}" if anchored and registered.defined_at else registered.code
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring: the cache first, worker processes for the rest
+
+
+class ZooMeasurer:
+    """Registry facts and measurements of the models the cards name: from the cache where it holds them,
+    else from worker processes, started only then. Every file's hash is read when this is made, before
+    any worker starts: a result is cached only if the files it depends on were the same throughout."""
+
+    def __init__(self, *, package_dir: str | os.PathLike[str] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
+                 max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None):
+        self.package_dir = Path(package_dir).resolve() if package_dir is not None else PACKAGE_DIR
+        self.sources = SourceTree(self.package_dir)
+        self.snapshot = self.sources.snapshot()
+        self.cache = MeasurementCache(cache_dir, self.sources)
+        self.pool = WorkerPool(self.package_dir, max_workers, limits)
+        self.progress = progress
+        self.stats = stats if stats is not None else RunStats()
+        self._registry: dict[str, RegisteredModel] | None = None
+        self._architecture_tags: dict[str, str] | None = None
+        self._looked_in_cache = False
+
+    def __enter__(self) -> ZooMeasurer:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        self.close(interrupted=exc_type is not None)
+
+    def close(self, interrupted: bool = False) -> None:
+        """End the workers; after an error or Ctrl-C, at once (a busy one is killed)."""
+        self.pool.close(kill=interrupted)
+        self.stats.workers_started = self.pool.started
+
+    def start_early(self) -> None:
+        """With no registry facts in the cache (a cold run, or a model file edited), a worker will be
+        needed: start it now, so that it starts up (~2 s) while the cards are read. With no
+        measurement in the cache either, every model will be measured: start every worker."""
+        if self._cached_registry() is None:
+            self.pool.start_early(self.pool.max_workers if self.cache.holds_no_measurement() else 1)
+
+    def _cached_registry(self) -> dict[str, RegisteredModel] | None:
+        """The registry facts the cache holds for the sources as they are (looked up once)."""
+        if not self._looked_in_cache:
+            self._looked_in_cache = True
+            self._registry, self._architecture_tags = _registered_models(self.cache.get_registry())
+            self.stats.registry_from_cache = self._registry is not None
+        return self._registry
+
+    def registry(self) -> dict[str, RegisteredModel]:
+        """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
+        if self._cached_registry() is None:
+            reply = self.pool.registry(self.progress)
+            facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags")}
+            self._registry, self._architecture_tags = _registered_models(facts)
+            if self._registry is None:
+                raise WorkerError("the measuring worker sent malformed registry facts")
+            if self._unchanged(reply, reply["hashes"], every_file=True):
+                self.cache.put_registry(facts, self.sources.model_sources())
+        return self._registry
+
+    def architecture_tags(self) -> dict[str, str]:
+        """Every tag a card's Architecture list may name, with its definition (after `registry()`)."""
+        return dict(self._architecture_tags or {})
+
+    def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
+        """Each model measured at each of its `sizes`: {model ID: MeasuredModel}."""
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        jobs = []
+        for model_id in models:
+            missing = []
+            for size in sorted(sizes[model_id]):
+                cached = _valid_measurement(self.cache.get_measurement(model_id, {}, size), model_id, size)
+                if cached is not None:
+                    found[model_id, size] = cached
+                else:
+                    missing.append(size)
+            if missing:
+                jobs.append(MeasureJob(model_id, missing))
+        self.stats.cached_sizes += len(found)
+        # the largest images first, so that the last job to finish tends to be a short one
+        jobs.sort(key=lambda job: (-max(job.image_sizes), job.model_id))
+
+        def on_result(job: MeasureJob, reply: dict[str, Any]) -> None:
+            self.stats.measured_models += 1
+            measurements = reply.get("measurements") if reply.get("op") == "measured" else None
+            if measurements is None:
+                errors[job.model_id] = reply.get("error", "the worker gave no answer")
+            else:
+                cacheable = self._unchanged(reply, reply["sources"])
+                for measurement in measurements:
+                    size = measurement["image_size"]
+                    found[job.model_id, size] = measurement
+                    self.stats.measured_sizes += 1
+                    if cacheable:
+                        self.cache.put_measurement(job.model_id, {}, size, measurement, reply["sources"])
+            if self.progress is not None:
+                self.progress(Progress(self.stats.measured_models, len(jobs), job.model_id,
+                                       tuple(job.image_sizes), reply.get("seconds", 0.0), errors.get(job.model_id)))
+
+        if jobs:
+            self.pool.measure(jobs, on_result, self.progress)
+
+        measured = {}
+        for model_id, registered in models.items():
+            if model_id in errors:
+                measured[model_id] = MeasuredModel(registered, error=errors[model_id])
+                continue
+            measured[model_id] = MeasuredModel(registered, {size: found[model_id, size] for size in sizes[model_id]})
+        return measured
+
+    def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:
+        """Whether a worker's result may be cached: the files it depends on (with `every_file`, all the
+        model sources) and the measurement code have the hashes they had before any worker started,
+        and the versions are those of the cache key."""
+        code = reply.get("code") or {}
+        if reply.get("versions") != self.cache.versions or set(code) != set(MEASUREMENT_CODE) \
+                or any(self.snapshot.get(name) != digest for name, digest in code.items()):
+            return False
+        if every_file:
+            expected = self.sources.model_sources()
+            hashes = {name: digest for name, digest in hashes.items() if name in expected}
+            return hashes == expected
+        return all(digest is not None and self.snapshot.get(name) == digest for name, digest in hashes.items())
+
+
+def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
+    """Registry facts as RegisteredModels and the architecture tags' vocabulary, or (None, None) when they
+    are not well-formed (a foreign entry)."""
+    if not isinstance(facts, dict) or not isinstance(facts.get("models"), dict) \
+            or not isinstance(facts.get("architecture_tags"), dict):
+        return None, None
+    try:
+        models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]),
+                                        fact.get("defined_in"), fact.get("defined_at"))
+                  for name, fact in facts["models"].items()}
+        for model in models.values():
+            _ = model.config_values  # every config field is there and of the right kind
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return models, {str(tag): str(definition) for tag, definition in facts["architecture_tags"].items()}
+
+
+_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int, "layers": int,
+                       "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "architecture": list,
+                       "layout": dict}
+_STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
+
+
+def _valid_measurement(value: Any, model_id: str, image_size: int) -> dict[str, Any] | None:
+    """A cached measurement, if it has every field with the right type for this model and size."""
+    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS):
+        return None
+    if value["model_id"] != model_id or value["image_size"] != image_size:
+        return None
+    layout = value["layout"]
+    stem_widths, stages = layout.get("stem_widths"), layout.get("stages")
+    if not isinstance(stem_widths, list) or not all(_is_count(width) for width in stem_widths) \
+            or not isinstance(stages, list) or not all(isinstance(stage, dict) and _well_typed(stage, _STAGE_FIELDS)
+                                                       for stage in stages):
+        return None
+    return value
+
+
+def _well_typed(value: dict[str, Any], fields: Mapping[str, type]) -> bool:
+    return all(isinstance(value.get(name), kind) and not isinstance(value.get(name), bool)
+               for name, kind in fields.items())
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
