@@ -81,7 +81,7 @@ def source_snapshot(root: Path) -> dict[str, str]:
 
 
 def session_cache(tmp_path_factory) -> Path:
-    """One measurement cache for the whole test session: the first build fills it, the rest are warm."""
+    """The folder of the session's one measurement cache: conftest.py's `shared_cache`, and repository_site's."""
     return tmp_path_factory.getbasetemp() / "resfam-cache"
 
 

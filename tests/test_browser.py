@@ -21,6 +21,8 @@ from sitebuild import REPO, repository_site
 
 from resfam.cards import parse_card
 
+pytestmark = pytest.mark.slow  # a real Chromium on the built site
+
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CARDS = {path.stem: [m.name for m in parse_card(path).models]
          for path in sorted((REPO / "templates" / "models").glob("*.md"))}
