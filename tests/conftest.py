@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from card_entries import RESNEST14D, RESNET18, RESNET26, card_text, make_templates
 from hypothesis import HealthCheck, settings
-from sitebuild import session_cache
+from sitebuild import REPO, Build, mkdocs_build
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -25,12 +25,12 @@ def deterministic_fill():
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
-    """The session's one measurement cache, for every test module and the site builds (sitebuild.py): each
-    model is measured once. Filled here, first, with the small models of card_entries.py at 224 and 256 px,
+    """The session's one measurement cache, for every test module and every site build: each model is
+    measured once. Filled here, first, with the small models of card_entries.py at 224 and 256 px,
     so that a test finds them cached whichever module runs first."""
     from resfam.cards.verify import verify
 
-    cache = session_cache(tmp_path_factory)
+    cache = tmp_path_factory.getbasetemp() / "resfam-cache"
     templates = tmp_path_factory.mktemp("fill-cache")
     resnet18, resnet26, resnest14d = (entry.replace("Image Size: '224'", "Image Size: '256'")
                                       for entry in (RESNET18, RESNET26, RESNEST14D))
@@ -39,6 +39,12 @@ def shared_cache(tmp_path_factory):
     # one run, one worker pool; the two image sizes of a model are cross-check errors here, and no matter
     verify(sorted(templates.glob("*/models/*.md")), cache_dir=cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def repository_site(tmp_path_factory, shared_cache) -> Build:
+    """The repository's own site, built once per session (test_site.py and test_browser.py look at it)."""
+    return mkdocs_build(REPO / "mkdocs.yml", tmp_path_factory.getbasetemp() / "repository-build", shared_cache)
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from sitebuild import (
     network_attempts,
     offline_env,
     refuse_network,
-    repository_site,
     source_snapshot,
 )
 from tools import python_module
@@ -47,11 +46,10 @@ ALL_MODELS = {model.name: family for family in FAMILIES
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(repository_site):
     """The repository's site, built (and so verified) once; the tests below look at it."""
-    site = repository_site(tmp_path_factory)
-    assert site.returncode == 0, site.output
-    return site
+    assert repository_site.returncode == 0, repository_site.output
+    return repository_site
 
 
 def html_files(site: Path) -> list[Path]:
