@@ -399,7 +399,8 @@ def test_a_corrupt_cache_entry_is_measured_again(corruption, project_with, cli, 
     # written again, whole
     rewritten = entries_of(cache, "measurement", "resnet18").values()
     assert RESNET18_MEASURED.parameters in [value.get("parameters") for value in rewritten]
-    assert any("resnet18" in value["models"] for value in entries_of(cache, "registry").values())
+    # (the session's cache may hold registry entries of other code, e.g. of a site build's resfam: still corrupt)
+    assert any("resnet18" in value.get("models", ()) for value in entries_of(cache, "registry").values())
     code, out, err = cli("verify", P, cache=cache)
     assert (code, err) == (0, "")
     assert "(0 models measured, 1 figure set from the cache, " in out  # the rewritten entries are used
