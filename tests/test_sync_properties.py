@@ -323,7 +323,8 @@ SNIPPETS = "```python\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
 
 
 def cards_command(*args: str) -> tuple[int, str, str]:
-    """`resfam-cards ARGS -q` in this process: (exit code, stdout, stderr)."""
+    """`resfam-cards ARGS -q` in this process: (exit code, stdout, stderr). Not conftest's `cli` fixture: a
+    function-scoped fixture (capsys) is not reset between the examples of a Hypothesis test."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([*args, "-q"])
