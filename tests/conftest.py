@@ -5,7 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from card_entries import RESNEST14D, RESNET18, RESNET26, card_text, make_templates
 from hypothesis import HealthCheck, settings
+from sitebuild import REPO, Build, mkdocs_build
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -23,9 +25,40 @@ def deterministic_fill():
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
-    """One cache for the whole session, shared by every test module: small models are
-    measured once."""
-    return tmp_path_factory.getbasetemp() / "shared-resfam-cache"
+    """The session's one measurement cache, for every test module and every site build: each model is
+    measured once. Filled here, first, with the small models of card_entries.py at 224 and 256 px,
+    so that a test finds them cached whichever module runs first."""
+    from resfam.cards.verify import verify
+
+    cache = tmp_path_factory.getbasetemp() / "resfam-cache"
+    templates = tmp_path_factory.mktemp("fill-cache")
+    resnet18, resnet26, resnest14d = (entry.replace("Image Size: '224'", "Image Size: '256'")
+                                      for entry in (RESNET18, RESNET26, RESNEST14D))
+    make_templates(templates / "a", resnet=card_text(RESNET18, RESNET26), resnest=card_text(RESNEST14D))
+    make_templates(templates / "b", resnet=card_text(resnet18, resnet26), resnest=card_text(resnest14d))
+    # one run, one worker pool; the two image sizes of a model are cross-check errors here, and no matter
+    verify(sorted(templates.glob("*/models/*.md")), cache_dir=cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def repository_site(tmp_path_factory, shared_cache) -> Build:
+    """The repository's own site, built once per session (test_site.py and test_browser.py look at it)."""
+    return mkdocs_build(REPO / "mkdocs.yml", tmp_path_factory.getbasetemp() / "repository-build", shared_cache)
+
+
+@pytest.fixture
+def cli(shared_cache, capsys):
+    """Run `resfam-cards ARGS -q` in this process with the session's cache (or `cache`): (exit code, stdout,
+    stderr)."""
+    from resfam.cards.cli import main
+
+    def run(*args: str, cache: Path | None = None) -> tuple[int, str, str]:
+        code = main([*args, "--cache-dir", str(cache or shared_cache), "-q"])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture

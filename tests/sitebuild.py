@@ -1,5 +1,5 @@
 """The real `mkdocs build` for the site tests (test_site.py, test_browser.py): run as a user runs it, in a
-subprocess, with the network cut off and one measurement cache per test session.
+subprocess, with the network cut off (conftest.py gives the session's measurement cache and the repository's build).
 
 The cut-off is a `sitecustomize` module on PYTHONPATH, so it holds in the build and in every worker
 process the engine starts: any connection other than a Unix socket, and any name lookup, is refused and
@@ -80,11 +80,6 @@ def source_snapshot(root: Path) -> dict[str, str]:
             for folder in ("templates", "docs") for path in sorted((root / folder).rglob("*")) if path.is_file()}
 
 
-def session_cache(tmp_path_factory) -> Path:
-    """One measurement cache for the whole test session: the first build fills it, the rest are warm."""
-    return tmp_path_factory.getbasetemp() / "resfam-cache"
-
-
 def offline_env(guard_dir: Path, cache_dir: Path) -> dict[str, str]:
     """The environment of an offline build: the guard on PYTHONPATH, the session's cache."""
     guard_dir.mkdir(parents=True, exist_ok=True)
@@ -111,15 +106,3 @@ def mkdocs_build(config_file: Path, work: Path, cache_dir: Path, *args: str, bui
         timeout=1800,
     )
     return Build(done.returncode, done.stdout, site, network_attempts(env), before)
-
-
-_repository_builds: dict[Path, Build] = {}
-
-
-def repository_site(tmp_path_factory) -> Build:
-    """The repository's own site, built once per session (both site test modules look at it)."""
-    base = tmp_path_factory.getbasetemp()
-    if base not in _repository_builds:
-        _repository_builds[base] = mkdocs_build(REPO / "mkdocs.yml", base / "repository-build",
-                                                session_cache(tmp_path_factory))
-    return _repository_builds[base]

@@ -20,8 +20,9 @@ from resfam.cards.pool import Limits, LimitsError, StillWorking, WorkerPool
 from resfam.cards.verify import verify
 from resfam.cards.zoo import Progress
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="the memory limit and the process checks are Linux's")
+pytestmark = [pytest.mark.slow,  # models that hang, grow and crash, up to their limits
+              pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                 reason="the memory limit and the process checks are Linux's")]
 
 FAULTY = '''\
 """Models with a contributor's bug each (tests/test_bounded.py)."""

@@ -17,9 +17,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sitebuild import REPO, repository_site
+from sitebuild import REPO
 
 from resfam.cards import parse_card
+
+pytestmark = pytest.mark.slow  # a real Chromium on the built site
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CARDS = {path.stem: [m.name for m in parse_card(path).models]
@@ -53,9 +55,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
+def base_url(request):
     chromium()  # no build when the browser is missing anyway
-    built = repository_site(tmp_path_factory)
+    built = request.getfixturevalue("repository_site")
     assert built.returncode == 0, built.output
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built.site)))

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from card_entries import RESNEST14D_MEASURED, RESNET18_MEASURED, RESNET26_MEASURED
 
 import resfam
 from resfam.cards.cache import MeasurementCache, SourceTree, installed_versions
@@ -186,7 +187,8 @@ def test_imports_made_while_a_model_is_built_are_recorded():
 # ---------------------------------------------------------------------------------------------
 # With the real worker, on an edited copy of the package
 
-CARD = """\
+# Only the figures a changed block count moves: a File Size claim would drift too
+CARD = f"""\
 # ResNet
 
 <!--
@@ -196,13 +198,13 @@ Models:
   Metadata:
     ID: resnet18
     Layers: 18
-    Parameters: 11689512
-    FLOPs: 1819065856
+    Parameters: {RESNET18_MEASURED.parameters}
+    FLOPs: {RESNET18_MEASURED.flops}
 - Name: resnest14d
   Metadata:
     ID: resnest14d
     Layers: 14
-    Parameters: 10611688
+    Parameters: {RESNEST14D_MEASURED.parameters}
 -->
 """
 
@@ -212,13 +214,13 @@ def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path
     (templates / "models").mkdir(parents=True)
     card = templates / "models" / "resnet.md"
     card.write_text(CARD.replace("resnest14d", "resnet26").replace("Layers: 14", "Layers: 26")
-                    .replace("10611688", "15995176"))
+                    .replace(str(RESNEST14D_MEASURED.parameters), str(RESNET26_MEASURED.parameters)))
     # resnest14d is not a ResNet: its own card
-    (templates / "models" / "resnest.md").write_text(textwrap.dedent("""\
+    (templates / "models" / "resnest.md").write_text(textwrap.dedent(f"""\
         <!--
         Models:
         - Name: resnest14d
-          Metadata: {ID: resnest14d, Layers: 14, Parameters: 10611688}
+          Metadata: {{ID: resnest14d, Layers: 14, Parameters: {RESNEST14D_MEASURED.parameters}}}
         -->
         """))
     # The copy is still identical to the package: its measurements are valid for the whole session.

@@ -12,10 +12,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sitebuild import session_cache
 
 from resfam.cards import architecture, measure
-from resfam.cards.cli import main
 from resfam.cards.fields import FIELDS, TAGS
 from resfam.cards.model_index import KNOWN_METADATA_KEYS, KNOWN_MODEL_KEYS, parse_card
 from resfam.cards.sync import SYNC_FIELDS
@@ -24,24 +22,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
+def templates_copy(tmp_path, monkeypatch):
     """A copy of the repository's templates, as the working folder."""
     shutil.copytree(REPO / "templates", tmp_path / "templates")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture
-def cli(tmp_path_factory, capsys):
-    """`resfam-cards ARGS -q` with the site tests' session cache (the whole zoo, measured once)."""
-    cache = session_cache(tmp_path_factory)
-
-    def run(*args):
-        code = main([*args, "--cache-dir", str(cache), "-q"])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def card_path(family: str) -> Path:
@@ -77,7 +62,7 @@ def assert_repaired_by_sync(cli, family: str) -> None:
 # Architecture tags
 
 
-def test_a_tag_the_network_lacks_is_a_drift_and_sync_removes_it(project, cli):
+def test_a_tag_the_network_lacks_is_a_drift_and_sync_removes_it(templates_copy, cli):
     original = card_path("resnet").read_text(encoding="utf-8")
     tags = listed_tags("resnet", "resnet50")
     line = rewrite_claim("resnet", "resnet50", "Architecture", tags_source(tags + ["Grouped Convolution"]))
@@ -97,7 +82,7 @@ def test_a_tag_the_network_lacks_is_a_drift_and_sync_removes_it(project, cli):
     ("resnext", "resnext50_32x4d", "Grouped Convolution"),
     ("resnet-d", "resnet50d", "Average Pooling"),
 ])
-def test_a_component_the_list_leaves_out_is_a_drift_and_sync_adds_it(project, cli, family, model, tag):
+def test_a_component_the_list_leaves_out_is_a_drift_and_sync_adds_it(templates_copy, cli, family, model, tag):
     tags = listed_tags(family, model)
     line = rewrite_claim(family, model, "Architecture", tags_source([t for t in tags if t != tag]))
     code, out, _ = cli("verify")
@@ -108,7 +93,7 @@ def test_a_component_the_list_leaves_out_is_a_drift_and_sync_adds_it(project, cl
     assert listed_tags(family, model) == [t for t in tags if t != tag] + [tag]  # the card's order, then the new
 
 
-def test_a_softmax_claimed_by_a_network_that_returns_logits_is_a_drift(project, cli):
+def test_a_softmax_claimed_by_a_network_that_returns_logits_is_a_drift(templates_copy, cli):
     tags = listed_tags("resnet", "resnet18")
     line = rewrite_claim("resnet", "resnet18", "Architecture", tags_source(tags + ["Softmax"]))
     code, out, _ = cli("verify")
@@ -116,7 +101,7 @@ def test_a_softmax_claimed_by_a_network_that_returns_logits_is_a_drift(project, 
     assert_repaired_by_sync(cli, "resnet")
 
 
-def test_a_tag_outside_the_vocabulary_is_bad_input_with_close_matches(project, cli):
+def test_a_tag_outside_the_vocabulary_is_bad_input_with_close_matches(templates_copy, cli):
     tags = listed_tags("resnext", "resnext50_32x4d")
     rewrite_claim("resnext", "resnext50_32x4d", "Architecture",
                   tags_source([t.replace("Grouped Convolution", "Grouped Convolutions") for t in tags]))
@@ -132,7 +117,7 @@ def test_a_tag_outside_the_vocabulary_is_bad_input_with_close_matches(project, c
     assert cli("sync", "--write")[0] == 2
 
 
-def test_a_flow_list_keeps_its_style_when_synced(project, cli):
+def test_a_flow_list_keeps_its_style_when_synced(templates_copy, cli):
     tags = listed_tags("resnest", "resnest14d")
     rewrite_claim("resnest", "resnest14d", "Architecture", "[" + ", ".join(tags[1:]) + "]")
     path = card_path("resnest")
@@ -144,7 +129,7 @@ def test_a_flow_list_keeps_its_style_when_synced(project, cli):
     assert "    Architecture: [" + ", ".join(tags[1:] + tags[:1]) + "]\n" in text
 
 
-def test_fill_adds_a_missing_list_in_the_card_style(project, cli):
+def test_fill_adds_a_missing_list_in_the_card_style(templates_copy, cli):
     path = card_path("resnet")
     card = parse_card(path)
     claim = card.model("resnet34").claim("Architecture")
@@ -169,7 +154,7 @@ def test_fill_adds_a_missing_list_in_the_card_style(project, cli):
      "resfam/models/resnet.py"),  # the upstream source, not ours
     ("resfam/models/resnet.py#L1", "resfam/models/resnet.py#L{line}"),  # a stale line
 ], ids=["wrong-file", "missing-file", "url", "stale-line"])
-def test_a_wrong_code_path_is_a_drift_and_sync_writes_the_registering_file(project, cli, written, expected):
+def test_a_wrong_code_path_is_a_drift_and_sync_writes_the_registering_file(templates_copy, cli, written, expected):
     lines = (REPO / "resfam/models/resnet.py").read_text().splitlines()
     registering = next(number for number, text in enumerate(lines, 1) if text.startswith('register_resnet("resnet18"'))
     expected = expected.format(line=registering)
@@ -182,7 +167,7 @@ def test_a_wrong_code_path_is_a_drift_and_sync_writes_the_registering_file(proje
     assert parse_card(card_path("resnet")).model("resnet18").code.value == expected
 
 
-def test_a_right_line_anchor_verifies(project, cli):
+def test_a_right_line_anchor_verifies(templates_copy, cli):
     registering = next(number for number, text in enumerate((REPO / "resfam/models/res2net.py").read_text()
                                                           .splitlines(), 1) if '"res2net50_48w_2s"' in text)
     rewrite_claim("res2net", "res2net50_48w_2s", "Code", f"resfam/models/res2net.py#L{registering}")
@@ -201,7 +186,7 @@ def remove_entry(family: str, model: str) -> None:
     path.write_text(text[:start] + text[end:], encoding="utf-8")
 
 
-def test_a_registered_model_on_no_card_fails_a_full_run_only(project, cli):
+def test_a_registered_model_on_no_card_fails_a_full_run_only(templates_copy, cli):
     remove_entry("resnet", "resnet26")
     code, out, _ = cli("verify")
     assert code == 1
@@ -211,14 +196,14 @@ def test_a_registered_model_on_no_card_fails_a_full_run_only(project, cli):
     assert cli("verify", "--without-card", "resnet26")[0] == 0  # left out on purpose, and said so
 
 
-def test_an_opt_out_of_no_registered_model_is_bad_input(project, cli):
+def test_an_opt_out_of_no_registered_model_is_bad_input(templates_copy, cli):
     code, out, _ = cli("verify", "--without-card", "resnet2")
     assert code == 2
     assert "error: 'resnet2' is left without a card, but no such model is registered" in out
     assert "did you mean resnet26" in out or "did you mean resnet18" in out
 
 
-def test_a_family_without_a_card_is_named_with_its_models(project, cli):
+def test_a_family_without_a_card_is_named_with_its_models(templates_copy, cli):
     card_path("res2net").unlink()
     code, out, _ = cli("verify")
     assert code == 1

@@ -3,6 +3,7 @@ whose statuses say how far each figure is checked."""
 import json
 from pathlib import Path
 
+from card_entries import RESNET18_MEASURED as MEASURED
 from tools import python_module
 
 from resfam.cards import Finding, parse_card
@@ -10,7 +11,8 @@ from resfam.cards.catalog import model_catalog, models_json, plain_value
 from resfam.cards.pages import CardPage, overview_page
 
 REPO = Path(__file__).resolve().parents[1]
-CARD = """\
+# resnet18 with a wrong FLOPs figure (a drift)
+CARD = f"""\
 # Test
 
 <!--
@@ -19,7 +21,7 @@ Models:
 - Name: resnet18
   Metadata:
     ID: resnet18
-    Parameters: 11689512
+    Parameters: {MEASURED.parameters}
     FLOPs: 1000
     Epochs: 90
     Image Size: '224'
@@ -37,12 +39,14 @@ VERSIONS = {"python": "3.11.7", "torch": "2.13.0", "fvcore": "0.1.5.post20221221
 def page() -> CardPage:
     card = parse_card(PATH, CARD)
     findings = [
-        Finding("ok", PATH, 9, "ok", model="resnet18", field="Parameters", claimed=11689512, measured=11689512),
-        Finding("drift", PATH, 10, "drift", model="resnet18", field="FLOPs", claimed=1000, measured=1819065856),
+        Finding("ok", PATH, 9, "ok", model="resnet18", field="Parameters", claimed=MEASURED.parameters,
+                measured=MEASURED.parameters),
+        Finding("drift", PATH, 10, "drift", model="resnet18", field="FLOPs", claimed=1000,
+                measured=MEASURED.flops),
         Finding("ok", PATH, 12, "ok", model="resnet18", field="Image Size", claimed="224", measured=224),
     ]
-    measured = {"resnet18": {"ID": "resnet18", "Parameters": 11689512, "FLOPs": 1819065856, "File Size": 46835595,
-                             "Image Size": 224}}
+    measured = {"resnet18": {"ID": "resnet18", "Parameters": MEASURED.parameters, "FLOPs": MEASURED.flops,
+                             "File Size": MEASURED.file_size, "Image Size": 224}}
     return CardPage("models/resnet.md", PATH, "resnet", card, CARD, findings, measured)
 
 
@@ -50,14 +54,14 @@ def test_each_figure_has_its_status_unit_and_convention():
     [model] = model_catalog([page()])
     statuses = {name: (figure.status, figure.unit, figure.value) for name, figure in model.figures.items()}
     assert statuses == {
-        "Parameters": ("verified", "count", 11689512),
+        "Parameters": ("verified", "count", MEASURED.parameters),
         "FLOPs": ("drift", "FLOPs", 1000),
-        "File Size": ("measured", "bytes", 46835595),  # not on the card: the measurement
+        "File Size": ("measured", "bytes", MEASURED.file_size),  # not on the card: the measurement
         "Top 1 Accuracy": ("reported", "%", 69.76),
         "Image Size": ("verified", "pixels", 224),
         "Epochs": ("reported", "epochs", 90),  # a training fact: stated, not checked
     }
-    assert model.figures["FLOPs"].measured == 1819065856 and model.figures["Top 1 Accuracy"].measured is None
+    assert model.figures["FLOPs"].measured == MEASURED.flops and model.figures["Top 1 Accuracy"].measured is None
     assert "on ImageNet" in model.figures["Top 1 Accuracy"].convention
     assert model.figures["Epochs"].convention == "stated on the card; not checked by the build"
     assert "fvcore" in model.figures["FLOPs"].convention

@@ -6,38 +6,28 @@ import sys
 from pathlib import Path
 
 import pytest
+from card_entries import RESNET18, RESNET18_MEASURED, RESNET26_MEASURED
 
 import resfam
 from resfam.cards import Finding
 from resfam.cards.cli import main
 from resfam.cards.report import github_command
 
-RESNET18 = """\
-- Name: resnet18
-  Metadata:
-    FLOPs: 1819065856
-    Parameters: 11689512
-    File Size: 46835595
-    ID: resnet18
-    Layers: 18
-    Image Size: '224'
-    Interpolation: bilinear
-  Weights: https://download.pytorch.org/models/resnet18-5c106cde.pth
-"""
-RESNET26 = """\
+# resnet26 with only its ID and Parameters: `sync --fill` has the other fields to add
+RESNET26_TO_FILL = f"""\
 - Name: resnet26
   Metadata:
     ID: resnet26
-    Parameters: 15995176
+    Parameters: {RESNET26_MEASURED.parameters}
 """
 CARD = ("# ResNet\n\nA test card.\n\n{% include 'code_snippets.md' %}\n\n<!--\nType: model-index\nModels:\n"
-        + RESNET18 + RESNET26 + "-->\n")
+        + RESNET18 + RESNET26_TO_FILL + "-->\n")
 CARD_PATH = str(Path("templates/models/resnet.md"))
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A project folder with templates/code_snippets.md and templates/models/resnet.md, as the cwd."""
+def card_project(tmp_path, monkeypatch):
+    """A project folder with templates/code_snippets.md and templates/models/resnet.md (CARD), as the cwd."""
     (tmp_path / "templates" / "models").mkdir(parents=True)
     (tmp_path / "templates" / "code_snippets.md").write_text("model = create_model('{{ model_name }}')\n")
     (tmp_path / "templates" / "models" / "resnet.md").write_text(CARD)
@@ -50,13 +40,10 @@ NOT_ON_THE_CARD = [f"--without-card={model}" for model in resfam.list_models() i
 
 
 @pytest.fixture
-def cli(shared_cache, capsys):
-    """Run `resfam-cards ARGS` in this process: (exit code, stdout, stderr)."""
+def card_cli(cli):
+    """The shared `cli`, with the zoo's models that are not on the test card left out (--without-card)."""
     def run(*args):
-        coverage = NOT_ON_THE_CARD if args[0] in ("verify", "sync", "list") else []
-        code = main([*args, "--cache-dir", str(shared_cache), *coverage])
-        out, err = capsys.readouterr()
-        return code, out, err
+        return cli(*args, *(NOT_ON_THE_CARD if args[0] in ("verify", "sync", "list") else []))
 
     return run
 
@@ -71,43 +58,43 @@ def edit_card(old: str, new: str) -> str:
     return text
 
 
-def test_verify_exits_0_when_clean_1_on_drift_2_on_bad_input(project, cli):
-    code, out, _ = cli("verify")
-    assert code == 0 and out.startswith("ok: 1 card, 2 models: 10 figures ok, 0 drifts, 0 errors")
+def test_verify_exits_0_when_clean_1_on_drift_2_on_bad_input(card_project, card_cli):
+    code, out, _ = card_cli("verify")
+    assert code == 0 and out.startswith("ok: 1 card, 2 models: 11 figures ok, 0 drifts, 0 errors")
 
-    text = edit_card("Parameters: 11689512", "Parameters: 25000000")
-    code, out, _ = cli("verify", "-q")
+    text = edit_card(f"Parameters: {RESNET18_MEASURED.parameters}", "Parameters: 25000000")
+    code, out, _ = card_cli("verify", "-q")
     line = text.splitlines().index("    Parameters: 25000000") + 1
     assert code == 1
     assert out.splitlines()[:2] == [
         f"{CARD_PATH}:{line}: drift: resnet18 Parameters: card says 25,000,000, code measures 11,689,512 "
         "(+113.87%, tolerance 0.1%)",
         f"    hint: run: resfam-cards sync --write {CARD_PATH}"]
-    assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 9 figures ok, 1 drift, 0 errors")
+    assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 10 figures ok, 1 drift, 0 errors")
 
     edit_card("ID: resnet26", "ID: resnet27")
-    code, out, _ = cli("verify", "-q")
+    code, out, _ = card_cli("verify", "-q")
     assert code == 2 and "unknown model ID 'resnet27'" in out and "did you mean resnet26" in out
 
 
-def test_verify_format_github_prints_workflow_commands_on_drifted_and_broken_cards(project, cli):
-    text = edit_card("Parameters: 11689512", "Parameters: 25000000")
+def test_verify_format_github_prints_workflow_commands_on_drifted_and_broken_cards(card_project, card_cli):
+    text = edit_card(f"Parameters: {RESNET18_MEASURED.parameters}", "Parameters: 25000000")
     line = text.splitlines().index("    Parameters: 25000000") + 1
-    code, out, _ = cli("verify", "-q", "--format", "github")
+    code, out, _ = card_cli("verify", "-q", "--format", "github")
     assert code == 1
     assert out.splitlines()[:-1] == [
         f"::error file=templates/models/resnet.md,line={line},title=resnet18 Parameters::drift: resnet18 Parameters: "
         "card says 25,000,000, code measures 11,689,512 (+113.87%25, tolerance 0.1%25)"
         "%0Ahint: run: resfam-cards sync --write templates/models/resnet.md"]
-    assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 9 figures ok, 1 drift, 0 errors")
-    code, out, _ = cli("verify", "-q", "--format", "github", "--verbose")  # the ok figures as plain lines
+    assert out.splitlines()[-1].startswith("FAILED: 1 card, 2 models: 10 figures ok, 1 drift, 0 errors")
+    code, out, _ = card_cli("verify", "-q", "--format", "github", "--verbose")  # the ok figures as plain lines
     assert code == 1 and sum(line.startswith("::") for line in out.splitlines()) == 1
     assert f"{CARD_PATH}:{line + 1}: ok: resnet18 File Size: 46,835,595 (code measures 46,835,595)" in out
 
     # an unknown ID (an error) and an unknown key (a warning) on the same card
     text = edit_card("ID: resnet26", "ID: resnet27\n    Colour: blue")
     id_line = text.splitlines().index("    ID: resnet27") + 1
-    code, out, _ = cli("verify", "-q", "--format", "github")
+    code, out, _ = card_cli("verify", "-q", "--format", "github")
     assert code == 2
     assert out.splitlines()[1:3] == [
         f"::error file=templates/models/resnet.md,line={id_line},title=resnet26 ID::error: resnet26: unknown model ID "
@@ -118,7 +105,7 @@ def test_verify_format_github_prints_workflow_commands_on_drifted_and_broken_car
 
     # a card that cannot be parsed: the annotation names the file and line, the title the tool
     Path(CARD_PATH).write_text(CARD.replace("  Metadata:\n    ID: resnet26", "  Metadata: [\n    ID: resnet26"))
-    code, out, _ = cli("verify", "-q", "--format", "github")
+    code, out, _ = card_cli("verify", "-q", "--format", "github")
     [annotation] = out.splitlines()[:-1]
     assert code == 2
     assert re.fullmatch(r"::error file=templates/models/resnet\.md,line=\d+,title=resfam-cards error::error: "
@@ -134,9 +121,9 @@ def test_github_commands_escape_messages_and_properties():
     assert github_command(whole_file) == "::warning file=t.md,title=resfam-cards warning::warning: kept"
 
 
-def test_verify_writes_a_json_report(project, cli):
+def test_verify_writes_a_json_report(card_project, card_cli):
     edit_card("Layers: 18", "Layers: 19")
-    code, _, _ = cli("verify", "-q", "--json", "report.json")
+    code, _, _ = card_cli("verify", "-q", "--json", "report.json")
     report = json.loads(Path("report.json").read_text())
     assert code == 1 and report["exit_code"] == 1 and not report["ok"]
     assert report["summary"]["drift"] == 1 and report["tolerances_pct"]["Parameters"] == 0.1
@@ -147,9 +134,9 @@ def test_verify_writes_a_json_report(project, cli):
     assert report["cards"][0]["measured"]["resnet26"]["Layers"] == 26
 
 
-def test_bad_arguments_are_reported_together_one_line_each(project, cli):
+def test_bad_arguments_are_reported_together_one_line_each(card_project, card_cli):
     before = card()
-    code, out, err = cli("sync", "--write", "--tolerance", "FLOPz=1", "--tolerance", "Parameters=x",
+    code, out, err = card_cli("sync", "--write", "--tolerance", "FLOPz=1", "--tolerance", "Parameters=x",
                          "--tolerance", "nothing", "--tolerance", "Layers=-1")
     problems = [line for line in err.splitlines() if not line.startswith("    hint:")]
     assert code == 2 and out == "" and card() == before
@@ -162,91 +149,92 @@ def test_bad_arguments_are_reported_together_one_line_each(project, cli):
     assert "Traceback" not in err
 
 
-def test_a_tolerance_can_be_widened_on_the_command_line(project, cli):
-    edit_card("Parameters: 11689512", "Parameters: 11750000")  # +0.52%
-    assert cli("verify", "-q")[0] == 1
-    assert cli("verify", "-q", "--tolerance", "Parameters=1")[0] == 0
+def test_a_tolerance_can_be_widened_on_the_command_line(card_project, card_cli):
+    edit_card(f"Parameters: {RESNET18_MEASURED.parameters}", "Parameters: 11750000")  # +0.52%
+    assert card_cli("verify", "-q")[0] == 1
+    assert card_cli("verify", "-q", "--tolerance", "Parameters=1")[0] == 0
 
 
-def test_sync_shows_a_diff_writes_only_the_drifted_figures_and_then_changes_nothing(project, cli):
-    drifted = edit_card("Parameters: 15995176", "Parameters: 16100000")
-    code, out, err = cli("sync", "-q")
+def test_sync_shows_a_diff_writes_only_the_drifted_figures_and_then_changes_nothing(card_project, card_cli):
+    drifted = edit_card(f"Parameters: {RESNET26_MEASURED.parameters}", "Parameters: 16100000")
+    code, out, err = card_cli("sync", "-q")
     assert code == 1 and card() == drifted
     assert out.splitlines()[:2] == [f"--- a/{CARD_PATH}", f"+++ b/{CARD_PATH}"]
-    assert "-    Parameters: 16100000\n+    Parameters: 15995176\n" in out
+    assert f"-    Parameters: 16100000\n+    Parameters: {RESNET26_MEASURED.parameters}\n" in out
     assert "run again with --write" in err
 
-    code, _, err = cli("sync", "-q", "--write")
+    code, _, err = card_cli("sync", "-q", "--write")
     assert code == 0 and card() == CARD  # exactly the original bytes back
     assert f"wrote 1 figure(s) to {CARD_PATH}" in err
-    assert cli("verify", "-q")[0] == 0
+    assert card_cli("verify", "-q")[0] == 0
 
     mtime = Path(CARD_PATH).stat().st_mtime_ns
-    code, out, err = cli("sync", "-q", "--write")
+    code, out, err = card_cli("sync", "-q", "--write")
     assert (code, out) == (0, "") and "nothing to change" in err
     assert card() == CARD and Path(CARD_PATH).stat().st_mtime_ns == mtime
 
 
-def test_sync_fill_adds_the_missing_fields(project, cli):
-    assert cli("sync", "-q", "--fill", "--write")[0] == 0
-    code, out, _ = cli("verify", "-q", "--verbose")
+def test_sync_fill_adds_the_missing_fields(card_project, card_cli):
+    assert card_cli("sync", "-q", "--fill", "--write")[0] == 0
+    code, out, _ = card_cli("verify", "-q", "--verbose")
     assert code == 0
     resnet26 = [line for line in out.splitlines() if ": ok: resnet26 " in line]
     assert len(resnet26) == 12  # ID, five measured figures, four config fields, Architecture and Code
     assert "Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/" \
            "resnet26-9aa10e23.pth" in card()
-    assert cli("sync", "-q", "--fill")[0] == 0
+    assert card_cli("sync", "-q", "--fill")[0] == 0
 
 
-def test_sync_writes_nothing_while_a_card_has_errors(project, cli):
-    edit_card("Parameters: 11689512", "Parameters: 1")
+def test_sync_writes_nothing_while_a_card_has_errors(card_project, card_cli):
+    edit_card(f"Parameters: {RESNET18_MEASURED.parameters}", "Parameters: 1")
     edit_card("ID: resnet26", "ID: resnet27")
     before = card()
-    code, out, err = cli("sync", "-q", "--write")
+    code, out, err = card_cli("sync", "-q", "--write")
     assert code == 2 and out == "" and card() == before
     assert "unknown model ID 'resnet27'" in err and "nothing written: 1 problem(s) to fix first" in err
 
 
-def test_malformed_cards_are_bad_input_without_a_traceback(project, cli):
+def test_malformed_cards_are_bad_input_without_a_traceback(card_project, card_cli):
     Path(CARD_PATH).write_text(CARD.replace("  Metadata:\n    ID: resnet26", "  Metadata: [\n    ID: resnet26"))
-    code, out, err = cli("verify", "-q")
+    code, out, err = card_cli("verify", "-q")
     assert code == 2 and "malformed YAML" in out and "Traceback" not in out + err
 
 
-def test_new_scaffolds_a_card_that_verifies_and_never_overwrites(project, cli):
-    code, out, _ = cli("new", "resnet", "--model", "resnet26", "--model", "resnet18", "-q")
-    assert code == 0 and "{% include 'code_snippets.md' %}" in out and "    Parameters: 15995176" in out
+def test_new_scaffolds_a_card_that_verifies_and_never_overwrites(card_project, card_cli):
+    code, out, _ = card_cli("new", "resnet", "--model", "resnet26", "--model", "resnet18", "-q")
+    assert code == 0 and "{% include 'code_snippets.md' %}" in out
+    assert f"    Parameters: {RESNET26_MEASURED.parameters}" in out
 
     Path(CARD_PATH).unlink()
-    assert cli("new", "resnet", "--model", "resnet26", "--collection", "ResNet", "--write", "-q")[0] == 0
+    assert card_cli("new", "resnet", "--model", "resnet26", "--collection", "ResNet", "--write", "-q")[0] == 0
     written = card()
     assert written.startswith("# ResNet\n") and "ID: resnet26" in written
-    code, out, _ = cli("verify", CARD_PATH, "-q", "--verbose")  # resnet18 is on no card now
+    code, out, _ = card_cli("verify", CARD_PATH, "-q", "--verbose")  # resnet18 is on no card now
     assert code == 0 and out.count(": ok: resnet26 ") == 12
 
-    code, _, err = cli("new", "resnet", "--model", "resnet18", "--write", "-q")
+    code, _, err = card_cli("new", "resnet", "--model", "resnet18", "--write", "-q")
     assert code == 2 and "already exists" in err and card() == written
 
 
-def test_new_refuses_unknown_models_and_families_together(project, cli):
-    code, out, err = cli("new", "resnet", "--model", "resnet19", "--model", "resnest14d", "-q")
+def test_new_refuses_unknown_models_and_families_together(card_project, card_cli):
+    code, out, err = card_cli("new", "resnet", "--model", "resnet19", "--model", "resnest14d", "-q")
     assert code == 2 and out == ""
     assert "--model: error: unknown model 'resnet19'" in err
     assert "--model: error: resnest14d is registered in family 'resnest', not 'resnet'" in err
-    code, _, err = cli("new", "vgg", "--model", "resnet18", "-q")
+    code, _, err = card_cli("new", "vgg", "--model", "resnet18", "-q")
     assert code == 2 and "unknown family 'vgg'" in err
 
 
-def test_list_shows_each_model_and_its_status(project, cli):
+def test_list_shows_each_model_and_its_status(card_project, card_cli):
     edit_card("Layers: 18", "Layers: 34")
-    code, out, _ = cli("list", "-q")
+    code, out, _ = card_cli("list", "-q")
     rows = [line.split() for line in out.splitlines()[1:-1]]
     assert code == 0
     assert rows == [[CARD_PATH, "resnet18", "resnet18", "drift", "(1)"],
                     [CARD_PATH, "resnet26", "resnet26", "ok", "(2", "figures)"]]
 
 
-def test_progress_goes_to_stderr_while_measuring(project, capsys):
+def test_progress_goes_to_stderr_while_measuring(card_project, capsys):
     Path(CARD_PATH).write_text(CARD.split("- Name: resnet26")[0] + "-->\n")
     code = main(["verify", CARD_PATH, "--no-cache"])
     out, err = capsys.readouterr()
@@ -254,7 +242,7 @@ def test_progress_goes_to_stderr_while_measuring(project, capsys):
     assert not Path(".resfam-cache").exists()
 
 
-def test_the_console_script_runs(project, shared_cache):
+def test_the_console_script_runs(card_project, shared_cache):
     script = Path(sys.executable).with_name("resfam-cards")
     if not script.exists():
         pytest.skip("resfam-cards is not installed next to this Python")
@@ -265,15 +253,15 @@ def test_the_console_script_runs(project, shared_cache):
     assert "Traceback" not in run.stderr
 
 
-def test_verify_strict_fails_on_a_literal_figure_in_the_prose(project, cli):
+def test_verify_strict_fails_on_a_literal_figure_in_the_prose(card_project, card_cli):
     edit_card("A test card.", "A test card: resnet18 has 11.7 million parameters.")
-    code, out, _ = cli("verify", "-q")
+    code, out, _ = card_cli("verify", "-q")
     assert code == 0
     assert (f"{CARD_PATH}:3: warning: the prose writes '11.7 million parameters' as a literal figure, which the "
             "build does not check; the code measures resnet18 Parameters: 11,689,512 (11.7 million)") in out
     assert "hint: write {{ models.resnet18.parameters | millions }} instead" in out
-    code, out, _ = cli("verify", "-q", "--strict")
+    code, out, _ = card_cli("verify", "-q", "--strict")
     assert code == 1 and "1 warning" in out
     edit_card("resnet18 has 11.7 million parameters", "resnet18 has {{ models.resnet18.parameters | millions }} "
                                                       "million parameters")
-    assert cli("verify", "-q", "--strict")[0] == 0
+    assert card_cli("verify", "-q", "--strict")[0] == 0

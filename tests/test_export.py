@@ -9,7 +9,7 @@ import re
 import shutil
 
 import pytest
-from sitebuild import REPO, refuse_network, session_cache
+from sitebuild import REPO, refuse_network
 from tools import python_module
 
 import resfam
@@ -24,10 +24,10 @@ def as_card_writes(field: str, value):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, shared_cache):
     """The repository's cards exported once (through the session's measurement cache) and verified."""
     out = tmp_path_factory.mktemp("hub")
-    cache = session_cache(tmp_path_factory)
+    cache = shared_cache
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(REPO)
         code = main(["export", "hub", str(out), "-q", "--cache-dir", str(cache)])

@@ -15,6 +15,8 @@ from resfam.cards.verify import verify
 from resfam.config import ModelConfig
 from resfam.registry import register_model
 
+pytestmark = pytest.mark.slow  # a copy of the project, measured and built
+
 # The registration as docs/adding-a-model.md shows it (step 1's first code block), joined into one line
 GUIDE = (REPO / "docs" / "adding-a-model.md").read_text(encoding="utf-8")
 MODEL_LINE = " ".join(line.strip() for line in GUIDE.split("```python\n", 1)[1].split("```", 1)[0].splitlines()) + "\n"
@@ -83,7 +85,7 @@ Models:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def new_family_project(tmp_path_factory):
     """The copy: the resfam package with the model line added; mkdocs.yml (its nav without the cards this
     copy lacks, so it lists the ResNet-D card and not the new one) and docs/ as they are; templates/ with
     the Wide ResNet card and the ResNet-D card, filled in by `resfam-cards sync --fill --write`."""
@@ -118,9 +120,9 @@ def project(tmp_path_factory):
     return root
 
 
-def test_the_new_model_s_card_verifies_with_the_measured_figures(project):
-    report = verify(templates_dir=project / "templates", cache_dir=project / "cache",
-                    package_dir=project / "src" / "resfam")
+def test_the_new_model_s_card_verifies_with_the_measured_figures(new_family_project):
+    report = verify(templates_dir=new_family_project / "templates", cache_dir=new_family_project / "cache",
+                    package_dir=new_family_project / "src" / "resfam")
     assert report.ok and not report.drifts and not report.errors, [f.format() for f in report.findings]
     ok = {(f.model, f.field): f for f in report.findings if f.status == "ok"}
     assert ok["wide_resnet50_2", "Parameters"].measured == 68_883_240
@@ -129,9 +131,9 @@ def test_the_new_model_s_card_verifies_with_the_measured_figures(project):
         "Weights", "Architecture", "Code"}
 
 
-def test_the_site_lists_the_new_family_after_the_families_of_the_nav(project, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(project / "src"))  # the copy's resfam, with the new model
-    built = mkdocs_build(project / "mkdocs.yml", project / "build", project / "cache")
+def test_the_site_lists_the_new_family_after_the_families_of_the_nav(new_family_project, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(new_family_project / "src"))  # the copy's resfam, with the new model
+    built = mkdocs_build(new_family_project / "mkdocs.yml", new_family_project / "build", new_family_project / "cache")
     assert built.returncode == 0, built.output  # strict: also the new page's place in the nav
     assert built.network_attempts == []
     card = (built.site / "models" / "wide-resnet" / "index.html").read_text(encoding="utf-8")
@@ -142,10 +144,10 @@ def test_the_site_lists_the_new_family_after_the_families_of_the_nav(project, mo
     assert overview.index("resnet18d") < overview.index("wide_resnet50_2")
 
     # the plugin's `families` setting orders the overview instead; families it leaves out come last
-    config = project / "mkdocs.yml"
+    config = new_family_project / "mkdocs.yml"
     config.write_text(config.read_text(encoding="utf-8").replace(
         "      cache: true\n", "      cache: true\n      families: [wide-resnet]\n"), encoding="utf-8")
-    built = mkdocs_build(config, project / "build-ordered", project / "cache")
+    built = mkdocs_build(config, new_family_project / "build-ordered", new_family_project / "cache")
     assert built.returncode == 0, built.output
     overview = (built.site / "models" / "index.html").read_text(encoding="utf-8")
     assert overview.index("wide_resnet50_2") < overview.index("resnet18d")
@@ -161,16 +163,16 @@ def test_a_family_that_is_not_a_slug_is_refused_with_the_registering_line(family
     assert not resfam.is_model("wide_resnet50_2")
 
 
-def test_a_bad_family_in_a_model_file_names_its_line(project):
+def test_a_bad_family_in_a_model_file_names_its_line(new_family_project):
     """As the issue found it: the zoo does not import, naming the model line (not the registry)."""
-    package = project / "src" / "resfam"
-    broken = project / "broken" / "resfam"
+    package = new_family_project / "src" / "resfam"
+    broken = new_family_project / "broken" / "resfam"
     shutil.copytree(package, broken, ignore=shutil.ignore_patterns("__pycache__"))
     resnet = broken / "models" / "resnet.py"
     resnet.write_text(resnet.read_text(encoding="utf-8").replace('"wide-resnet"', '"Wide ResNet"'), encoding="utf-8")
     line = resnet.read_text(encoding="utf-8").splitlines().index(MODEL_LINE.strip().replace(
         '"wide-resnet"', '"Wide ResNet"')) + 1
-    done = subprocess.run([sys.executable, "-c", "import resfam; resfam.list_models()"], cwd=project,
+    done = subprocess.run([sys.executable, "-c", "import resfam; resfam.list_models()"], cwd=new_family_project,
                           env=dict(os.environ, PYTHONPATH=str(broken.parent)),
                           capture_output=True, text=True)
     assert done.returncode != 0

@@ -2,16 +2,17 @@
 to write instead; ordinary numbers are not flagged."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
+from card_entries import RESNET18_MEASURED, RESNET50_MEASURED
 
 from resfam.cards import parse_card
 from resfam.cards.prose import literal_figures
 
 FACTS = {
-    "resnet50": {"parameters": 25557032, "flops": 4111512576, "activations": 11114984, "file_size": 102542847,
-                 "layers": 50, "image_size": 224},
-    "resnet18": {"parameters": 11689512, "flops": 1819065856, "activations": 2484712, "file_size": 46835595,
-                 "layers": 18, "image_size": 224},
+    "resnet50": {**asdict(RESNET50_MEASURED), "layers": 50, "image_size": 224},
+    "resnet18": {**asdict(RESNET18_MEASURED), "layers": 18, "image_size": 224},
 }
 BLOCK = "<!--\nType: model-index\nModels:\n- Name: resnet50\n  Metadata:\n    ID: resnet50\n    Layers: 50\n-->\n"
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from card_entries import RESNET50_MEASURED
 
 from resfam.cards import CardError, card_context, parse_card, render, render_template
 
@@ -68,7 +69,8 @@ def test_markdown_is_not_escaped(templates):
 
 
 def test_measured_facts_and_number_filters(templates):
-    facts = {"parameters": 25557032, "flops": 4111512576, "file_size": 102542847, "blocks": [3, 4, 6, 3]}
+    facts = {"parameters": RESNET50_MEASURED.parameters, "flops": RESNET50_MEASURED.flops,
+             "file_size": RESNET50_MEASURED.file_size, "blocks": [3, 4, 6, 3]}
     path = write(templates, "models/a.md",
                  "{% set m = models.resnet50 %}{{ m.parameters | millions }} million, {{ m.flops | gflops }} "
                  "GFLOPs, {{ m.file_size | mb }} MB, {{ m.parameters | grouped }}, "

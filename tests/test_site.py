@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from card_entries import RESNET50_MEASURED
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from sitebuild import (
@@ -27,8 +28,6 @@ from sitebuild import (
     network_attempts,
     offline_env,
     refuse_network,
-    repository_site,
-    session_cache,
     source_snapshot,
 )
 from tools import python_module
@@ -39,17 +38,18 @@ from resfam.cards.catalog import model_catalog
 from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, overview_page, strip_model_index
 from resfam.cards.plugin import list_card_pages
 
+pytestmark = pytest.mark.slow  # real `mkdocs build`s of the whole zoo
+
 FAMILIES = sorted(path.stem for path in (REPO / "templates" / "models").glob("*.md"))
 ALL_MODELS = {model.name: family for family in FAMILIES
               for model in parse_card(REPO / "templates" / "models" / f"{family}.md").models}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(repository_site):
     """The repository's site, built (and so verified) once; the tests below look at it."""
-    site = repository_site(tmp_path_factory)
-    assert site.returncode == 0, site.output
-    return site
+    assert repository_site.returncode == 0, repository_site.output
+    return repository_site
 
 
 def html_files(site: Path) -> list[Path]:
@@ -247,12 +247,12 @@ def drift(template: Path, model: str, field: str, factor: float) -> int:
 
 
 @pytest.mark.parametrize("strict", [True, False], ids=["strict", "plain"])
-def test_build_of_a_drifted_copy_fails_naming_model_and_field(built, tmp_path, tmp_path_factory, strict):
+def test_build_of_a_drifted_copy_fails_naming_model_and_field(built, tmp_path, shared_cache, strict):
     # `built` first: the repository's build has filled the session's cache, so this one measures nothing
     project = project_copy(tmp_path / "project")
     template = project / "templates" / "models" / "resnet-d.md"
     line = drift(template, "resnet50d", "Parameters", 1.05)
-    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory),
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, shared_cache,
                           *([] if strict else ["--no-strict"]), "-q")
     assert failed.returncode != 0
     assert f"templates/models/resnet-d.md:{line}: drift: resnet50d Parameters" in failed.output
@@ -263,7 +263,7 @@ def test_build_of_a_drifted_copy_fails_naming_model_and_field(built, tmp_path, t
 
 
 @pytest.mark.parametrize("lie", ["tag", "code", "coverage"])
-def test_build_of_a_copy_whose_card_says_more_than_the_code_fails(built, tmp_path, tmp_path_factory, lie):
+def test_build_of_a_copy_whose_card_says_more_than_the_code_fails(built, tmp_path, shared_cache, lie):
     project = project_copy(tmp_path / "project")
     template = project / "templates" / "models" / "resnet.md"
     card = parse_card(template)
@@ -283,31 +283,31 @@ def test_build_of_a_copy_whose_card_says_more_than_the_code_fails(built, tmp_pat
         text = text[:start] + text[text.index("\n- Name: ", start + 1) + 1:]
         expected = "templates/models/resnet.md: drift: resnet26 (family resnet) is registered but on no card"
     template.write_text(text, encoding="utf-8")
-    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, shared_cache)
     assert failed.returncode != 0
     assert expected in failed.output, failed.output
     assert "Traceback" not in failed.output and not (failed.site / "index.html").exists()
 
 
-def test_build_with_a_broken_template_fails_cleanly(built, tmp_path, tmp_path_factory):
+def test_build_with_a_broken_template_fails_cleanly(built, tmp_path, shared_cache):
     project = project_copy(tmp_path / "project")
     template = project / "templates" / "models" / "resnext.md"
     text = template.read_text(encoding="utf-8")
     template.write_text(text.replace("{% include 'code_snippets.md' %}", "{% include 'code_snippets.md' %"),
                         encoding="utf-8")
-    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path, shared_cache)
     assert failed.returncode != 0
     assert re.search(r"templates/models/resnext\.md:\d+: error: Jinja syntax error", failed.output), failed.output
     assert "Traceback" not in failed.output
 
 
-def test_a_card_missing_from_the_nav_is_listed_with_the_other_cards(built, tmp_path, tmp_path_factory):
+def test_a_card_missing_from_the_nav_is_listed_with_the_other_cards(built, tmp_path, shared_cache):
     """A new family's card needs only its template: the plugin adds its page to an explicit nav."""
     project = project_copy(tmp_path / "project")
     config = project / "mkdocs.yml"
     config.write_text(config.read_text(encoding="utf-8").replace("      - models/res2net.md\n", ""), encoding="utf-8")
     assert "models/res2net.md" not in config.read_text(encoding="utf-8")
-    done = mkdocs_build(config, tmp_path, session_cache(tmp_path_factory))
+    done = mkdocs_build(config, tmp_path, shared_cache)
     assert done.returncode == 0, done.output  # strict: a page left out of the nav would fail it
     home = (done.site / "index.html").read_text(encoding="utf-8")
     models_nav = home[home.index("models/resnest/"):]
@@ -323,9 +323,9 @@ def article(page: Path) -> str:
     return re.search(r"<article.*?</article>", page.read_text(encoding="utf-8"), re.DOTALL).group()
 
 
-def test_properdocs_builds_the_same_site_and_runs_the_verification(built, tmp_path, tmp_path_factory):
+def test_properdocs_builds_the_same_site_and_runs_the_verification(built, tmp_path, shared_cache):
     python_module("properdocs")
-    done = mkdocs_build(REPO / "mkdocs.yml", tmp_path / "clean", session_cache(tmp_path_factory), builder="properdocs")
+    done = mkdocs_build(REPO / "mkdocs.yml", tmp_path / "clean", shared_cache, builder="properdocs")
     assert done.returncode == 0, done.output
     assert done.network_attempts == []
     files = sorted(path.relative_to(built.site) for path in built.site.rglob("*") if path.is_file())
@@ -340,13 +340,13 @@ def test_properdocs_builds_the_same_site_and_runs_the_verification(built, tmp_pa
     text = template.read_text(encoding="utf-8")
     template.write_text(text.replace("    ID: resnest50d\n", "    ID: resnest50d\n    Colour: blue\n", 1),
                         encoding="utf-8")
-    warned = mkdocs_build(project / "mkdocs.yml", tmp_path / "warned", session_cache(tmp_path_factory),
+    warned = mkdocs_build(project / "mkdocs.yml", tmp_path / "warned", shared_cache,
                           builder="properdocs")
     assert warned.returncode == 0, warned.output
     assert re.search(r"resfam: templates/models/resnest\.md:\d+: warning: unknown key 'Colour'", warned.output)
 
     line = drift(template, "resnest50d", "FLOPs", 0.9)
-    failed = mkdocs_build(project / "mkdocs.yml", tmp_path / "drifted", session_cache(tmp_path_factory),
+    failed = mkdocs_build(project / "mkdocs.yml", tmp_path / "drifted", shared_cache,
                           builder="properdocs")
     assert failed.returncode != 0 and "Traceback" not in failed.output
     assert f"templates/models/resnest.md:{line}: drift: resnest50d FLOPs" in failed.output
@@ -384,9 +384,9 @@ def serve_build(project: Path, site_dir: Path):
     return config
 
 
-def test_serve_shows_drift_on_the_page_and_recovers(built, tmp_path, tmp_path_factory, monkeypatch, caplog):
+def test_serve_shows_drift_on_the_page_and_recovers(built, tmp_path, shared_cache, monkeypatch, caplog):
     project = project_copy(tmp_path / "project")
-    env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
+    env = offline_env(tmp_path / "guard", shared_cache)
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # read by load_config (!ENV) and by the engine's workers
     refuse_network(monkeypatch)
@@ -451,7 +451,7 @@ def test_strip_model_index_leaves_other_comments():
 # Prose that cites the measurement, and pages that say how it was made
 
 
-def test_a_literal_figure_in_the_prose_fails_the_strict_build_only(built, tmp_path, tmp_path_factory):
+def test_a_literal_figure_in_the_prose_fails_the_strict_build_only(built, tmp_path, shared_cache):
     project = project_copy(tmp_path / "project")
     template = project / "templates" / "models" / "resnet.md"
     text = template.read_text(encoding="utf-8")
@@ -459,13 +459,13 @@ def test_a_literal_figure_in_the_prose_fails_the_strict_build_only(built, tmp_pa
                                                                "{% include 'code_snippets.md' %}", 1)
     template.write_text(text, encoding="utf-8")
     line = text.splitlines().index("resnet50 has 23.0 million parameters.") + 1
-    strict = mkdocs_build(project / "mkdocs.yml", tmp_path / "strict", session_cache(tmp_path_factory))
+    strict = mkdocs_build(project / "mkdocs.yml", tmp_path / "strict", shared_cache)
     assert strict.returncode != 0
     assert (f"templates/models/resnet.md:{line}: warning: the prose writes '23.0 million parameters' as a "
             "literal figure, which the build does not check; the code measures resnet50 Parameters: 25,557,032"
             in strict.output), strict.output
     assert "write {{ models.resnet50.parameters | millions }} instead" in strict.output
-    plain = mkdocs_build(project / "mkdocs.yml", tmp_path / "plain", session_cache(tmp_path_factory), "--no-strict")
+    plain = mkdocs_build(project / "mkdocs.yml", tmp_path / "plain", shared_cache, "--no-strict")
     assert plain.returncode == 0, plain.output  # a warning, kept as written
 
 
@@ -480,8 +480,8 @@ def test_pages_say_how_their_figures_were_made(built):
         assert "evaluation mode" in text and "one multiply-add is one FLOP" in text, page
 
 
-def test_two_builds_of_unchanged_code_write_identical_html(built, tmp_path, tmp_path_factory):
-    again = mkdocs_build(REPO / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+def test_two_builds_of_unchanged_code_write_identical_html(built, tmp_path, shared_cache):
+    again = mkdocs_build(REPO / "mkdocs.yml", tmp_path, shared_cache)
     assert again.returncode == 0, again.output
     first = {path.relative_to(built.site): path.read_bytes() for path in html_files(built.site)}
     second = {path.relative_to(again.site): path.read_bytes() for path in html_files(again.site)}
@@ -489,7 +489,7 @@ def test_two_builds_of_unchanged_code_write_identical_html(built, tmp_path, tmp_
     assert [name for name in first if first[name] != second[name]] == []
 
 
-def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(built, tmp_path, tmp_path_factory,
+def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(built, tmp_path, shared_cache,
                                                                            monkeypatch):
     """The issue's done-when: tv_resnet101 gets other blocks per stage in a copy of the project (its
     package included); `sync --write` rewrites the figures, and the strict build then publishes prose and
@@ -507,7 +507,7 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
     monkeypatch.setenv("PYTHONPATH", str(project))  # the copy's resfam, for sync, the build and its workers
     template = project / "templates" / "models" / "resnet.md"
     prose_before = strip_model_index(template.read_text(encoding="utf-8"))
-    env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
+    env = offline_env(tmp_path / "guard", shared_cache)
 
     synced = subprocess.run([sys.executable, "-m", "resfam.cards.cli", "sync", "--write", "-q"], cwd=project,
                             env=env, capture_output=True, text=True, timeout=1800)
@@ -516,7 +516,7 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
     assert strip_model_index(template.read_text(encoding="utf-8")) == prose_before  # only figures were written
     assert parse_card(template).model("tv_resnet101").fields["Layers"].value == 2 + 3 * (3 + 4 + 12 + 3)
 
-    done = mkdocs_build(project / "mkdocs.yml", tmp_path, session_cache(tmp_path_factory))
+    done = mkdocs_build(project / "mkdocs.yml", tmp_path, shared_cache)
     assert done.returncode == 0, done.output
     html = (done.site / "models" / "resnet" / "index.html").read_text(encoding="utf-8")
     prose = html[html.index("<article"):html.index('id="models"')]  # the card's text, before its tables
@@ -531,11 +531,12 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
 
 
 def test_the_overview_and_the_card_tables_show_activations():
-    text = ("# ResNet\n\n<!--\nModels:\n- Name: resnet50\n  Metadata:\n    Activations: 11114984\n"
-            "    Image Size: '224'\n-->\n")
+    activations = RESNET50_MEASURED.activations
+    text = ("# ResNet\n\n<!--\nModels:\n- Name: resnet50\n  Metadata:\n"
+            f"    Activations: {activations}\n    Image Size: '224'\n-->\n")
     card = parse_card("templates/models/resnet.md", text)
     ok = Finding("ok", "templates/models/resnet.md", 6, "resnet50 Activations: 11,114,984", model="resnet50",
-                 field="Activations", claimed=11114984, measured=11114984)
+                 field="Activations", claimed=activations, measured=activations)
     page = CardPage("models/resnet.md", "templates/models/resnet.md", "resnet", card, text, [ok],
                     versions={"torch": "2.13.0", "fvcore": "0.1.5", "resfam": "0.1.0"})
     assert "| Activations | 11.11 M at 224 × 224 | [✓ verified](../measurement.md#activations" in \

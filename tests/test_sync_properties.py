@@ -28,6 +28,8 @@ from resfam.cards import CardError, apply_edits, model_index, parse_card, plan_s
 from resfam.cards.cli import main
 from resfam.cards.model_index import INTERPOLATIONS
 
+pytestmark = pytest.mark.slow  # thousands of generated cards
+
 PATH = "templates/models/resnet.md"
 BASE = settings.default.max_examples
 GENERATED = settings(max_examples=BASE)
@@ -320,8 +322,9 @@ OTHER_TAGS = ("Softmax", "Grouped Convolution", "Split Attention", "Blur Pooling
 SNIPPETS = "```python\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """`resfam-cards ARGS -q` in this process: (exit code, stdout, stderr)."""
+def cards_command(*args: str) -> tuple[int, str, str]:
+    """`resfam-cards ARGS -q` in this process: (exit code, stdout, stderr). Not conftest's `cli` fixture: a
+    function-scoped fixture (capsys) is not reset between the examples of a Hypothesis test."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([*args, "-q"])
@@ -329,7 +332,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def generated_cards_project(tmp_path_factory):
     root = tmp_path_factory.mktemp("generated-cards")
     (root / "templates" / "models").mkdir(parents=True)
     (root / "templates" / "code_snippets.md").write_text(SNIPPETS, encoding="utf-8")
@@ -337,18 +340,18 @@ def project(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def zoo(project, shared_cache):
+def zoo(generated_cards_project, shared_cache):
     """{model ID: {field: the code's value}}, read by `verify --json` from a card that claims the wrong
     image size for every model, so that the cache holds each model at both sizes before any example runs:
     no example measures anything."""
     measured = {}
     for family, models in MODELS.items():
-        card = project / "templates" / "models" / f"{family}.md"
+        card = generated_cards_project / "templates" / "models" / f"{family}.md"
         card.write_text("<!--\nModels:\n" + "".join(
             f"- Name: {model}\n  Metadata:\n    Image Size: '{WRONG_IMAGE_SIZE}'\n" for model in models) + "-->\n",
             encoding="utf-8")
-        report = project / "report.json"
-        code, out, err = cli("verify", str(card), "--cache-dir", str(shared_cache), "--json", str(report))
+        report = generated_cards_project / "report.json"
+        code, out, err = cards_command("verify", str(card), "--cache-dir", str(shared_cache), "--json", str(report))
         assert code == 1, out + err  # every Image Size drifts, nothing else is claimed
         measured.update(json.loads(report.read_text(encoding="utf-8"))["cards"][0]["measured"])
     assert set(measured) == {model for models in MODELS.values() for model in models}
@@ -466,20 +469,20 @@ INSERTED_LINE = re.compile(r" *(Metadata:|Architecture:|\0|(Layers|Parameters|FL
 
 @settings(max_examples=max(1, BASE * 3 // 10))
 @given(data=st.data())
-def test_sync_write_then_verify_passes_against_the_real_measurements(project, zoo, shared_cache, data):
+def test_sync_write_then_verify_passes_against_the_real_measurements(generated_cards_project, zoo, shared_cache, data):
     fill = data.draw(st.booleans(), label="--fill")
     family = data.draw(st.sampled_from(sorted(MODELS)), label="family")
     text, expected = data.draw(measured_cards(family, zoo, fill), label="card")
-    card = project / "templates" / "models" / f"{family}.md"
+    card = generated_cards_project / "templates" / "models" / f"{family}.md"
     card.write_bytes(text.encode("utf-8"))
     options = [str(card), "--cache-dir", str(shared_cache)] + (["--fill"] if fill else [])
 
-    code, out, err = cli("sync", "--write", *options)
+    code, out, err = cards_command("sync", "--write", *options)
     assert code == 0, out + err
     synced = card.read_bytes().decode("utf-8")
-    code, out, err = cli("verify", *options[:3])
+    code, out, err = cards_command("verify", *options[:3])
     assert code == 0 and out.startswith("ok: 1 card, ") and "(0 models measured" in out, out + err
-    assert cli("sync", *options) == (0, "", "nothing to change: 1 card(s) match the code\n")
+    assert cards_command("sync", *options) == (0, "", "nothing to change: 1 card(s) match the code\n")
     assert card.read_bytes().decode("utf-8") == synced
 
     # every figure is exactly what it should be: a rounded one kept, a wrong one corrected, a missing one

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sitebuild import REPO, offline_env, session_cache
+from sitebuild import REPO, offline_env
 from tools import executable, missing
 
 HOOK_FILES = (".pre-commit-hooks.yaml", "scripts/verify-cards-hook.sh")
@@ -36,7 +36,7 @@ def git(*args: str, cwd: Path) -> str:
 
 
 @pytest.fixture
-def clone(tmp_path, tmp_path_factory):
+def clone(tmp_path, shared_cache):
     """A local git clone of the repository (with the hook files as they are in the working tree),
     whose .pre-commit-config.yaml uses the repository's hook at the clone's HEAD: what a project that
     adds the hook has, with no network."""
@@ -48,10 +48,10 @@ def clone(tmp_path, tmp_path_factory):
     git("add", *HOOK_FILES, cwd=project)
     git("commit", "--quiet", "--allow-empty", "-m", "the hook as in the working tree", cwd=project)
     config = {"repos": [{"repo": str(project), "rev": git("rev-parse", "HEAD", cwd=project), "hooks": [
-        {"id": "resfam-cards-verify", "args": ["--cache-dir", str(session_cache(tmp_path_factory))]}]}]}
+        {"id": "resfam-cards-verify", "args": ["--cache-dir", str(shared_cache)]}]}]}
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     git("add", ".pre-commit-config.yaml", cwd=project)  # pre-commit refuses an unstaged config
-    env = offline_env(tmp_path / "guard", session_cache(tmp_path_factory))
+    env = offline_env(tmp_path / "guard", shared_cache)
     env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-home")
 
     def pre_commit_run(*args: str, path: str) -> subprocess.CompletedProcess:

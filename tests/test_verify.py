@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from card_entries import RESNEST14D, RESNET18, RESNET18_MEASURED, RESNET26, RESNET26_MEASURED, card_text, make_templates
 
 import resfam.cards.pool as pool_module
 import resfam.cards.verify as verify_module
@@ -16,50 +17,8 @@ from resfam.cards.sync import sync_values
 from resfam.cards.verify import DEFAULT_TOLERANCES, resolve_tolerances, verify
 from resfam.cards.zoo import Progress
 
-RESNET18 = """\
-- Name: resnet18
-  Metadata:
-    FLOPs: 1819065856
-    Parameters: 11689512
-    File Size: 46835595
-    ID: resnet18
-    Layers: 18
-    Crop Pct: '0.875'
-    Image Size: '224'
-    Interpolation: bilinear
-  Weights: https://download.pytorch.org/models/resnet18-5c106cde.pth
-"""
-RESNET26 = """\
-- Name: resnet26
-  Metadata:
-    FLOPs: 2357058560
-    Parameters: 15995176
-    File Size: 64160415
-    ID: resnet26
-    Layers: 26
-    Crop Pct: '0.875'
-    Image Size: '224'
-    Interpolation: bicubic
-  Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/resnet26-9aa10e23.pth
-"""
-RESNEST14D = """\
-- Name: resnest14d
-  Metadata:
-    FLOPs: 2764157888
-    Parameters: 10611688
-    File Size: 42585231
-    ID: resnest14d
-    Layers: 14
-    Image Size: '224'
-  Weights: https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/gluon_resnest14-9c8fe254.pth
-"""
 CLAIMED_FIELDS = {"FLOPs", "Parameters", "File Size", "ID", "Layers", "Crop Pct", "Image Size", "Interpolation",
                   "Weights"}
-
-
-def card_text(*entries: str) -> str:
-    return ("# Test card\n\nWritten for the tests.\n\n{% include 'code_snippets.md' %}\n\n<!--\n"
-            "Type: model-index\nModels:\n" + "".join(entries) + "-->\n")
 
 
 def line_of(text: str, needle: str, after: str = "") -> int:
@@ -67,27 +26,6 @@ def line_of(text: str, needle: str, after: str = "") -> int:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if after in line)
     return next(i for i, line in enumerate(lines) if i >= start and needle in line) + 1
-
-
-def make_templates(root: Path, **cards: str) -> Path:
-    """A templates folder with the shared snippet and one card per `family=text`."""
-    (root / "models").mkdir(parents=True, exist_ok=True)
-    (root / "code_snippets.md").write_text("model = resfam.create_model('{{ model_name }}')\n")
-    for family, text in cards.items():
-        (root / "models" / f"{family.replace('_', '-')}.md").write_text(text)
-    return root
-
-
-@pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory):
-    """One cache for the whole session (every test module uses this folder), filled here in one run
-    with every model and image size these tests need, so that they start no worker of their own."""
-    cache = tmp_path_factory.getbasetemp() / "shared-resfam-cache"
-    templates = tmp_path_factory.mktemp("fill-cache")
-    make_templates(templates / "a", resnet=card_text(RESNET18, RESNET26), resnest=card_text(RESNEST14D))
-    make_templates(templates / "b", resnet=card_text(RESNET18.replace("Image Size: '224'", "Image Size: '256'")))
-    verify(sorted(templates.glob("*/models/*.md")), cache_dir=cache)
-    return cache
 
 
 @pytest.fixture
@@ -109,8 +47,9 @@ def test_a_card_that_matches_the_code_verifies_clean(check):
         assert sorted(fields) == sorted(CLAIMED_FIELDS) and all(f.status == "ok" for f in result.findings)
     assert "model = resfam.create_model('resnet18')" in result.markdown
     assert result.measurements["resnet26"] == {
-        "ID": "resnet26", "Layers": 26, "Parameters": 15995176, "File Size": 64160415, "FLOPs": 2357058560,
-        "Activations": 7351784, "Image Size": 224, "Crop Pct": 0.875, "Interpolation": "bicubic",
+        "ID": "resnet26", "Layers": 26, "Parameters": RESNET26_MEASURED.parameters,
+        "File Size": RESNET26_MEASURED.file_size, "FLOPs": RESNET26_MEASURED.flops,
+        "Activations": RESNET26_MEASURED.activations, "Image Size": 224, "Crop Pct": 0.875, "Interpolation": "bicubic",
         "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
                    "resnet26-9aa10e23.pth",
         "Architecture": ["1x1 Convolution", "Batch Normalization", "Bottleneck Residual Block", "Convolution",
@@ -119,13 +58,15 @@ def test_a_card_that_matches_the_code_verifies_clean(check):
 
 
 def test_a_drifted_figure_says_where_what_by_how_much_and_how_to_fix_it(check):
-    text = card_text(RESNET18.replace("Parameters: 11689512", "Parameters: 11000000"), RESNET26)
+    text = card_text(RESNET18.replace(f"Parameters: {RESNET18_MEASURED.parameters}", "Parameters: 11000000"), RESNET26)
     report = check(resnet=text)
     [drift] = report.drifts
     path = str(Path("templates/models/resnet.md"))
     assert drift.path.endswith(path) and drift.line == line_of(text, "Parameters: 11000000")
-    assert (drift.model, drift.field, drift.claimed, drift.measured) == ("resnet18", "Parameters", 11000000, 11689512)
-    assert drift.drift_pct == pytest.approx((11000000 - 11689512) / 11689512 * 100)
+    assert (drift.model, drift.field, drift.claimed, drift.measured) == ("resnet18", "Parameters", 11000000,
+                                                                         RESNET18_MEASURED.parameters)
+    assert drift.drift_pct == pytest.approx((11000000 - RESNET18_MEASURED.parameters) / RESNET18_MEASURED.parameters
+                                            * 100)
     assert drift.message == ("resnet18 Parameters: card says 11,000,000, code measures 11,689,512 (-5.90%, "
                              "tolerance 0.1%)")
     assert drift.hint == f"run: resfam-cards sync --write {drift.path}"
@@ -133,8 +74,9 @@ def test_a_drifted_figure_says_where_what_by_how_much_and_how_to_fix_it(check):
 
 
 def test_rounded_figures_pass_within_their_tolerance_and_tolerances_can_be_set(check):
-    rounded = (RESNET18.replace("11689512", "11690000").replace("1819065856", "1820000000")
-               .replace("46835595", "47000000"))
+    rounded = (RESNET18.replace(str(RESNET18_MEASURED.parameters), "11690000")
+               .replace(str(RESNET18_MEASURED.flops), "1820000000")
+               .replace(str(RESNET18_MEASURED.file_size), "47000000"))
     report = check(resnet=card_text(rounded))
     assert report.ok
     parameters = next(f for f in report.findings if f.field == "Parameters")
@@ -162,13 +104,15 @@ def test_layers_and_the_config_fields_are_compared_exactly(check):
 
 def test_flops_are_counted_at_the_cards_image_size(check):
     at_256 = 2376175616  # fvcore, resnet18, 256 x 256 (checked against the literal count in test_measure)
-    text = card_text(RESNET18.replace("Image Size: '224'", "Image Size: '256'").replace("1819065856", str(at_256)))
+    text = card_text(RESNET18.replace("Image Size: '224'", "Image Size: '256'").replace(str(RESNET18_MEASURED.flops),
+                                                                                           str(at_256)))
     report = check(resnet=text)
     statuses = {f.field: f.status for f in report.findings}
     assert statuses["FLOPs"] == "ok" and statuses["Image Size"] == "drift"
     assert "at 256 px" in next(f.message for f in report.findings if f.field == "FLOPs")
     # sync writes the registered size, and the FLOPs that go with it
-    assert sync_values(report.cards[0]) == {"resnet18": {"Image Size": 224, "FLOPs": 1819065856}}
+    assert sync_values(report.cards[0]) == {"resnet18": {"Image Size": 224,
+                                                                 "FLOPs": RESNET18_MEASURED.flops}}
 
 
 def test_sync_values_are_the_drifts_and_with_fill_the_missing_fields(check):
@@ -177,8 +121,8 @@ def test_sync_values_are_the_drifts_and_with_fill_the_missing_fields(check):
     report = check(resnet=text)
     assert sync_values(report.cards[0]) == {"resnet26": {"Layers": 26}}  # 16,000,000 is within 0.1%
     filled = sync_values(report.cards[0], fill_missing=True)["resnet26"]
-    assert filled == {"Layers": 26, "File Size": 64160415, "FLOPs": 2357058560, "Activations": 7351784,
-                      "Image Size": 224,
+    assert filled == {"Layers": 26, "File Size": RESNET26_MEASURED.file_size, "FLOPs": RESNET26_MEASURED.flops,
+                      "Activations": RESNET26_MEASURED.activations, "Image Size": 224,
                       "Crop Pct": 0.875, "Interpolation": "bicubic",
                       "Weights": "https://github.com/rwightman/pytorch-image-models/releases/download/"
                                  "v0.1-weights/resnet26-9aa10e23.pth",
@@ -216,7 +160,7 @@ def test_every_problem_of_every_card_is_reported_together(check):
 def test_cards_are_checked_against_each_other(tmp_path, shared_cache):
     shared_url = "https://download.pytorch.org/models/resnet18-5c106cde.pth"
     first = make_templates(tmp_path / "a", resnet=card_text(RESNET18))
-    second_text = card_text(RESNET18.replace("11689512", "11690000"),
+    second_text = card_text(RESNET18.replace(str(RESNET18_MEASURED.parameters), "11690000"),
                             RESNET26.replace(RESNET26.splitlines()[-1].split(": ", 1)[1], shared_url))
     second = make_templates(tmp_path / "b", resnet=second_text)
     report = verify([first / "models" / "resnet.md", second / "models" / "resnet.md"], cache_dir=shared_cache)
@@ -225,7 +169,8 @@ def test_cards_are_checked_against_each_other(tmp_path, shared_cache):
                            ("a", "resnet18", "Parameters"), ("b", "resnet18", "Parameters")}
     assert "also claimed by resnet26" in errors["a", "resnet18", "Weights"].message
     parameters = errors["a", "resnet18", "Parameters"]
-    assert "this entry says 11689512, but" in parameters.message and "says 11690000" in parameters.message
+    assert f"this entry says {RESNET18_MEASURED.parameters}, but" in parameters.message
+    assert "says 11690000" in parameters.message
     assert parameters.message.count(":") >= 2  # names the other card's file:line
 
 
@@ -371,7 +316,8 @@ def test_a_literal_figure_is_a_warning_that_fails_only_the_strict_exit_code(chec
     report = check(resnet=card_text(RESNET18).replace("Written for the tests.", "resnet18 has 11.0 million "
                                                                                 "parameters."))
     [warning] = report.warnings
-    assert (warning.line, warning.model, warning.field, warning.measured) == (3, "resnet18", "Parameters", 11689512)
+    assert (warning.line, warning.model, warning.field, warning.measured) == (3, "resnet18", "Parameters",
+                                                                                  RESNET18_MEASURED.parameters)
     assert warning.strict and report.ok and report.exit_code == 0 and report.strict_exit_code == 1
     unknown_key = check(resnet=card_text(RESNET18.replace("    Layers: 18\n", "    Layers: 18\n    Colour: blue\n")))
     [other] = unknown_key.warnings
@@ -385,14 +331,16 @@ def test_a_template_naming_an_unknown_model_says_where_and_why(check):
 
 
 def test_activations_are_verified_at_the_cards_image_size_and_filled_in_by_sync(check):
-    right = card_text(RESNET18.replace("    Layers: 18\n", "    Layers: 18\n    Activations: 2484712\n"))
+    activations_line = f"    Activations: {RESNET18_MEASURED.activations}\n"
+    right = card_text(RESNET18.replace("    Layers: 18\n", "    Layers: 18\n" + activations_line))
     report = check(resnet=right)
     [activations] = [f for f in report.findings if f.field == "Activations"]
-    assert activations.status == "ok" and activations.measured == 2484712 and "at 224 px" in activations.message
-    wrong = check(resnet=right.replace("Activations: 2484712", "Activations: 2500000"))
+    assert activations.status == "ok" and activations.measured == RESNET18_MEASURED.activations
+    assert "at 224 px" in activations.message
+    wrong = check(resnet=right.replace(f"Activations: {RESNET18_MEASURED.activations}", "Activations: 2500000"))
     [drift] = wrong.drifts
     assert drift.message == ("resnet18 Activations: card says 2,500,000, code measures 2,484,712 at 224 px "
                              "(+0.62%, tolerance 0.1%)")
-    assert sync_values(wrong.cards[0]) == {"resnet18": {"Activations": 2484712}}
+    assert sync_values(wrong.cards[0]) == {"resnet18": {"Activations": RESNET18_MEASURED.activations}}
     assert sync_values(check(resnet=card_text(RESNET18)).cards[0], fill_missing=True)["resnet18"]["Activations"] \
-        == 2484712
+        == RESNET18_MEASURED.activations
