@@ -74,6 +74,7 @@ class CardField:
         return source, key
 
 
+DEFAULT_IMAGE_SIZE = 224  # the Image Size a card that states none stands for: its FLOPs are counted there
 INTERPOLATIONS = ("bicubic", "bilinear", "box", "hamming", "lanczos", "nearest")
 _SYNC_HINT = "write the exact {what}, or run 'resfam-cards sync --write {{path}}' to fill it in"
 _CONFIG_HOW = "equal to the model's registered default config"

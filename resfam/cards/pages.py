@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .fields import EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
+from .fields import DEFAULT_IMAGE_SIZE, EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
 from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
 
@@ -39,7 +39,6 @@ VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
     field.name: (field.label, field.anchor, field.how) for field in FIELDS if field.verified and field.label}
 REPORTED_FIELDS = {field.name: field.label for field in fields_where(compare=REPORTED)}
 _ROW_ORDER = tuple(field.name for field in FIELDS if field.label)
-DEFAULT_IMAGE_SIZE = 224  # what FLOPs are counted at when a card gives no Image Size (docs/measurement.md)
 
 PROBLEM_STATUSES = ("drift", "error")
 

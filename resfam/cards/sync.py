@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from .fields import BY_NAME, ENTRY, METADATA, synced_fields
+from .fields import BY_NAME, DEFAULT_IMAGE_SIZE, ENTRY, METADATA, synced_fields
 from .findings import CardError, Finding
 from .model_index import (
     INTERPOLATIONS,
@@ -42,7 +42,7 @@ from .model_index import (
     ModelClaims,
     parse_card,
 )
-from .verify import DEFAULT_IMAGE_SIZE, CardResult, claimed_image_size
+from .verify import CardResult, claimed_image_size
 from .zoo import code_claim
 
 # The fields sync writes, in the order new ones are inserted: those of the table of fields that the

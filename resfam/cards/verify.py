@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import default_cache_dir
-from .fields import EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
+from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
 from .pool import Limits, WorkerError
@@ -41,7 +41,6 @@ from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, Zoo
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
 MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)
 EXACT_FIELDS = ("ID",) + tuple(field.name for field in fields_where(compare=(EXACT, TAGS, SOURCE)))
-DEFAULT_IMAGE_SIZE = 224  # FLOPs are counted at this size when a card gives no Image Size
 
 
 # ---------------------------------------------------------------------------------------------
