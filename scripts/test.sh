@@ -18,4 +18,6 @@ if [ "${#packages[@]}" -gt 0 ]; then
              "(and fail where CI is set)" >&2
     fi
 fi
-exec .venv/bin/python -m pytest "$@"
+# One test process per core, each test file in one of them (its module fixtures built once); `-n 0` runs
+# everything in this process.
+exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"

@@ -11,6 +11,12 @@ from sitebuild import REPO, Build, mkdocs_build
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Under pytest-xdist every core already runs a test process: torch's forward passes here take one thread
+# each, since two OpenMP threads per process spin-wait against the other processes (docs/performance.md).
+# Set before any test module imports torch; the measuring workers get their own count from the pool.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def deterministic_fill():
@@ -25,9 +31,9 @@ def deterministic_fill():
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
-    """The session's one measurement cache, for every test module and every site build: each model is
-    measured once. Filled here, first, with the small models of card_entries.py at 224 and 256 px,
-    so that a test finds them cached whichever module runs first."""
+    """The session's one measurement cache (one per test process under pytest-xdist), for every test
+    module and every site build: each model is measured once. Filled here, first, with the small models of
+    card_entries.py at 224 and 256 px, so that a test finds them cached whichever module runs first."""
     from resfam.cards.verify import verify
 
     cache = tmp_path_factory.getbasetemp() / "resfam-cache"

@@ -21,6 +21,7 @@ import torch
 
 import resfam
 from resfam import UnknownModelError, create_model, list_models
+from resfam.cards.measure import no_weight_init
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "timm-reference.json").read_text())
 MODELS = REFERENCE["models"]
@@ -57,8 +58,14 @@ def one_thread():
 @pytest.fixture(scope="module", params=NAMES)
 def filled(request, deterministic_fill):
     """(name, model): each ID built once, with the reference fill, in eval mode. pytest groups the
-    tests by this module-scoped parameter, so one model at a time is alive (resnest269e is 110M params)."""
-    model = create_model(request.param).eval()
+    tests by this module-scoped parameter, so one model at a time is alive (resnest269e is 110M params).
+
+    The model is built with torch.nn.init's initialisers turned off, as the card engine builds it for
+    counting: the fill sets every floating tensor of the state_dict afterwards, so they would only cost
+    time (most of this file's set-up; docs/performance.md). A tensor the fill missed would hold
+    uninitialised memory, which the reference outputs below would catch."""
+    with no_weight_init():
+        model = create_model(request.param).eval()
     deterministic_fill(model, REFERENCE["seed"])
     yield request.param, model
     del model
