@@ -5,9 +5,11 @@ worker is left running, nothing is cached for them. A run says what it is doing 
 seconds, and Ctrl-C ends it at once."""
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 
 from resfam.cards import pool
 from resfam.cards.cli import main
-from resfam.cards.limits import GIB, parse_size
+from resfam.cards.limits import GIB, WAKE_SECONDS, parse_size, wait_for
 from resfam.cards.pool import Limits, LimitsError, StillWorking, WorkerPool
 from resfam.cards.verify import verify
 from resfam.cards.zoo import Progress
@@ -224,6 +226,20 @@ def test_ctrl_c_ends_a_run_at_once_leaving_no_worker_and_no_partial_cache_entry(
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".entry-") or p.suffix == ".tmp"]
 
 
+def test_a_ctrl_c_taken_by_a_reader_thread_still_ends_the_wait_at_once():
+    """The kernel may hand SIGINT to any thread that does not block it, a reader thread too; Python then
+    only sets a flag, and a main thread blocked on a queue would not see it until the wait ended."""
+    def interrupt_from_this_thread():
+        time.sleep(0.2)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        wait_for(queue.Queue(), timeout=60)
+    assert time.monotonic() - started < 0.2 + WAKE_SECONDS + 1
+
+
 def test_closing_an_interrupted_pool_kills_its_busy_workers_at_once(faulty_package, monkeypatch):
     monkeypatch.setattr(pool, "PROGRESS_SECONDS", 0.2)
 
@@ -304,8 +320,12 @@ def failed_build(config: Path, caplog) -> list[str]:
     from mkdocs.exceptions import Abort
 
     caplog.set_level("INFO")
+    loaded = load_config(str(config), site_dir=str(config.parent / "site"))
+    # as `mkdocs build` does: MkDocs keeps a plugin with on_startup across builds in one process, so
+    # a serve build of another test (test_site.py) would otherwise leave it in serve mode
+    loaded.plugins.on_startup(command="build", dirty=False)
     with pytest.raises(Abort):
-        build(load_config(str(config), site_dir=str(config.parent / "site")))
+        build(loaded)
     return [record.getMessage() for record in caplog.records]
 
 

@@ -12,16 +12,19 @@ In the helper process:
   stops its helpers itself.
 
 In the parent: `pump` reads a helper's output in a thread, so a deadline can be kept while waiting
-for it (a blocking read cannot time out) and a chatty helper never fills its pipe.
+for it (a blocking read cannot time out) and a chatty helper never fills its pipe; `wait_for` waits for
+what the threads read, never so long at a time that a Ctrl-C goes unnoticed.
 
 `parse_size` reads a memory size as people write it: `4 GiB`, `512M`, or a number of bytes.
 """
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -61,6 +64,23 @@ def limit_memory(size: int) -> bool:
 def leave_interrupts_to_parent() -> None:
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+WAKE_SECONDS = 0.5  # the longest the parent blocks at a time
+
+
+def wait_for(replies: queue.Queue, timeout: float | None = None) -> Any:
+    """`replies.get(timeout=timeout)`, in waits of at most WAKE_SECONDS. The kernel may hand a Ctrl-C to
+    one of the reader threads; that only sets Python's flag, which the main thread acts on when a wait
+    returns: an endless wait would leave the run going."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = WAKE_SECONDS if deadline is None else min(WAKE_SECONDS, deadline - time.monotonic())
+        try:
+            return replies.get(timeout=max(0.0, left))
+        except queue.Empty:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
 
 
 def pump(stream: Iterable[str], sink: Callable[[str], Any], at_end: Callable[[], Any] | None = None) -> None:

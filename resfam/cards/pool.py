@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .limits import GIB, format_size, parse_size, pump
+from .limits import GIB, format_size, parse_size, pump, wait_for
 
 # A step takes a second or two for the largest model (a few more when the trace falls back to the CPU),
 # and a worker needs ~0.4 GiB of memory, ~1.1 GiB of address space: the defaults only stop a runaway.
@@ -239,7 +239,7 @@ class _WorkerProcess:
             deadline = step_started + allowed + KILL_GRACE
             wake = min(deadline, said + PROGRESS_SECONDS)
             try:
-                line = self.replies.get(timeout=max(0.0, wake - time.monotonic()))
+                line = wait_for(self.replies, max(0.0, wake - time.monotonic()))
             except queue.Empty:
                 now = time.monotonic()
                 if now >= deadline:
@@ -437,7 +437,7 @@ class WorkerPool:
             thread.start()
         remaining = len(jobs)
         while remaining:
-            kind, *event = events.get()
+            kind, *event = wait_for(events)
             if kind == "result":
                 remaining -= 1
                 on_result(*event)

@@ -71,7 +71,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .findings import CardError, Finding
-from .limits import leave_interrupts_to_parent, limit_memory, pump, time_limit
+from .limits import leave_interrupts_to_parent, limit_memory, pump, time_limit, wait_for
 from .model_index import Card
 
 MAX_REPEAT_LENGTH = 1_000_000  # 'x' * n and [..] * n beyond this many items are refused
@@ -216,7 +216,7 @@ class _Renderer:
             try:
                 process.stdin.write(line)
                 process.stdin.flush()
-                reply = self._replies.get(timeout=timeout)
+                reply = wait_for(self._replies, timeout)
             except queue.Empty:
                 self._stop()
                 return self._failure(request, f"the template ran for more than {timeout:g} s and was stopped")
