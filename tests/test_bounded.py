@@ -205,7 +205,10 @@ def test_a_zoo_whose_import_hangs_fails_every_card_once(tmp_path, package_copy):
 def test_ctrl_c_ends_a_run_at_once_leaving_no_worker_and_no_partial_cache_entry(tmp_path, faulty_package):
     """SIGINT to a real `resfam-cards verify` while its workers are busy (one loops, one measures)."""
     write_card(tmp_path / "templates", ["resnet18", "loopnet", "resnet26"])
-    code = (f"import sys; sys.path.insert(0, {str(faulty_package.parent)!r}); "
+    # Ctrl-C handled as in a terminal, whatever this run inherited: a shell that starts the suite in the
+    # background (`cmd &`, no job control) hands every process SIGINT ignored
+    code = (f"import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.path.insert(0, {str(faulty_package.parent)!r}); "
             "from resfam.cards.cli import main; sys.exit(main())")
     process = subprocess.Popen([sys.executable, "-c", code, "verify", "--cache-dir", str(tmp_path / "cache"),
                                 "--workers", "2"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
@@ -233,11 +236,15 @@ def test_a_ctrl_c_taken_by_a_reader_thread_still_ends_the_wait_at_once():
         time.sleep(0.2)
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
-    threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        wait_for(queue.Queue(), timeout=60)
-    assert time.monotonic() - started < 0.2 + WAKE_SECONDS + 1
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # even if this run ignores it
+    try:
+        threading.Thread(target=interrupt_from_this_thread, daemon=True).start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            wait_for(queue.Queue(), timeout=60)
+        assert time.monotonic() - started < 0.2 + WAKE_SECONDS + 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_closing_an_interrupted_pool_kills_its_busy_workers_at_once(faulty_package, monkeypatch):
