@@ -209,7 +209,7 @@ def _pages(args: argparse.Namespace) -> int:
         args.cache_dir = os.path.join(os.path.dirname(os.path.abspath(config)), options["cache_dir"])
     args.tolerance = [f"{name}={value}" for name, value in (options.get("tolerances") or {}).items()] + args.tolerance
     args.without_card = [*(options.get("without_card") or []), *args.without_card]
-    out = args.out or (project.docs_dir if project else None)
+    out = args.out or (shown_path(project.docs_dir) if project else None)
     if out is None:
         raise CardError([Finding("error", "DOCS", None, "no docs folder to write into: no mkdocs.yml here",
                                  hint="give the folder, e.g. resfam-cards pages docs, or --config FILE")])
