@@ -214,6 +214,9 @@ def _pages(args: argparse.Namespace) -> int:
         raise CardError([Finding("error", "DOCS", None, "no docs folder to write into: no mkdocs.yml here",
                                  hint="give the folder, e.g. resfam-cards pages docs, or --config FILE")])
     _check_docs_folder(out, args.templates)
+    if not args.interval > 0:
+        raise CardError([Finding("error", "--interval", None, f"must be a number of seconds above 0, got "
+                                                              f"{args.interval:g}", hint="leave it out for 0.5")])
     settings = (project or Project(docs_dir=out, templates_dir=args.templates, options={})).settings()
     if not args.watch:
         report = _run_verify(args)
