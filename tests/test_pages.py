@@ -202,3 +202,37 @@ def test_watch_rewrites_the_pages_on_a_change_and_shows_a_drift_and_stops_on_ctr
     assert process.returncode == 0, output
     assert "stopped watching" in output and "Traceback" not in output
     assert not any(name.endswith(".tmp") for name in os.listdir(page.parent))
+
+
+
+def test_mkdocs_builds_over_the_generated_pages_and_refuses_a_hand_written_one(pages, project, shared_cache,
+                                                                              caplog):
+    """Both builders can work from one docs folder: the plugin's pages take the place of those `pages`
+    wrote; a hand-written page at the path of one stops the build."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort
+
+    assert pages()[0] == 0
+    config_text = (project / "mkdocs.yml").read_text(encoding="utf-8")
+    (project / "mkdocs.yml").write_text(
+        config_text.replace("  - resfam:\n", f"  - resfam:\n      cache_dir: {shared_cache}\n"), encoding="utf-8")
+
+    def mkdocs_build():
+        config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site"))
+        config.plugins.on_startup(command="build", dirty=False)
+        try:
+            build(config)
+        finally:
+            config.plugins.on_shutdown()
+
+    before = snapshot(project / "docs")
+    mkdocs_build()
+    assert (project / "site" / "models" / "resnet" / "index.html").is_file()
+    assert (project / "site" / "models.json").read_bytes() == before["models.json"]
+    assert snapshot(project / "docs") == before
+
+    (project / "docs" / "models" / "resnet.md").write_text("# My own ResNet page\n", encoding="utf-8")
+    with pytest.raises(Abort):
+        mkdocs_build()
+    assert re.search(r"models/resnet\.md in .* has the path of a file the resfam plugin generates", caplog.text)
