@@ -262,12 +262,13 @@ def write_site_files(files: Sequence[SiteFile], docs_dir: str | os.PathLike[str]
     for file in files:
         target = root / file.src_uri
         if target.is_dir() or (target.exists() and not is_generated(target, root)):
-            problems.append(Finding(
-                "error", str(target), None, "not written: a file that resfam-cards did not generate is in the way"
-                + (" (its bytes differ from the hash in " + str(_hash_file(target, root)) + ")"
-                   if _hash_file(target, root).exists() else ""),
-                hint="move or rename it (the generated file goes at this path); resfam-cards never replaces a file "
-                     "without its mark"))
+            edited = _hash_file(target, root)
+            problem = "not written: a file that resfam-cards did not generate is in the way"
+            if edited.exists():
+                problem += f" (its bytes differ from the hash in {edited})"
+            problems.append(Finding("error", str(target), None, problem,
+                                    hint="move or rename it (the generated file goes at this path); resfam-cards "
+                                         "never replaces a file without its mark"))
     if problems:
         raise CardError(problems)
     result = WriteResult()
