@@ -9,6 +9,9 @@
     resfam-cards list [PATH...]                         the cards, their models and their status
     resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
                                                         config.json), from cards that verify
+    resfam-cards pages [DOCS] [--config FILE] [--strict] [--watch]   the site's card pages, overview,
+                                                        models.json and measurement tables as files in the
+                                                        docs folder, for a builder without the plugin
 
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N,
 --time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker) and --quiet
@@ -18,12 +21,14 @@ written, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import default_cache_dir
+from .cache import PACKAGE_DIR, default_cache_dir
 from .export import default_license, hub_folders, write_folders
 from .findings import CardError, Finding
 from .limits import format_size
@@ -38,6 +43,7 @@ from .pool import (
     WorkerError,
 )
 from .report import format_github, format_report, summary_line, write_json
+from .site import Project, read_project, site_files, source_state, table_files, write_site_files
 from .sync import (
     METADATA_SYNC_FIELDS,
     MODEL_SYNC_FIELDS,
@@ -190,6 +196,81 @@ def _export(args: argparse.Namespace) -> int:
     print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
           "uploaded", file=sys.stderr)
     return EXIT_OK
+
+
+def _pages(args: argparse.Namespace) -> int:
+    """Verify, then write the site's generated files into the docs folder (see site.py); with --watch,
+    again on every change to a template or a model file, showing problems on the pages."""
+    config = args.config or "mkdocs.yml"
+    project = read_project(config) if args.config or os.path.exists(config) else None
+    options = project.options if project else {}
+    args.templates = args.templates or (project.templates_dir if project else "templates")
+    if not args.cache_dir and options.get("cache_dir"):  # relative to the config file, as the plugin takes it
+        args.cache_dir = os.path.join(os.path.dirname(os.path.abspath(config)), options["cache_dir"])
+    args.tolerance = [f"{name}={value}" for name, value in (options.get("tolerances") or {}).items()] + args.tolerance
+    args.without_card = [*(options.get("without_card") or []), *args.without_card]
+    out = args.out or (shown_path(project.docs_dir) if project else None)
+    if out is None:
+        raise CardError([Finding("error", "DOCS", None, "no docs folder to write into: no mkdocs.yml here",
+                                 hint="give the folder, e.g. resfam-cards pages docs, or --config FILE")])
+    _check_docs_folder(out, args.templates)
+    if not args.interval > 0:
+        raise CardError([Finding("error", "--interval", None, f"must be a number of seconds above 0, got "
+                                                              f"{args.interval:g}", hint="leave it out for 0.5")])
+    settings = (project or Project(docs_dir=out, templates_dir=args.templates, options={})).settings()
+    if not args.watch:
+        report = _run_verify(args)
+        exit_code = report.strict_exit_code if args.strict else report.exit_code
+        if exit_code:
+            sys.stderr.write(format_report(report))
+            print(f"nothing written to {out}: the cards must match the code first", file=sys.stderr)
+            return exit_code
+        for finding in report.warnings:
+            print(finding.format(), file=sys.stderr)
+        _write_pages(site_files(report, settings, show_findings=False) + table_files(report), out)
+        return EXIT_OK
+    print(f"watching {args.templates} and the model files; the pages in {out} follow them (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    first = True
+    try:
+        while True:
+            state = source_state(args.templates, PACKAGE_DIR)
+            report = _run_verify(args)
+            if not report.ok:  # as `mkdocs serve`: the problems go on the card pages
+                sys.stderr.write(format_report(report))
+            try:
+                _write_pages(site_files(report, settings, show_findings=True) + table_files(report), out)
+            except CardError as error:  # a file in the way: refused at the start; later, said until fixed
+                if first:
+                    raise
+                _print_problems(error.findings)
+            first = False
+            while source_state(args.templates, PACKAGE_DIR) == state:
+                time.sleep(args.interval)
+    except KeyboardInterrupt:
+        print("stopped watching", file=sys.stderr)
+        return EXIT_OK
+
+
+def _write_pages(files: list, out: str) -> None:
+    result = write_site_files(files, out)
+    print(f"{out}: {len(result.written)} file(s) written, {len(result.unchanged)} unchanged, "
+          f"{len(result.removed)} removed" + "".join(f"\n  removed {path}" for path in result.removed),
+          file=sys.stderr, flush=True)
+
+
+def _check_docs_folder(out: str, templates: str) -> None:
+    """Refuse a DOCS that is a file, or the templates folder or inside it (the sources of the pages)."""
+    problem = None
+    if os.path.exists(out) and not os.path.isdir(out):
+        problem = "is a file, not a folder"
+    else:
+        target, sources = os.path.realpath(out), os.path.realpath(templates)
+        if target == sources or target.startswith(sources + os.sep):
+            problem = "is the templates folder or inside it: the pages would land among their own sources"
+    if problem:
+        raise CardError([Finding("error", out, None, f"cannot write the pages here: {problem}",
+                                 hint="give the docs folder of the site, e.g. resfam-cards pages docs")])
 
 
 def _status(findings: list[Finding]) -> str:
@@ -412,6 +493,28 @@ def _parser() -> argparse.ArgumentParser:
     export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
                                                                 "resfam's own, apache-2.0)")
     export_command.set_defaults(command=_export, without_card=None)  # exports the cards, whatever they cover
+
+    pages_command = commands.add_parser("pages", parents=[common, tolerance],
+                                        help="write the verified card pages, the overview and models.json into the "
+                                             "docs folder, for a builder without the MkDocs plugin (Zensical)")
+    pages_command.add_argument("out", nargs="?", metavar="DOCS",
+                               help="the docs folder to write into (default: the docs_dir of the config file); only "
+                                    "files with resfam's mark are ever replaced or removed")
+    pages_command.add_argument("--config", metavar="FILE",
+                               help="the site's config file, whose nav, site_url and resfam plugin settings the pages "
+                                    "follow (default: mkdocs.yml, when there is one)")
+    pages_command.add_argument("--strict", action="store_true",
+                               help="a figure the prose writes out instead of citing the measurement fails too, as in "
+                                    "mkdocs build --strict")
+    pages_command.add_argument("--watch", action="store_true",
+                               help="keep the pages up to date as templates and model files change, showing problems "
+                                    "on the pages (for zensical serve)")
+    pages_command.add_argument("--without-card", action="append", default=[], metavar="ID",
+                               help="a registered model left without a card on purpose (repeatable), besides the "
+                                    "config's without_card")
+    pages_command.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
+                               help="how often --watch looks for changes (default: 0.5)")
+    pages_command.set_defaults(command=_pages, templates=None, paths=None)
     return parser
 
 

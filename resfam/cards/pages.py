@@ -311,14 +311,29 @@ def _joined(items: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The measurement page: its tables come from the table of fields and the zoo's tag vocabulary
 
-FIELDS_TABLE_MARK = "<!-- resfam: table of fields -->"
-TAGS_TABLE_MARK = "<!-- resfam: architecture tags -->"
+# The measurement page (docs/measurement.md) takes each table where a line includes its file (see
+# `table_mark`): the plugin replaces the line; another builder includes the file that `resfam-cards pages`
+# writes (pymdownx.snippets, paths relative to the docs folder).
+FIELDS_TABLE = ".resfam/table-of-fields.md"
+TAGS_TABLE = ".resfam/architecture-tags.md"
 _COMPARISONS = {EXACT: "equal", TAGS: "the same set, both ways", SOURCE: "the same file (and line)",
                 REPORTED: "reported, not checked"}
 
 
 def measurement_page(markdown: str, tolerances: Mapping[str, float], architecture_tags: Mapping[str, str]) -> str:
     """The measurement page with its two tables filled in where the page marks them."""
+    for path, table in measurement_tables(tolerances, architecture_tags).items():
+        markdown = markdown.replace(table_mark(path), table)
+    return markdown
+
+
+def table_mark(path: str) -> str:
+    """The line of the measurement page that stands for the table in `path`: a pymdownx.snippets include."""
+    return f'--8<-- "{path}"'
+
+
+def measurement_tables(tolerances: Mapping[str, float], architecture_tags: Mapping[str, str]) -> dict[str, str]:
+    """{path: its Markdown table} of the measurement page's tables (`FIELDS_TABLE`, `TAGS_TABLE`)."""
     fields = ["| Field | What the build computes | Check |", "| --- | --- | --- |"]
     for card_field in FIELDS:
         if card_field.verified or card_field.compare == REPORTED:
@@ -331,8 +346,7 @@ def measurement_page(markdown: str, tolerances: Mapping[str, float], architectur
             fields.append(f"| [{card_field.name}](#{card_field.anchor or 'reported'}) | {_md(how)} | {check} |")
     tags = ["| Tag | The network has it when |", "| --- | --- |"]
     tags += [f"| {_md(tag)} | {_md(definition)} |" for tag, definition in sorted(architecture_tags.items())]
-    return markdown.replace(FIELDS_TABLE_MARK, "\n".join(fields) + "\n").replace(TAGS_TABLE_MARK,
-                                                                                "\n".join(tags) + "\n")
+    return {FIELDS_TABLE: "\n".join(fields) + "\n", TAGS_TABLE: "\n".join(tags) + "\n"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,9 +14,11 @@
           time_limit: 120            # seconds per step of measuring a model (building, each image size)
           memory_limit: 4 GiB        # per measuring process
 
-A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
-the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
-MkDocs as generated files.
+A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `site` turns
+the result into the site's files (`pages` makes the Markdown, `catalog` the `models.json`), as it does
+for `resfam-cards pages`; this module only hands them to MkDocs as generated files. A file of the docs
+folder at the path of one of them that `resfam-cards pages` wrote (it carries the mark) gives way to
+the build's own; any other is an error.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
   no traceback, and a failure even without --strict). A figure the prose writes out instead of
@@ -32,13 +34,12 @@ MkDocs as generated files.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemBytecodeCache
 from mkdocs.config import base
@@ -53,21 +54,18 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
     from mkdocs.livereload import LiveReloadServer
 
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
-from .catalog import model_catalog, models_json
 from .findings import CardError
-from .model_index import family_of
-from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
+from .pages import MEASUREMENT_PAGE, measurement_page
 from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
 from .report import format_report
-from .verify import CardResult, Report, card_templates, verify
+from .site import OVERVIEW, SiteSettings, card_src_uri, family_order, is_generated, nav_entries, nav_paths, site_files
+from .verify import Report, card_templates, verify
 from .zoo import Progress
 
 # "mkdocs.plugins.resfam" under MkDocs; under ProperDocs, which serves `mkdocs` imports from its own
 # package, "properdocs.plugins.resfam": a logger its command line shows
 log = logging.getLogger(f"{BasePlugin.__module__}.resfam")
-
-MODELS_JSON = "models.json"  # every model and figure of the site as data (docs/models.schema.json)
 
 
 class ResfamConfig(base.Config):
@@ -75,7 +73,7 @@ class ResfamConfig(base.Config):
     tolerances = c.Type(dict, default={})
     cache = c.Type(bool, default=True)
     cache_dir = c.Optional(c.Type(str))
-    overview = c.Type(str, default="models/index.md")
+    overview = c.Type(str, default=OVERVIEW)
     source_url = c.Optional(c.Type(str))  # e.g. https://github.com/OWNER/resfam/blob/main/: `Code:` links
     without_card = c.Type(list, default=[])  # registered model IDs deliberately left without a card
     families = c.ListOfItems(c.Type(str), default=[])
@@ -101,11 +99,11 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
         self.limits = self._limits(config)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
-        self.family_order = list(self.config.families)  # the overview's order; families not in it come last
+        cards = [card_src_uri(path, self.templates_dir) for path in card_templates(self.templates_dir)]
+        # the overview's order; families not in it come last
+        self.family_order = family_order(self.config.families, config.nav, cards)
         if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
-            cards = [self._src_uri(path) for path in card_templates(self.templates_dir)]
             list_card_pages(config.nav, cards, self.config.overview)
-            self.family_order = self.family_order or [family_of(uri) for uri in _nav_paths(config.nav) if uri in cards]
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
@@ -119,22 +117,15 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             for finding in report.warnings:  # kept as written; a strict one fails `mkdocs build --strict`
                 (log.warning if finding.strict else log.info)("resfam: %s", finding.format())
 
-        pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=self._family_rank)
-        for page in pages:
-            file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
-            # edit links are edit_uri + the path from docs/: for a card, "../templates/models/<family>.md"
-            file.edit_uri = os.path.relpath(os.path.abspath(page.path), config.docs_dir).replace(os.sep, "/")
-        overview = self.config.overview
-        urls = {page.src_uri: _relative_url(files.get_file_from_path(page.src_uri), overview, config)
-                for page in pages}
-        catalog = model_catalog(pages)  # one list of models for the overview and models.json
-        self._add(files, config, overview, overview_page(catalog, src_uri=overview, urls=urls,
-                                                         models_json=MODELS_JSON, versions=report.versions))
-        card_urls = {page.src_uri: urljoin(config.site_url or "", files.get_file_from_path(page.src_uri).url)
-                     for page in pages}
-        data = models_json(catalog, card_urls, report.versions)
-        # YAML may give a claim a type JSON lacks (a date); it is written as text
-        self._add(files, config, MODELS_JSON, json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
+        settings = SiteSettings(self.templates_dir, overview=self.config.overview, source_url=self.config.source_url,
+                                family_order=self.family_order, site_url=config.site_url,
+                                directory_urls=config.use_directory_urls)
+        for generated in site_files(report, settings, show_findings=self.serving):
+            file = self._add(files, config, generated.src_uri, generated.content)
+            if generated.template is not None:
+                # edit links are edit_uri + the path from docs/: for a card, "../templates/models/<family>.md"
+                file.edit_uri = os.path.relpath(os.path.abspath(generated.template),
+                                                config.docs_dir).replace(os.sep, "/")
         return files
 
     def on_env(self, env: Environment, *, config: MkDocsConfig, files: Files) -> Environment:
@@ -194,26 +185,16 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                 for name, problem, hint in problems))
         return limits
 
-    def _src_uri(self, template: str | os.PathLike[str]) -> str:
-        """Where a card template's page goes in the site: its path inside the templates folder."""
-        return os.path.relpath(os.path.abspath(template), self.templates_dir).replace(os.sep, "/")
-
-    def _card_page(self, result: CardResult, versions: dict[str, str]) -> CardPage:
-        return CardPage.of(result, self._src_uri(result.path), self.config.source_url, versions)
-
     def _add(self, files: Files, config: MkDocsConfig, src_uri: str, content: str) -> File:
         clash = files.get_file_from_path(src_uri)
-        if clash is not None:
+        if clash is not None and clash.abs_src_path and is_generated(clash.abs_src_path, config.docs_dir):
+            files.remove(clash)  # written by `resfam-cards pages` for another builder: this build makes its own
+        elif clash is not None:
             raise PluginError(f"resfam: {clash.src_uri} in {config.docs_dir} has the path of a file the resfam "
                               "plugin generates; rename or remove it")
         file = File.generated(config, src_uri, content=content)
         files.append(file)
         return file
-
-    def _family_rank(self, page: CardPage) -> tuple[int, str]:
-        """The overview's order: the `families` setting or the nav's; other families last, by name."""
-        order = self.family_order
-        return (order.index(page.family) if page.family in order else len(order), page.family)
 
     @staticmethod
     def _project_path(config: MkDocsConfig, path: str) -> str:
@@ -225,28 +206,15 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 def list_card_pages(nav: list, card_uris: Sequence[str], overview: str) -> None:
     """Append to an explicit `nav` the card pages it leaves out, in the section that lists the other
     cards or the overview. A nav that lists neither stays as written (its author left the cards out)."""
-    listed = set(_nav_paths(nav))
+    listed = set(nav_paths(nav))
     missing = [uri for uri in card_uris if uri not in listed]
     section = _nav_section_of(nav, {*card_uris, overview})
     if missing and section is not None:
         section.extend(missing)
 
 
-def _nav_entries(nav: list) -> Iterator[tuple[Any, list]]:
-    """(page path or sub-list, the list it is in) for every entry of a nav, depth first."""
-    for item in nav:
-        value = next(iter(item.values()), None) if isinstance(item, dict) else item
-        yield value, nav
-        if isinstance(value, list):
-            yield from _nav_entries(value)
-
-
-def _nav_paths(nav: list) -> Iterator[str]:
-    return (value for value, _ in _nav_entries(nav) if isinstance(value, str))
-
-
 def _nav_section_of(nav: list, paths: set[str]) -> list | None:
-    return next((section for value, section in _nav_entries(nav) if isinstance(value, str) and value in paths),
+    return next((section for value, section in nav_entries(nav) if isinstance(value, str) and value in paths),
                 None)
 
 
@@ -265,6 +233,3 @@ def _line_of(config_file: str, setting: str) -> int | None:
 def _log_progress(progress: Progress) -> None:
     log.info("resfam: %s", progress)
 
-
-def _relative_url(file: File, from_uri: str, config: MkDocsConfig) -> str:
-    return file.url_relative_to(File(from_uri, None, config.site_dir, config.use_directory_urls))
