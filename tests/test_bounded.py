@@ -17,8 +17,8 @@ import pytest
 
 from resfam.cards import pool
 from resfam.cards.cli import main
-from resfam.cards.limits import GIB, WAKE_SECONDS, parse_size, wait_for
-from resfam.cards.pool import Limits, LimitsError, StillWorking, WorkerPool
+from resfam.cards.limits import GIB, WAKE_SECONDS, Limits, LimitsError, parse_size, wait_for
+from resfam.cards.pool import StillWorking, WorkerPool
 from resfam.cards.verify import verify
 from resfam.cards.zoo import Progress
 

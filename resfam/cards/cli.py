@@ -26,17 +26,17 @@ from typing import Any
 from .cache import default_cache_dir
 from .export import default_license, hub_folders, write_folders
 from .findings import CardError, Finding
-from .limits import format_size
-from .model_index import parse_card
-from .pool import (
+from .limits import (
     DEFAULT_MEMORY,
     DEFAULT_STEP_SECONDS,
     MEMORY_LIMIT_HINT,
     TIME_LIMIT_HINT,
     Limits,
     LimitsError,
-    WorkerError,
+    format_size,
 )
+from .model_index import parse_card
+from .pool import WorkerError
 from .report import format_github, format_report, summary_line, write_json
 from .sync import (
     METADATA_SYNC_FIELDS,

@@ -49,15 +49,15 @@ from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise)
+if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise; 2026-11-22)
     from mkdocs.livereload import LiveReloadServer
 
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
+from .limits import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .model_index import family_of
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
-from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Report, card_templates, verify
@@ -80,8 +80,8 @@ class ResfamConfig(base.Config):
     without_card = c.Type(list, default=[])  # registered model IDs deliberately left without a card
     families = c.ListOfItems(c.Type(str), default=[])
     workers = c.Optional(c.Type(int))
-    time_limit = c.Optional(c.Type((int, float, str)))  # None: pool.DEFAULT_STEP_SECONDS
-    memory_limit = c.Optional(c.Type((int, str)))  # None: pool.DEFAULT_MEMORY
+    time_limit = c.Optional(c.Type((int, float, str)))  # None: limits.DEFAULT_STEP_SECONDS
+    memory_limit = c.Optional(c.Type((int, str)))  # None: limits.DEFAULT_MEMORY
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):

@@ -25,8 +25,8 @@ error. Closing the pool ends every worker; after an interruption (Ctrl-C) they a
 By default the pool runs as many workers as the usable cores allow (`os.sched_getaffinity`), and as
 the available memory holds at the memory limit each; `measure` starts no more than it has jobs.
 
-This module and `worker.py` are the two sides of one protocol, but only `worker.py` (with
-`measure.py`) is part of the cache key (`cache.MEASUREMENT_CODE`): nothing here changes a figure.
+This module and `worker.py` are the two sides of one protocol, but only `worker.py` (with the other
+measurement code) is part of the cache key (`cache.MEASUREMENT_CODE`): nothing here changes a figure.
 """
 from __future__ import annotations
 
@@ -44,19 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .limits import GIB, format_size, parse_size, pump, wait_for
+from .limits import Limits, format_size, pump, wait_for
 
-# A step takes a second or two for the largest model (a few more when the trace falls back to the CPU),
-# and a worker needs ~0.4 GiB of memory, ~1.1 GiB of address space: the defaults only stop a runaway.
-DEFAULT_STEP_SECONDS = 120.0
-DEFAULT_MEMORY = 4 * GIB
 KILL_GRACE = 5.0  # seconds past the time limit before a worker that did not stop itself is killed
 STARTUP_SECONDS = 60.0  # at least this long to import torch (a library, not the zoo), on a busy machine
 PROGRESS_SECONDS = 10.0  # at least one line this often while a worker is busy
 _STDERR_LINES_KEPT = 40
-
-TIME_LIMIT_HINT = "seconds each step of measuring one model may take (building it, tracing it at one image size)"
-MEMORY_LIMIT_HINT = "the memory each measuring worker may use: a number of bytes, or with a unit: 2 GiB, 512M"
 
 
 class WorkerError(Exception):
@@ -65,62 +58,6 @@ class WorkerError(Exception):
 
 class WorkerStartupError(WorkerError):
     """The worker could not import the model zoo (a syntax error in a model file, say)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one step of measuring may take (seconds) and what one worker may hold (bytes)."""
-
-    seconds: float = DEFAULT_STEP_SECONDS
-    memory: int = DEFAULT_MEMORY
-
-    def __post_init__(self) -> None:
-        problems = limit_problems(self.seconds, self.memory)
-        if problems:
-            raise ValueError("; ".join(problems.values()))
-
-    @classmethod
-    def parse(cls, seconds: Any = None, memory: Any = None) -> Limits:
-        """Limits from settings as a person writes them ('90', 90, '2 GiB'; None: the default);
-        LimitsError listing every bad one."""
-        problems = limit_problems(seconds, memory)
-        if problems:
-            raise LimitsError(problems)
-        return cls(DEFAULT_STEP_SECONDS if seconds is None else _seconds(seconds),
-                   DEFAULT_MEMORY if memory is None else parse_size(memory))
-
-
-class LimitsError(ValueError):
-    """Bad limit settings: `problems` is {"seconds" or "memory": what is wrong}."""
-
-    def __init__(self, problems: dict[str, str]):
-        super().__init__("; ".join(problems.values()))
-        self.problems = problems
-
-
-def limit_problems(seconds: Any, memory: Any) -> dict[str, str]:
-    """{"seconds" or "memory": what is wrong} for the settings given (None: not given)."""
-    problems = {}
-    if seconds is not None and _seconds(seconds) is None:
-        problems["seconds"] = f"the time limit must be a number of seconds above zero, got {seconds!r}"
-    if memory is not None:
-        try:
-            parse_size(memory)
-        except ValueError as error:
-            problems["memory"] = f"the memory limit: {error}"
-    return problems
-
-
-def _seconds(value: Any) -> float | None:
-    """A number of seconds above zero from a number or its text, else None."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        return None
-    return float(value)
 
 
 @dataclass

@@ -231,7 +231,7 @@ def _settle() -> None:
     trace's kernels live as long as the worker, which lives for one verification. Frozen, they are
     out of the collector's sight, so the collection after each model and the automatic ones while a
     model is traced scan only what measuring made. Without it, the collector scanned torch's objects
-    over and over: a quarter of a cold verification's time."""
+    over and over: a quarter of a cold verification's time (docs/performance.md)."""
     gc.collect()
     gc.freeze()
 
