@@ -49,7 +49,7 @@ from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACTIVATION_HAND
 from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
 from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
 
-from resfam.cards.architecture import tags_of
+from resfam.cards.architecture import tag_evidence
 from resfam.cards.meta_kernels import shape_only_tracing
 from resfam.registry import create_model
 
@@ -118,6 +118,7 @@ class ModelMeasurement:
     activations: int = 0
     layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
     flops_fallback: str | None = None  # why FLOPs and activations were counted on the CPU (FlopCount.fallback)
+    architecture_evidence: dict[str, str] = field(default_factory=dict)  # {tag: how it was found}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -368,10 +369,10 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
         file_size = checkpoint_size(model)
     counts = _count_flops(model, image_sizes, in_place=True, step=step)
     with step("finding the architecture tags"):
-        architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+        evidence = tag_evidence(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
-                             flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout,
-                             flops.fallback)
+                             flops.unexpected_uncounted_ops, flops.method, sorted(evidence), flops.activations, layout,
+                             flops.fallback, evidence)
             for size, flops in zip(image_sizes, counts, strict=False)]
 
 

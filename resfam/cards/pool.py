@@ -15,7 +15,8 @@ on the protocol (`{"op": "step", "step": "tracing at 224 px"}`), so the pool kno
 - memory: each worker's address space is capped at `Limits.memory`; an allocation over it fails in the
   model's code. The kernel's out-of-memory killer, an abort or a crash end the worker: the pool says
   so, with the step it was in.
-- never silent: while a worker is busy, `on_waiting` hears about it every `PROGRESS_SECONDS`.
+- never silent: while a worker is busy, `on_waiting` hears about it every `PROGRESS_SECONDS`, with
+  the step and the line of code the worker is at (it says so every `worker.WHERE_SECONDS`).
 
 A model that fails in any of these ways fails alone: its worker is replaced (its state after an
 interrupted step is not to be trusted) and the other models are measured as usual. A worker that
@@ -79,10 +80,12 @@ class StillWorking:
     model_id: str | None  # None: the worker is starting
     step: str
     seconds: float
+    where: str | None = None  # the line the worker is executing: 'resfam/models/resnet.py:120 in forward'
 
     def __str__(self) -> str:
         what = f"measuring {self.model_id}" if self.model_id else "starting a measuring worker"
-        return f"still {what}, {self.step}: {self.seconds:.0f} s"
+        where = f": at {self.where}" if self.where else ""
+        return f"still {what}, {self.step}{where}: {self.seconds:.0f} s"
 
 
 WaitingCallback = Callable[[StillWorking], None]
@@ -145,6 +148,7 @@ class _WorkerProcess:
         threading.Thread(target=pump, args=(self.process.stderr, self.stderr_tail.append), daemon=True).start()
         self.ready: dict[str, Any] | None = None
         self.step = _FIRST_STEP  # until the worker names its steps
+        self.where: str | None = None  # where in its step the worker said it was
         self.killed = False
 
     def wait_ready(self, on_waiting: WaitingCallback | None = None) -> dict[str, Any]:
@@ -183,7 +187,7 @@ class _WorkerProcess:
                     self.kill()
                     raise WorkerError(over_time_limit(self.step, allowed, "the worker was stopped")) from None
                 if on_waiting is not None:
-                    on_waiting(StillWorking(model_id, self.step, now - started))
+                    on_waiting(StillWorking(model_id, self.step, now - started, self.where))
                 said = now
                 continue
             if line is None:
@@ -192,9 +196,12 @@ class _WorkerProcess:
                 message = json.loads(line)
             except ValueError:
                 raise WorkerError(f"the measuring worker sent something that is not JSON: {line[:200]!r}") from None
+            if message.get("op") == "where":
+                self.where = message.get("where")
+                continue
             if message.get("op") != "step":
                 return message
-            self.step, step_started = str(message.get("step")), time.monotonic()
+            self.step, step_started, self.where = str(message.get("step")), time.monotonic(), None
 
     def _death_message(self) -> str:
         try:

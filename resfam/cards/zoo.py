@@ -131,6 +131,8 @@ class RunStats:
     workers_started: int = 0
     seconds: float = 0.0
     registry_from_cache: bool = False
+    # {(model ID, image size): why the shape-only trace failed} for the figures counted on the CPU instead
+    cpu_fallbacks: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
@@ -246,6 +248,9 @@ class ZooMeasurer:
         if jobs:
             self.pool.measure(jobs, on_result, self.progress)
 
+        for (model_id, size), measurement in found.items():
+            if measurement.get("flops_fallback"):
+                self.stats.cpu_fallbacks[model_id, size] = measurement["flops_fallback"]
         measured = {}
         for model_id, registered in models.items():
             if model_id in errors:
