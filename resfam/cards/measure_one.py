@@ -23,11 +23,11 @@ from .model_index import MAX_IMAGE_SIZE
 from .zoo import MeasuredModel, RegisteredModel
 
 
-def measure_here(model_id: str, image_size: int | None = None, *, out: TextIO = sys.stdout,
-                 progress: TextIO | None = sys.stderr) -> None:
+def measure_here(model_id: str, image_size: int | None = None, *, out: TextIO | None = None,
+                 progress: TextIO | None = None) -> None:
     """Measure `model_id` at `image_size` (default: its registered one) in this process and write what
-    was found, and how, to `out`; each step is announced on `progress` as it starts. CardError for an
-    unknown model or image size; anything the model's code raises is raised as it is."""
+    was found, and how, to `out` (default: stdout); each step is announced on `progress` as it starts.
+    CardError for an unknown model or image size; anything the model's code raises is raised as it is."""
     if image_size is not None and not 0 < image_size <= MAX_IMAGE_SIZE:
         raise CardError([Finding("error", "--image-size", None, f"{image_size} is not an image size",
                                  hint=f"a number of pixels from 1 to {MAX_IMAGE_SIZE}")])
@@ -59,7 +59,7 @@ def measure_here(model_id: str, image_size: int | None = None, *, out: TextIO = 
     with step("building"):
         model = measure.build_for_counting(model_id)
     [measured] = measure.measure_built_model(model_id, model, [size], step)
-    out.write(describe(registered, measured.to_json(), seconds))
+    (out or sys.stdout).write(describe(registered, measured.to_json(), seconds))
 
 
 def describe(registered: RegisteredModel, measurement: Mapping[str, Any], seconds: Mapping[str, float]) -> str:
