@@ -71,11 +71,8 @@ def line_of(marker: str) -> int:
 
 
 @pytest.fixture
-def debug_package(package_copy):
-    (package_copy / "models" / "debugging.py").write_text(ZOO)
-    init = package_copy / "models" / "__init__.py"
-    init.write_text(init.read_text() + "from . import debugging  # noqa: F401,E402\n")
-    return package_copy
+def debug_package(add_models):
+    return add_models("debugging", ZOO)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +199,7 @@ def test_a_count_that_fell_back_to_the_cpu_is_in_the_summary_and_named_under_ver
     card.parent.mkdir(parents=True)
     card.write_text("# Gate\n\n<!--\nType: model-index\nModels:\n- Name: gatenet\n  Metadata:\n    ID: gatenet\n"
                     "    Layers: 1\n-->\n")
-    cache = ["--cache-dir", str(tmp_path / "cache"), "-q"]
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--workers", "1", "-q"]
     counted = "1 figure set traced on the CPU: the shape-only trace failed, -v says why"
     named = ("gatenet at 224 px: FLOPs and activations traced on the CPU, the shape-only trace failed: "
              "RuntimeError: Tensor.item() cannot be called on meta tensors")
