@@ -51,6 +51,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -108,6 +109,8 @@ class _Server:
 
     def report_where(self) -> None:
         """Every WHERE_SECONDS while a step runs, send where the main thread is (run in a daemon thread)."""
+        if hasattr(signal, "pthread_sigmask"):  # the step's timer signal is the main thread's, as it was
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         main = threading.main_thread().ident
         while True:
             time.sleep(WHERE_SECONDS)
