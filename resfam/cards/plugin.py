@@ -59,7 +59,7 @@ from .limits import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .model_index import family_of
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
 from .render import start_renderer
-from .report import format_report
+from .report import fallback_lines, format_report
 from .verify import CardResult, Report, card_templates, verify
 from .zoo import Progress
 
@@ -167,12 +167,15 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def _verify(self) -> Report:
         try:
-            return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
-                          cache_dir=self.cache_dir, use_cache=self.config.cache,
-                          progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
-                          without_card=self.config.without_card)
+            report = verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
+                            cache_dir=self.cache_dir, use_cache=self.config.cache,
+                            progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
+                            without_card=self.config.without_card)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
+        for line in fallback_lines(report):  # slower, same figures: said, not a warning
+            log.info("resfam: %s", line)
+        return report
 
     def _limits(self, config: MkDocsConfig) -> Limits:
         """The time and memory limits of measuring; a PluginError naming each bad setting, its line in
