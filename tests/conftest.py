@@ -77,6 +77,19 @@ def package_copy(tmp_path):
     return target
 
 
+@pytest.fixture
+def add_models(package_copy):
+    """`add_models(NAME, SOURCE)`: the package copy with the model module `models/NAME.py` (its models
+    registered with the zoo's); returns the copy."""
+    def add(name: str, source: str) -> Path:
+        (package_copy / "models" / f"{name}.py").write_text(source)
+        init = package_copy / "models" / "__init__.py"
+        init.write_text(init.read_text() + f"from . import {name}  # noqa: F401,E402\n")
+        return package_copy
+
+    return add
+
+
 # Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (default: "default"). The property tests
 # (test_sync_properties.py) scale their example counts from max_examples: in the default and ci profiles,
 # over 1000 generated cards each for the parser and sync properties. ci replays the same examples

@@ -17,8 +17,8 @@ import pytest
 
 from resfam.cards import pool
 from resfam.cards.cli import main
-from resfam.cards.limits import GIB, WAKE_SECONDS, parse_size, wait_for
-from resfam.cards.pool import Limits, LimitsError, StillWorking, WorkerPool
+from resfam.cards.limits import GIB, WAKE_SECONDS, Limits, LimitsError, parse_size, wait_for
+from resfam.cards.pool import StillWorking, WorkerPool
 from resfam.cards.verify import verify
 from resfam.cards.zoo import Progress
 
@@ -89,11 +89,8 @@ def line_of(marker: str) -> int:
 
 
 @pytest.fixture
-def faulty_package(package_copy):
-    (package_copy / "models" / "faulty.py").write_text(FAULTY)
-    init = package_copy / "models" / "__init__.py"
-    init.write_text(init.read_text() + "from . import faulty  # noqa: F401,E402\n")
-    return package_copy
+def faulty_package(add_models):
+    return add_models("faulty", FAULTY)
 
 
 def write_card(templates: Path, models: list[str]) -> Path:

@@ -31,8 +31,8 @@ _LAZY = {
 }
 
 _SUBMODULES = ("architecture", "cache", "catalog", "cli", "export", "fields", "findings", "limits", "measure",
-               "meta_kernels", "model_index", "pages", "plugin", "pool", "prose", "render", "report", "sync",
-               "verify", "worker", "zoo")
+               "measure_one", "meta_kernels", "model_index", "pages", "plugin", "pool", "prose", "render", "report",
+               "sync", "verify", "worker", "zoo")
 
 __all__ = sorted(_LAZY)
 

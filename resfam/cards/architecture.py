@@ -113,14 +113,25 @@ def vocabulary(package: str = "resfam") -> dict[str, str]:
 def tags_of(model: Any, traced_ops: Iterable[str]) -> list[str]:
     """The tags `model` shows, sorted: generic ones from its layers and `traced_ops`, declared ones
     from the classes of its modules."""
-    ops = set(traced_ops)
-    modules = list(model.modules())
-    found = {tag for tag, (_, test, tag_ops) in GENERIC_TAGS.items()
-             if ops.intersection(tag_ops) or any(test(module) for module in modules)}
-    for module in modules:
+    return sorted(tag_evidence(model, traced_ops))
+
+
+def tag_evidence(model: Any, traced_ops: Iterable[str]) -> dict[str, str]:
+    """{tag: how it was found} for every tag `model` shows: the first module (by name and class) that
+    has it or declares it, else the traced operator that shows it."""
+    found: dict[str, str] = {}
+    for name, module in model.named_modules():
+        module_name = f"{name or 'the model'} ({type(module).__name__})"
+        for tag, (_, test, _) in GENERIC_TAGS.items():
+            if tag not in found and test(module):
+                found[tag] = f"layer {module_name}"
         shows = getattr(module, "shows_architecture_tag", None)
         for cls in type(module).__mro__:
             for tag in declared_tags(cls):
-                if shows is None or shows(tag):
-                    found.add(tag)
-    return sorted(found)
+                if tag not in found and (shows is None or shows(tag)):
+                    found[tag] = f"module {module_name}, declared by {cls.__module__}.{cls.__qualname__}"
+    ops = set(traced_ops)
+    for tag, (_, _, tag_ops) in GENERIC_TAGS.items():
+        if tag not in found and ops.intersection(tag_ops):
+            found[tag] = f"operator {min(ops.intersection(tag_ops))} in the traced graph"
+    return found

@@ -7,6 +7,8 @@
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
+    resfam-cards measure ID [--image-size N]            one model measured in this process, every figure and
+                                                        tag with how it was found (to debug a model)
     resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
                                                         config.json), from cards that verify
     resfam-cards pages [DOCS] [--config FILE] [--strict] [--watch]   the site's card pages, overview,
@@ -24,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,17 +34,18 @@ from typing import Any
 from .cache import PACKAGE_DIR, default_cache_dir
 from .export import default_license, hub_folders, write_folders
 from .findings import CardError, Finding
-from .limits import format_size
-from .model_index import parse_card
-from .pool import (
+from .limits import (
     DEFAULT_MEMORY,
     DEFAULT_STEP_SECONDS,
     MEMORY_LIMIT_HINT,
     TIME_LIMIT_HINT,
     Limits,
     LimitsError,
-    WorkerError,
+    format_size,
 )
+from .measure_one import measure_here
+from .model_index import parse_card
+from .pool import WorkerError
 from .report import format_github, format_report, summary_line, write_json
 from .site import Project, read_project, site_files, source_state, table_files, write_site_files
 from .sync import (
@@ -273,6 +277,15 @@ def _check_docs_folder(out: str, templates: str) -> None:
                                  hint="give the docs folder of the site, e.g. resfam-cards pages docs")])
 
 
+def _measure(args: argparse.Namespace) -> int:
+    try:
+        measure_here(args.model, args.image_size, progress=None if args.quiet else sys.stderr)
+    except KeyboardInterrupt:
+        traceback.print_exc()  # where the model's code was: what measuring in this process is for
+        raise
+    return EXIT_OK
+
+
 def _status(findings: list[Finding]) -> str:
     errors = sum(f.status == "error" for f in findings)
     drifts = sum(f.status == "drift" for f in findings)
@@ -482,6 +495,14 @@ def _parser() -> argparse.ArgumentParser:
 
     list_command = commands.add_parser("list", parents=[common, checking], help="the cards, their models and status")
     list_command.set_defaults(command=_list)
+
+    measure_command = commands.add_parser("measure", help="measure one model in this process (no worker, no cache, "
+                                                          "no limit): every figure and tag with how it was found")
+    measure_command.add_argument("model", metavar="ID", help="a registered model ID")
+    measure_command.add_argument("--image-size", type=int, metavar="N",
+                                 help="count FLOPs and activations at N px (default: the model's registered size)")
+    measure_command.add_argument("-q", "--quiet", action="store_true", help="no step lines on stderr")
+    measure_command.set_defaults(command=_measure)
 
     export_command = commands.add_parser("export", parents=[common, tolerance],
                                          help="write the verified cards for another "

@@ -15,7 +15,8 @@ In the parent: `pump` reads a helper's output in a thread, so a deadline can be 
 for it (a blocking read cannot time out) and a chatty helper never fills its pipe; `wait_for` waits for
 what the threads read, never so long at a time that a Ctrl-C goes unnoticed.
 
-`parse_size` reads a memory size as people write it: `4 GiB`, `512M`, or a number of bytes.
+`parse_size` reads a memory size as people write it: `4 GiB`, `512M`, or a number of bytes; `Limits`
+are the time and memory limits of measuring, as the command line and the plugin set them.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 GIB = 1 << 30
@@ -118,3 +120,69 @@ def format_size(size: int) -> str:
         if size >= factor:
             return f"{size / factor:.3g} {unit}"
     return f"{size} bytes"
+
+
+# Measured on the machine of docs/performance.md (2026-11): a step takes a second or two for the largest
+# model (a few more when the trace falls back to the CPU), and a worker needs ~0.4 GiB of memory, ~1.1 GiB
+# of address space: the defaults only stop a runaway.
+DEFAULT_STEP_SECONDS = 120.0
+DEFAULT_MEMORY = 4 * GIB
+
+TIME_LIMIT_HINT = "seconds each step of measuring one model may take (building it, tracing it at one image size)"
+MEMORY_LIMIT_HINT = "the memory each measuring worker may use: a number of bytes, or with a unit: 2 GiB, 512M"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one step of measuring may take (seconds) and what one worker may hold (bytes)."""
+
+    seconds: float = DEFAULT_STEP_SECONDS
+    memory: int = DEFAULT_MEMORY
+
+    def __post_init__(self) -> None:
+        problems = limit_problems(self.seconds, self.memory)
+        if problems:
+            raise ValueError("; ".join(problems.values()))
+
+    @classmethod
+    def parse(cls, seconds: Any = None, memory: Any = None) -> Limits:
+        """Limits from settings as a person writes them ('90', 90, '2 GiB'; None: the default);
+        LimitsError listing every bad one."""
+        problems = limit_problems(seconds, memory)
+        if problems:
+            raise LimitsError(problems)
+        return cls(DEFAULT_STEP_SECONDS if seconds is None else _seconds(seconds),
+                   DEFAULT_MEMORY if memory is None else parse_size(memory))
+
+
+class LimitsError(ValueError):
+    """Bad limit settings: `problems` is {"seconds" or "memory": what is wrong}."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(problems.values()))
+        self.problems = problems
+
+
+def limit_problems(seconds: Any, memory: Any) -> dict[str, str]:
+    """{"seconds" or "memory": what is wrong} for the settings given (None: not given)."""
+    problems = {}
+    if seconds is not None and _seconds(seconds) is None:
+        problems["seconds"] = f"the time limit must be a number of seconds above zero, got {seconds!r}"
+    if memory is not None:
+        try:
+            parse_size(memory)
+        except ValueError as error:
+            problems["memory"] = f"the memory limit: {error}"
+    return problems
+
+
+def _seconds(value: Any) -> float | None:
+    """A number of seconds above zero from a number or its text, else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        return None
+    return float(value)

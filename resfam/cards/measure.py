@@ -18,7 +18,8 @@ Every figure depends only on the model's structure and tensor shapes, never on w
   its size, is the same;
 - FLOPs are counted on a trace of the model on the meta device (`count_flops`): the same TorchScript
   trace fvcore makes on CPU, but every operator only computes its output shape. Should that trace fail,
-  the count falls back to a real forward pass on CPU, under `no_grad`;
+  the count falls back to a real forward pass on CPU, under `no_grad`, and says why (`fallback`: the
+  report counts these, `--verbose` names them);
 - activations are counted from that same trace: one fvcore analysis whose operator handles return
   both counts (`TRACE_HANDLES`), so they cost no second trace.
 
@@ -38,7 +39,7 @@ import logging
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -48,7 +49,7 @@ from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACTIVATION_HAND
 from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
 from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
 
-from resfam.cards.architecture import tags_of
+from resfam.cards.architecture import tag_evidence
 from resfam.cards.meta_kernels import shape_only_tracing
 from resfam.registry import create_model
 
@@ -93,6 +94,7 @@ class FlopCount:
     method: str = ON_SHAPES
     traced_ops: frozenset[str] = frozenset()  # every operator of the traced graph, counted or not
     activations: int = 0
+    fallback: str | None = None  # why the meta trace failed, when counted on the CPU
 
     @property
     def unexpected_uncounted_ops(self) -> dict[str, int]:
@@ -115,6 +117,8 @@ class ModelMeasurement:
     architecture: list[str] = field(default_factory=list)  # the architecture tags the model shows
     activations: int = 0
     layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
+    flops_fallback: str | None = None  # why FLOPs and activations were counted on the CPU (FlopCount.fallback)
+    architecture_evidence: dict[str, str] = field(default_factory=dict)  # {tag: how it was found}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,12 +228,15 @@ def _count_flops(model: nn.Module, image_sizes: list[int], *, in_place: bool,
             return [_traced(step, size, lambda size=size: _fvcore_count(
                         shapes_only, torch.zeros(1, 3, size, size, device="meta"), ON_SHAPES))
                     for size in image_sizes]
-    except Exception:  # an operator without a meta kernel, a torch without these internals
+    except Exception as error:  # an operator without a meta kernel, a torch without these internals
         logging.getLogger(__name__).debug("meta trace failed; counting on the CPU", exc_info=True)
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        fallback = f"{type(error).__name__}: {message}" if message else type(error).__name__
     if in_place:
         model.to_empty(device="cpu")
     with _denormals_flushed():
-        return [_traced(step, size, lambda size=size: _fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU))
+        return [_traced(step, size, lambda size=size: replace(
+                    _fvcore_count(model, torch.zeros(1, 3, size, size), ON_CPU), fallback=fallback))
                 for size in image_sizes]
 
 
@@ -362,9 +369,10 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
         file_size = checkpoint_size(model)
     counts = _count_flops(model, image_sizes, in_place=True, step=step)
     with step("finding the architecture tags"):
-        architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+        evidence = tag_evidence(model, frozenset().union(*(flops.traced_ops for flops in counts)))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
-                             flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout)
+                             flops.unexpected_uncounted_ops, flops.method, sorted(evidence), flops.activations, layout,
+                             flops.fallback, evidence)
             for size, flops in zip(image_sizes, counts, strict=False)]
 
 

@@ -264,7 +264,7 @@ def _reflection_padding_shape(input, padding):
 def _batch_norm_shapes(input, weight, bias, running_mean, running_var, training, momentum, eps):
     """`aten::native_batch_norm`: the output (the input's shape) and the saved mean and inverse
     deviation (one per channel). torch's meta kernel is its Python decomposition, which works the
-    normalisation out op by op: about a quarter of a whole trace on its own."""
+    normalisation out op by op: about a quarter of a whole trace on its own (measured 2026-11-30)."""
     _check_covered(input)
     if input.dim() < 2:
         raise _NotCovered

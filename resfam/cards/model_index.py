@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from .fields import BY_NAME, ENTRY, FIELDS, INTERPOLATIONS, METADATA, METRICS, TOLERANCE, fields_where
+from .fields import BY_NAME, ENTRY, FIELDS, INTERPOLATIONS, METADATA, METRICS, fields_where
 from .findings import CardError, Finding
 
 MAX_CARD_BYTES = 2 * 1024 * 1024  # a real card is ~10 KB; anything this big is the wrong file
@@ -57,7 +57,6 @@ _TOO_DEEP_HINT = "a model-index needs only Models > entry > Metadata/Results > v
 # The keys of a model entry's Metadata, and which of them hold lists (the table of fields, `fields`).
 KNOWN_METADATA_KEYS = frozenset(field.name for field in fields_where(place=METADATA))
 LIST_FIELDS = tuple(field.name for field in FIELDS if field.kind in ("texts", "tags"))
-MEASURED_COUNT_FIELDS = tuple(field.name for field in fields_where(compare=TOLERANCE))
 KNOWN_MODEL_KEYS = frozenset(
     ("Name", "In Collection", "Metadata", "Results", "Paper", "README", "Config", "Image", "Description")
     + tuple(field.name for field in fields_where(place=ENTRY))

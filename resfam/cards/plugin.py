@@ -50,15 +50,15 @@ from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise)
+if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise; 2026-11-22)
     from mkdocs.livereload import LiveReloadServer
 
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .findings import CardError
+from .limits import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .pages import MEASUREMENT_PAGE, measurement_page
-from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
-from .report import format_report
+from .report import fallback_lines, format_report
 from .site import OVERVIEW, SiteSettings, card_src_uri, family_order, is_generated, nav_entries, nav_paths, site_files
 from .verify import Report, card_templates, verify
 from .zoo import Progress
@@ -78,8 +78,8 @@ class ResfamConfig(base.Config):
     without_card = c.Type(list, default=[])  # registered model IDs deliberately left without a card
     families = c.ListOfItems(c.Type(str), default=[])
     workers = c.Optional(c.Type(int))
-    time_limit = c.Optional(c.Type((int, float, str)))  # None: pool.DEFAULT_STEP_SECONDS
-    memory_limit = c.Optional(c.Type((int, str)))  # None: pool.DEFAULT_MEMORY
+    time_limit = c.Optional(c.Type((int, float, str)))  # None: limits.DEFAULT_STEP_SECONDS
+    memory_limit = c.Optional(c.Type((int, str)))  # None: limits.DEFAULT_MEMORY
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -158,12 +158,15 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def _verify(self) -> Report:
         try:
-            return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
-                          cache_dir=self.cache_dir, use_cache=self.config.cache,
-                          progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
-                          without_card=self.config.without_card)
+            report = verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
+                            cache_dir=self.cache_dir, use_cache=self.config.cache,
+                            progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
+                            without_card=self.config.without_card)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
+        for line in fallback_lines(report):  # slower, same figures: said, not a warning
+            log.info("resfam: %s", line)
+        return report
 
     def _limits(self, config: MkDocsConfig) -> Limits:
         """The time and memory limits of measuring; a PluginError naming each bad setting, its line in

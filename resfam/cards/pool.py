@@ -15,7 +15,8 @@ on the protocol (`{"op": "step", "step": "tracing at 224 px"}`), so the pool kno
 - memory: each worker's address space is capped at `Limits.memory`; an allocation over it fails in the
   model's code. The kernel's out-of-memory killer, an abort or a crash end the worker: the pool says
   so, with the step it was in.
-- never silent: while a worker is busy, `on_waiting` hears about it every `PROGRESS_SECONDS`.
+- never silent: while a worker is busy, `on_waiting` hears about it every `PROGRESS_SECONDS`, with
+  the step and the line of code the worker is at (it says so every `worker.WHERE_SECONDS`).
 
 A model that fails in any of these ways fails alone: its worker is replaced (its state after an
 interrupted step is not to be trusted) and the other models are measured as usual. A worker that
@@ -25,8 +26,8 @@ error. Closing the pool ends every worker; after an interruption (Ctrl-C) they a
 By default the pool runs as many workers as the usable cores allow (`os.sched_getaffinity`), and as
 the available memory holds at the memory limit each; `measure` starts no more than it has jobs.
 
-This module and `worker.py` are the two sides of one protocol, but only `worker.py` (with
-`measure.py`) is part of the cache key (`cache.MEASUREMENT_CODE`): nothing here changes a figure.
+This module and `worker.py` are the two sides of one protocol, but only `worker.py` (with the other
+measurement code) is part of the cache key (`cache.MEASUREMENT_CODE`): nothing here changes a figure.
 """
 from __future__ import annotations
 
@@ -44,19 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .limits import GIB, format_size, parse_size, pump, wait_for
+from .limits import Limits, format_size, pump, wait_for
 
-# A step takes a second or two for the largest model (a few more when the trace falls back to the CPU),
-# and a worker needs ~0.4 GiB of memory, ~1.1 GiB of address space: the defaults only stop a runaway.
-DEFAULT_STEP_SECONDS = 120.0
-DEFAULT_MEMORY = 4 * GIB
 KILL_GRACE = 5.0  # seconds past the time limit before a worker that did not stop itself is killed
 STARTUP_SECONDS = 60.0  # at least this long to import torch (a library, not the zoo), on a busy machine
 PROGRESS_SECONDS = 10.0  # at least one line this often while a worker is busy
 _STDERR_LINES_KEPT = 40
-
-TIME_LIMIT_HINT = "seconds each step of measuring one model may take (building it, tracing it at one image size)"
-MEMORY_LIMIT_HINT = "the memory each measuring worker may use: a number of bytes, or with a unit: 2 GiB, 512M"
 
 
 class WorkerError(Exception):
@@ -65,62 +59,6 @@ class WorkerError(Exception):
 
 class WorkerStartupError(WorkerError):
     """The worker could not import the model zoo (a syntax error in a model file, say)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one step of measuring may take (seconds) and what one worker may hold (bytes)."""
-
-    seconds: float = DEFAULT_STEP_SECONDS
-    memory: int = DEFAULT_MEMORY
-
-    def __post_init__(self) -> None:
-        problems = limit_problems(self.seconds, self.memory)
-        if problems:
-            raise ValueError("; ".join(problems.values()))
-
-    @classmethod
-    def parse(cls, seconds: Any = None, memory: Any = None) -> Limits:
-        """Limits from settings as a person writes them ('90', 90, '2 GiB'; None: the default);
-        LimitsError listing every bad one."""
-        problems = limit_problems(seconds, memory)
-        if problems:
-            raise LimitsError(problems)
-        return cls(DEFAULT_STEP_SECONDS if seconds is None else _seconds(seconds),
-                   DEFAULT_MEMORY if memory is None else parse_size(memory))
-
-
-class LimitsError(ValueError):
-    """Bad limit settings: `problems` is {"seconds" or "memory": what is wrong}."""
-
-    def __init__(self, problems: dict[str, str]):
-        super().__init__("; ".join(problems.values()))
-        self.problems = problems
-
-
-def limit_problems(seconds: Any, memory: Any) -> dict[str, str]:
-    """{"seconds" or "memory": what is wrong} for the settings given (None: not given)."""
-    problems = {}
-    if seconds is not None and _seconds(seconds) is None:
-        problems["seconds"] = f"the time limit must be a number of seconds above zero, got {seconds!r}"
-    if memory is not None:
-        try:
-            parse_size(memory)
-        except ValueError as error:
-            problems["memory"] = f"the memory limit: {error}"
-    return problems
-
-
-def _seconds(value: Any) -> float | None:
-    """A number of seconds above zero from a number or its text, else None."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        return None
-    return float(value)
 
 
 @dataclass
@@ -142,10 +80,12 @@ class StillWorking:
     model_id: str | None  # None: the worker is starting
     step: str
     seconds: float
+    where: str | None = None  # the line the worker is executing: 'resfam/models/resnet.py:120 in forward'
 
     def __str__(self) -> str:
         what = f"measuring {self.model_id}" if self.model_id else "starting a measuring worker"
-        return f"still {what}, {self.step}: {self.seconds:.0f} s"
+        where = f": at {self.where}" if self.where else ""
+        return f"still {what}, {self.step}{where}: {self.seconds:.0f} s"
 
 
 WaitingCallback = Callable[[StillWorking], None]
@@ -208,6 +148,7 @@ class _WorkerProcess:
         threading.Thread(target=pump, args=(self.process.stderr, self.stderr_tail.append), daemon=True).start()
         self.ready: dict[str, Any] | None = None
         self.step = _FIRST_STEP  # until the worker names its steps
+        self.where: str | None = None  # where in its step the worker said it was
         self.killed = False
 
     def wait_ready(self, on_waiting: WaitingCallback | None = None) -> dict[str, Any]:
@@ -246,7 +187,7 @@ class _WorkerProcess:
                     self.kill()
                     raise WorkerError(over_time_limit(self.step, allowed, "the worker was stopped")) from None
                 if on_waiting is not None:
-                    on_waiting(StillWorking(model_id, self.step, now - started))
+                    on_waiting(StillWorking(model_id, self.step, now - started, self.where))
                 said = now
                 continue
             if line is None:
@@ -255,9 +196,12 @@ class _WorkerProcess:
                 message = json.loads(line)
             except ValueError:
                 raise WorkerError(f"the measuring worker sent something that is not JSON: {line[:200]!r}") from None
+            if message.get("op") == "where":
+                self.where = message.get("where")
+                continue
             if message.get("op") != "step":
                 return message
-            self.step, step_started = str(message.get("step")), time.monotonic()
+            self.step, step_started, self.where = str(message.get("step")), time.monotonic(), None
 
     def _death_message(self) -> str:
         try:

@@ -159,7 +159,8 @@ def render_template(path: str | os.PathLike[str], templates_dir: str | os.PathLi
 
 def start_renderer() -> None:
     """Start the rendering process now, if it is not running, without waiting for it: it starts up
-    (~0.1 s) while the caller does other work (MkDocs reading its theme) instead of at the first card."""
+    (~0.1 s, docs/performance.md) while the caller does other work (MkDocs reading its theme) instead of at
+    the first card."""
     _RENDERER.start()
 
 

@@ -25,6 +25,7 @@ def format_report(report: Report, *, verbose: bool = False) -> str:
     """Every error, drift and warning (with `verbose`, every ok figure too) and a summary line."""
     shown = [f for f in report.findings if verbose or f.status != "ok"]
     lines = [finding.format() for finding in shown]
+    lines += fallback_lines(report) if verbose else []
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -35,6 +36,7 @@ def format_github(report: Report, *, verbose: bool = False) -> str:
     as plain lines too (an annotation per figure would bury the problems)."""
     lines = [github_command(finding) if finding.status != "ok" else finding.format()
              for finding in report.findings if verbose or finding.status != "ok"]
+    lines += fallback_lines(report) if verbose else []
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 
@@ -73,11 +75,20 @@ def summary_line(report: Report) -> str:
     cost = [f"{_count(stats.measured_models, 'model')} measured"]
     if stats.cached_sizes:
         cost.append(f"{_count(stats.cached_sizes, 'figure set')} from the cache")
+    if stats.cpu_fallbacks:
+        cost.append(f"{_count(len(stats.cpu_fallbacks), 'figure set')} traced on the CPU: the shape-only trace "
+                    "failed, -v says why")
     cost.append(f"{stats.seconds:.1f} s")
     verdict = "ok" if report.ok else "FAILED"
     return (f"{verdict}: {_count(len(report.cards), 'card')}, {_count(models, 'model')}: {figures} figures ok, "
             f"{_count(len(report.drifts), 'drift')}, {_count(len(report.errors), 'error')}, "
             f"{_count(len(report.warnings), 'warning')} ({', '.join(cost)})")
+
+
+def fallback_lines(report: Report) -> list[str]:
+    """One line per figure set counted on the CPU because the shape-only trace failed, with the reason."""
+    return [f"{model_id} at {size} px: FLOPs and activations traced on the CPU, the shape-only trace failed: "
+            f"{reason}" for (model_id, size), reason in sorted(report.stats.cpu_fallbacks.items())]
 
 
 def _count(number: int, noun: str) -> str:
@@ -98,6 +109,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "warning": len(report.warnings),
             "measured_models": report.stats.measured_models,
             "cached_figure_sets": report.stats.cached_sizes,
+            "cpu_fallbacks": len(report.stats.cpu_fallbacks),
             "seconds": round(report.stats.seconds, 3),
         },
         "tolerances_pct": report.tolerances,

@@ -34,7 +34,6 @@ from .model_index import (
     INTERPOLATIONS,
     LINE_BREAK,
     MAX_IMAGE_SIZE,
-    MEASURED_COUNT_FIELDS,
     SANITY_LIMIT,
     Card,
     Claim,
@@ -42,7 +41,7 @@ from .model_index import (
     ModelClaims,
     parse_card,
 )
-from .verify import CardResult, claimed_image_size
+from .verify import MEASURED_FIELDS, CardResult, claimed_image_size
 from .zoo import code_claim
 
 # The fields sync writes, in the order new ones are inserted: those of the table of fields that the
@@ -271,7 +270,7 @@ def _checked_measurement(field: str, value: Any) -> Any:
     if field not in SYNC_FIELDS:
         raise ValueError(f"sync does not write {field!r}; it writes {', '.join(SYNC_FIELDS)}")
     integer = isinstance(value, int) and not isinstance(value, bool)
-    if field in MEASURED_COUNT_FIELDS and integer and 0 <= value <= SANITY_LIMIT:
+    if field in MEASURED_FIELDS and integer and 0 <= value <= SANITY_LIMIT:
         return value
     if field == "Image Size" and integer and 0 < value <= MAX_IMAGE_SIZE:
         return value
@@ -299,7 +298,7 @@ def _same(field: str, claimed: Any, measured: Any) -> bool:
             return float(claimed) == float(measured)
         except (TypeError, ValueError):
             return False
-    if field in MEASURED_COUNT_FIELDS:
+    if field in MEASURED_FIELDS:
         return type(claimed) is int and claimed == measured
     return claimed == measured
 

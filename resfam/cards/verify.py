@@ -14,7 +14,7 @@ model files as they are now; this process never imports the models to verify. Ea
 size) is measured once per run however many cards name it, and not at all when the cache holds it:
 a warm run reads the cache and starts no worker. As many workers measure as the usable cores and the
 available memory allow (`pool.default_workers`); `max_workers` sets it. Every step of measuring a
-model is bounded in time and every worker in memory (`pool.Limits`): a model over a limit, or one
+model is bounded in time and every worker in memory (`limits.Limits`): a model over a limit, or one
 that crashes its worker, is an error on every card that names it, and the other models are measured.
 """
 from __future__ import annotations
@@ -31,15 +31,16 @@ from typing import Any
 from .cache import default_cache_dir
 from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
 from .findings import CardError, Finding
+from .limits import Limits
 from .model_index import Card, Claim, ModelClaims, parse_card
-from .pool import Limits, WorkerError
+from .pool import WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
-MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)
+MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)  # the measured counts (the fields with a tolerance)
 EXACT_FIELDS = ("ID",) + tuple(field.name for field in fields_where(compare=(EXACT, TAGS, SOURCE)))
 
 

@@ -23,7 +23,9 @@ when the zoo cannot be imported; then answers each request line on stdin with on
         -> {"op": "failed", "model", "error", "step", "cause", "where", "versions", "code"}
 
 Before each step of its work (importing the model zoo; for a model: building, counting, saving,
-tracing at N px) the worker sends `{"op": "step", "step": NAME}`. A step may take `--time-limit`
+tracing at N px) the worker sends `{"op": "step", "step": NAME}`, and while the step runs, every
+WHERE_SECONDS, where its main thread is: `{"op": "where", "where": "resfam/models/resnet.py:120 in
+forward"}` (the innermost line of the model's code, else the innermost line). A step may take `--time-limit`
 seconds: then it is stopped where it is. The process may hold `--memory-limit` bytes of address space.
 A failure says the step it happened in, its `cause` ("time", "memory" or "error") and `where`: the
 resfam source line the model's code had reached ("resfam/models/resnet.py:120"), when there is one.
@@ -49,7 +51,9 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import types
@@ -76,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     return _Server(root / "resfam", protocol, args.threads, args.time_limit, args.memory_limit).run(sys.stdin)
 
 
+WHERE_SECONDS = 1.0  # how often a working worker says where it is
+
+
 class _StepTimeUp(BaseException):
     """Raised inside the running code when its step is over the time limit. Not an Exception: no
     `except Exception` on the way (the meta trace's fallback to the CPU, a model's own) carries on."""
@@ -92,11 +99,29 @@ class _Server:
         self.current_step: str | None = None
         self.relative = _RelativePaths(package_dir)
         self.imports = _ImportGraph(package_dir)
+        self.sending = threading.Lock()  # the main thread's messages and the reports of where it is
+        self.working = False  # a step has been announced and its request not yet answered
 
     def send(self, message: dict[str, Any]) -> None:
-        self.protocol.write(json.dumps(message) + "\n")
+        with self.sending:
+            self.working = message["op"] == "step"  # a step starts the work, any other message ends it
+            self.protocol.write(json.dumps(message) + "\n")
+
+    def report_where(self) -> None:
+        """Every WHERE_SECONDS while a step runs, send where the main thread is (run in a daemon thread)."""
+        if hasattr(signal, "pthread_sigmask"):  # the step's timer signal is the main thread's, as it was
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        main = threading.main_thread().ident
+        while True:
+            time.sleep(WHERE_SECONDS)
+            with self.sending:
+                frame = sys._current_frames().get(main) if self.working else None
+                if frame is not None:
+                    self.protocol.write(json.dumps({"op": "where", "where": _location(frame, self.relative)}) + "\n")
+                del frame  # a frame keeps the main thread's locals alive
 
     def run(self, requests: Iterable[str]) -> int:
+        threading.Thread(target=self.report_where, daemon=True).start()
         try:
             self.start()
         except BaseException as error:  # noqa: BLE001 - whatever it is, the parent hears about it
@@ -190,10 +215,7 @@ class _Server:
             # Registered some other way than register_model: it may depend on anything.
             defining = set(registration.files) if registration and registration.files else set(every_file)
             defining |= self.relative.files_of_modules(referenced_modules(entry.builder))
-            config = {key: list(value) if isinstance(value, tuple) else value
-                      for key, value in vars(entry.config).items()}
-            config["image_size"] = entry.config.input_size[-1]
-            facts[name] = {"family": entry.family, "config": config,
+            facts[name] = {"family": entry.family, "config": registered_config(entry.config),
                            "sources": sorted(self.imports.closure(defining)),
                            "defined_in": registration.module_file if registration else None,
                            "defined_at": registration.module_line if registration else None}
@@ -226,12 +248,20 @@ class _Server:
                 "seconds": time.perf_counter() - started}
 
 
+def registered_config(config: Any) -> dict[str, Any]:
+    """A model's registered default config (`resfam.config.ModelConfig`) as the registry facts carry
+    it: plain JSON, with the image size."""
+    facts = {key: list(value) if isinstance(value, tuple) else value for key, value in vars(config).items()}
+    facts["image_size"] = config.input_size[-1]
+    return facts
+
+
 def _settle() -> None:
     """Collect the garbage, then freeze what is left (`gc.freeze`): torch, fvcore, the zoo and the
     trace's kernels live as long as the worker, which lives for one verification. Frozen, they are
     out of the collector's sight, so the collection after each model and the automatic ones while a
     model is traced scan only what measuring made. Without it, the collector scanned torch's objects
-    over and over: a quarter of a cold verification's time."""
+    over and over: a quarter of a cold verification's time (docs/performance.md)."""
     gc.collect()
     gc.freeze()
 
@@ -496,10 +526,28 @@ def _where(error: BaseException, relative: _RelativePaths) -> str | None:
     'resfam/models/resnet.py:120': where the model's code was when it failed."""
     location = None
     for frame, line in traceback.walk_tb(error.__traceback__):
-        where = relative.of_file(frame.f_code.co_filename)
-        if where is not None and not where.startswith("cards/"):
-            location = f"resfam/{where}:{line}"
+        where = _model_code(frame, relative)
+        if where is not None:
+            location = f"{where}:{line}"
     return location
+
+
+def _location(frame: types.FrameType, relative: _RelativePaths) -> str:
+    """Where a running thread is, as 'resfam/models/resnet.py:120 in forward': the innermost frame
+    (`frame`, then its callers) in the model's code, else the innermost frame."""
+    innermost = caller = frame
+    while caller is not None:
+        where = _model_code(caller, relative)
+        if where is not None:
+            return f"{where}:{caller.f_lineno} in {caller.f_code.co_name}"
+        caller = caller.f_back
+    return f"{innermost.f_code.co_filename}:{innermost.f_lineno} in {innermost.f_code.co_name}"
+
+
+def _model_code(frame: types.FrameType, relative: _RelativePaths) -> str | None:
+    """'resfam/<file>' when `frame` runs a resfam source file outside the card engine, else None."""
+    where = relative.of_file(frame.f_code.co_filename)
+    return f"resfam/{where}" if where is not None and not where.startswith("cards/") else None
 
 
 def _out_of_memory(error: BaseException) -> bool:

@@ -19,7 +19,8 @@ from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
 from .fields import synced_fields
-from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
+from .limits import Limits
+from .pool import MeasureJob, StillWorking, WorkerError, WorkerPool
 
 PACKAGE_NAME = "resfam"  # `Code:` paths are relative to the folder holding the package
 
@@ -130,6 +131,8 @@ class RunStats:
     workers_started: int = 0
     seconds: float = 0.0
     registry_from_cache: bool = False
+    # {(model ID, image size): why the shape-only trace failed} for the figures counted on the CPU instead
+    cpu_fallbacks: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
@@ -177,7 +180,7 @@ class ZooMeasurer:
 
     def start_early(self) -> None:
         """With no registry facts in the cache (a cold run, or a model file edited), a worker will be
-        needed: start it now, so that it starts up (~2 s) while the cards are read. With no
+        needed: start it now, so that it starts up (~2 s, docs/performance.md) while the cards are read. With no
         measurement in the cache either, every model will be measured: start every worker."""
         if self._cached_registry() is None:
             self.pool.start_early(self.pool.max_workers if self.cache.holds_no_measurement() else 1)
@@ -245,6 +248,9 @@ class ZooMeasurer:
         if jobs:
             self.pool.measure(jobs, on_result, self.progress)
 
+        for (model_id, size), measurement in found.items():
+            if measurement.get("flops_fallback"):
+                self.stats.cpu_fallbacks[model_id, size] = measurement["flops_fallback"]
         measured = {}
         for model_id, registered in models.items():
             if model_id in errors:
