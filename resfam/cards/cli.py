@@ -67,6 +67,8 @@ EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "templates"):
+        args.templates = args.templates or args.default_templates
     try:
         return args.command(args)
     except CardError as error:
@@ -437,7 +439,9 @@ def _print_problems(findings: list[Finding]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--templates", default="templates", metavar="DIR",
+    # no default here: the actions of a parent parser are shared by every subcommand, so a subcommand's own
+    # default (pages takes the config's templates folder) is set by `default_templates` instead
+    common.add_argument("--templates", metavar="DIR",
                         help="the templates folder, holding models/<family>.md (default: templates)")
     common.add_argument("--no-cache", action="store_true", help="measure every model, use no cache")
     common.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .resfam-cache next "
@@ -464,6 +468,7 @@ def _parser() -> argparse.ArgumentParser:
                                "fails on any other model that no card lists")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
+    parser.set_defaults(default_templates="templates")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     verify_command = commands.add_parser("verify", parents=[common, checking],
@@ -535,7 +540,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "config's without_card")
     pages_command.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
                                help="how often --watch looks for changes (default: 0.5)")
-    pages_command.set_defaults(command=_pages, templates=None, paths=None)
+    pages_command.set_defaults(command=_pages, default_templates=None, paths=None)
     return parser
 
 
