@@ -233,7 +233,8 @@ def test_format_json_prints_the_report_on_stdout(project, shared_cache, tmp_path
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "r.json").read_text())
     assert printed["cards"][0]["path"] == CARD and printed["exit_code"] == 0
-    assert "--format {text,github,json}" in _parser()._subparsers._group_actions[0].choices["verify"].format_help()
+    assert "--format {text,github,json}" in subcommands()["verify"].format_help()
+    assert "resfam-cards verify --format json" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("folder", ["templates", "docs", "resfam"])
