@@ -277,6 +277,16 @@ def test_a_model_folder_that_links_into_the_project_is_refused_even_with_force(p
         in capsys.readouterr().err
     assert snapshot(project) == before and not (out / "resnet26").exists()
 
+    (out / "resnet18").unlink()  # an earlier export, whose config.json is a link to a page
+    assert main(["export", "hub", str(out), CARD, "-q", "--cache-dir", str(shared_cache)]) == 0
+    (out / "resnet18" / "config.json").unlink()
+    (out / "resnet18" / "config.json").symlink_to(project / "docs" / "index.md")
+    capsys.readouterr()
+    assert main(["export", "hub", str(out), CARD, "--force", "-q", "--cache-dir", str(shared_cache)]) == 2
+    assert f"{out}/resnet18/config.json: error: will not replace it: it leads into the project's source folder " \
+        "docs/" in capsys.readouterr().err
+    assert snapshot(project) == before
+
 
 def test_a_cache_dir_that_is_not_a_cache_is_refused(project, tmp_path, capsys):
     notes = tmp_path / "notes"

@@ -94,8 +94,7 @@ def export_problems(out: str, names: list[str], files: tuple[str, ...], template
                                                                 "the way; it was left as it is",
                                     hint="move it, or give another OUT"))
             continue
-        if _exported(target / "README.md"):
-            continue  # an earlier export of this model: replaced
+        ours = force or _exported(target / "README.md")  # an earlier export of this model: replaced
         for file in files:
             path = target / file
             if not os.path.lexists(path):
@@ -105,7 +104,7 @@ def export_problems(out: str, names: list[str], files: tuple[str, ...], template
                 why = f"it leads into the project's source folder {shown_path(inside)}/" if inside else "it is a folder"
                 problems.append(Finding("error", str(path), None, f"will not replace it: {why}",
                                         hint="move it, or give another OUT"))
-            elif not force:
+            elif not ours:
                 problems.append(Finding("error", str(path), None, "this model folder was not exported by "
                                                                   "resfam-cards (its README.md does not say so); it "
                                                                   "was left as it is",
