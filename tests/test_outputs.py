@@ -33,9 +33,9 @@ PROJECT_PATHS = {
     "package folder": "resfam/models",
 }
 
-# An option takes a path when its metavar says so (the convention of cli.py): PATH, FILE, DIR or OUT, or a
-# longer name ending in one of them (SITE_DIR); or when argparse converts it to a path itself.
-PATH_METAVARS = ("PATH", "FILE", "DIR", "OUT")
+# An option takes a path when its metavar says so (the convention of cli.py): PATH, FILE, DIR, OUT or DOCS (a
+# docs folder), or a longer name ending in one of them (SITE_DIR); or when argparse converts it to a path itself.
+PATH_METAVARS = ("PATH", "FILE", "DIR", "OUT", "DOCS")
 
 
 def takes_path(action: argparse.Action) -> bool:
@@ -185,7 +185,7 @@ def test_every_subcommand_has_path_options_and_options_about_files_say_so():
     unnamed = [(name, action.dest) for name, parser in subcommands().items() for action in parser._actions
                if action.nargs != 0 and not action.choices and not takes_path(action) and action.help
                and re.search(r"\b(files?|folders?|director(y|ies)|paths?)\b", action.help)]
-    assert unnamed == [], "give these options a path metavar (FILE, DIR, PATH, OUT): the walker tries those"
+    assert unnamed == [], "give these options a path metavar (FILE, DIR, PATH, OUT, DOCS): the walker tries those"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ what it exists to change (sync: the cards' figures; new: the new card), nor over
 (outputs.py).
 
 An option that takes a path says so by its metavar: PATH (a card template read), FILE (a file), DIR (a
-folder) or OUT (a folder written into), alone or as the end of a longer one (SITE_DIR); the test that tries
-every path-taking option with every kind of project file (tests/test_outputs.py) finds them by it.
+folder), OUT (a folder written into) or DOCS (a docs folder), alone or as the end of a longer one
+(SITE_DIR); the test that tries every path-taking option with every kind of project file
+(tests/test_outputs.py) finds them by it.
 """
 from __future__ import annotations
 
