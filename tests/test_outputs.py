@@ -74,6 +74,8 @@ def base_values(command: str, outside: Path) -> dict[str, object]:
         "new": {"family": "resnest", "models": ["resnest14d"], "write": True},
         "list": {"paths": [CARD]},
         "export": {"target": "hub", "out": str(outside / "hub"), "paths": [CARD], "force": True},
+        # the generated pages into docs/ (`resfam-cards pages`, where it exists)
+        "pages": {"without_card": [model for model in resfam.list_models() if model not in ("resnet18", "resnet26")]},
     }.get(command, {})
 
 
