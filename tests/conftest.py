@@ -18,6 +18,18 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+# A test marked slow (minutes: site builds, a browser, thousands of generated cards, measuring models that
+# hang up to their limits) fails after this many seconds instead of the default time-out of pyproject.toml,
+# unless it sets its own with @pytest.mark.timeout(SECONDS).
+SLOW_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+
+
 @pytest.fixture(scope="session")
 def deterministic_fill():
     """The reference weight fill, `deterministic_fill(model, seed=0)` (tests/fixtures/reference_fill.py).

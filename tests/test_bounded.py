@@ -23,6 +23,8 @@ from resfam.cards.verify import verify
 from resfam.cards.zoo import Progress
 
 pytestmark = [pytest.mark.slow,  # models that hang, grow and crash, up to their limits
+              # the longest took 57 s on a busy 2-core machine: a broken limit fails here instead of hanging
+              pytest.mark.timeout(300),
               pytest.mark.skipif(not sys.platform.startswith("linux"),
                                  reason="the memory limit and the process checks are Linux's")]
 

@@ -175,3 +175,12 @@ def test_the_workflow_tests_then_builds_with_the_measurement_cache_then_uploads_
     for step in steps():
         if "uses" in step:
             assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]  # pinned to a commit
+
+
+def test_the_workflow_job_has_a_time_out_within_cis_time():
+    """A hang ends the job, well within the 90 minutes CI has for a run, and no test hangs the suite."""
+    [job] = workflow()["jobs"].values()
+    assert 0 < job["timeout-minutes"] <= 90
+    config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r"^timeout = \d+$", config, re.MULTILINE) and '"pytest-timeout' in config
+

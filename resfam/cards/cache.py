@@ -246,9 +246,24 @@ def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+_GITIGNORE = "# made by resfam-cards: a cache, safe to delete\n*\n"
+
+
+def is_cache_folder(directory: str | os.PathLike[str]) -> bool:
+    """Whether `directory` is a folder this cache made (its `.gitignore` says so) or an empty one."""
+    try:
+        return (Path(directory) / ".gitignore").read_text(encoding="utf-8") == _GITIGNORE
+    except (OSError, UnicodeDecodeError):
+        pass
+    try:
+        return not any(Path(directory).iterdir())
+    except OSError:
+        return False
+
+
 def _ignore_in_git(directory: Path) -> None:
     """A `.gitignore` of `*` in the cache folder keeps it out of any repository it lands in."""
     marker = directory / ".gitignore"
     if not marker.exists():
         with suppress(OSError):
-            marker.write_text("# made by resfam-cards: a cache, safe to delete\n*\n", encoding="utf-8")
+            marker.write_text(_GITIGNORE, encoding="utf-8")

@@ -1,16 +1,20 @@
 """`resfam-cards`: verify the model cards against the code, sync figures back, scaffold a new card.
 
-    resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]... [--strict]
+    resfam-cards verify [PATH...] [--tolerance FIELD=PCT]... [--strict]
                                                         exit 0 clean, 1 drift (--strict: or a literal figure in
                                                         the prose), 2 bad input
                         [--format github]               findings as GitHub Actions annotations
+                        [--format json]                 the report as JSON on stdout
+                        [--json FILE [--force]]         also the JSON report in FILE (a new file, or a report
+                                                        of an earlier run; --force: any JSON file)
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
     resfam-cards measure ID [--image-size N]            one model measured in this process, every figure and
                                                         tag with how it was found (to debug a model)
-    resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
-                                                        config.json), from cards that verify
+    resfam-cards export hub OUT [PATH...] [--license ID] [--force]   a Hugging Face Hub folder per model
+                                                        (README.md, config.json), from cards that verify; it
+                                                        replaces earlier exports (--force: any such folder)
     resfam-cards pages [DOCS] [--config FILE] [--strict] [--watch]   the site's card pages, overview,
                                                         models.json and measurement tables as files in the
                                                         docs folder, for a builder without the plugin
@@ -18,7 +22,14 @@
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N,
 --time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker) and --quiet
 (no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
-written, and exit code 2.
+written, and exit code 2. No command writes into the project's templates/, docs/ or resfam/ folders but
+what it exists to change (sync: the cards' figures; new: the new card), nor over a file it did not write
+(outputs.py).
+
+An option that takes a path says so by its metavar: PATH (a card template read), FILE (a file), DIR (a
+folder), OUT (a folder written into) or DOCS (a docs folder), alone or as the end of a longer one
+(SITE_DIR); the test that tries every path-taking option with every kind of project file
+(tests/test_outputs.py) finds them by it.
 """
 from __future__ import annotations
 
@@ -32,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import PACKAGE_DIR, default_cache_dir
-from .export import default_license, hub_folders, write_folders
+from .export import EXPORTED_FILES, default_license, hub_folders, write_folders
 from .findings import CardError, Finding
 from .limits import (
     DEFAULT_MEMORY,
@@ -45,8 +56,9 @@ from .limits import (
 )
 from .measure_one import measure_here
 from .model_index import parse_card
+from .outputs import cache_dir_problems, export_problems, inside_project, report_file_problems
 from .pool import WorkerError
-from .report import format_github, format_report, summary_line, write_json
+from .report import format_github, format_report, json_text, summary_line, write_json
 from .site import Project, read_project, site_files, source_state, table_files, write_site_files
 from .sync import (
     METADATA_SYNC_FIELDS,
@@ -84,10 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = _run_verify(args)
-    formatter = format_github if args.format == "github" else format_report
-    sys.stdout.write(formatter(report, verbose=args.verbose))
     if args.json:
+        _refuse(report_file_problems(args.json, "--json", args.templates, args.force))
+    report = _run_verify(args)
+    if args.format == "json":
+        sys.stdout.write(json_text(report))
+    else:
+        formatter = format_github if args.format == "github" else format_report
+        sys.stdout.write(formatter(report, verbose=args.verbose))
+    if args.json:
+        _refuse(report_file_problems(args.json, "--json", args.templates, args.force))  # as it is now
         write_json(report, args.json)
     return report.strict_exit_code if args.strict else report.exit_code
 
@@ -126,6 +144,11 @@ def _new(args: argparse.Namespace) -> int:
     if args.write and target.exists():
         problems.append(Finding("error", shown_path(target), None, "the card template already exists",
                                 hint=f"edit it, or run: resfam-cards sync --fill --write {shown_path(target)}"))
+    source_folder = inside_project(target, args.templates, templates=False)
+    if args.write and source_folder is not None:
+        problems.append(Finding("error", shown_path(target), None, f"will not write a card template into the "
+                                                                   f"project's {shown_path(source_folder)}/ folder",
+                                hint="give --templates the templates folder (the default: templates)"))
     with _measurer(args) as zoo:
         try:
             registry = zoo.registry()
@@ -159,13 +182,13 @@ def _new(args: argparse.Namespace) -> int:
     if not args.write:
         sys.stdout.write(text)
         return EXIT_OK
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(target, "x", encoding="utf-8") as handle:  # never over an existing file
-            handle.write(text)
-    except FileExistsError:
-        raise CardError([Finding("error", shown_path(target), None, "the card template already exists",
-                                 hint="edit it instead")]) from None
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CardError([Finding("error", shown_path(target.parent), None, f"cannot make the folder: "
+                                                                           f"{error.strerror or error}",
+                                 hint="check --templates")]) from None
+    write_atomic(target, text, replace=False)  # never over an existing file
     print(f"wrote {shown_path(target)}: {len(measured)} model(s); add the text, the citation and the "
           f"accuracies, then run: resfam-cards verify {shown_path(target)}", file=sys.stderr)
     return EXIT_OK
@@ -192,12 +215,15 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _refuse(export_problems(args.out, [], EXPORTED_FILES, args.templates, args.force))  # before measuring
     report = _run_verify(args)
     if not report.ok:
         sys.stderr.write(format_report(report))
         print("nothing written: the cards must match the code before they are exported", file=sys.stderr)
         return report.exit_code
     folders = hub_folders(report, args.templates, license_id=args.license or default_license())
+    _refuse(export_problems(args.out, [folder.name for folder in folders], EXPORTED_FILES, args.templates,
+                            args.force))
     write_folders(folders, args.out)
     print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
           "uploaded", file=sys.stderr)
@@ -266,14 +292,14 @@ def _write_pages(files: list, out: str) -> None:
 
 
 def _check_docs_folder(out: str, templates: str) -> None:
-    """Refuse a DOCS that is a file, or the templates folder or inside it (the sources of the pages)."""
+    """Refuse a DOCS that is a file, or inside one of the project's source folders other than its docs
+    folder (the templates, which the pages are made from, or the package)."""
     problem = None
+    folder = inside_project(out, templates)
     if os.path.exists(out) and not os.path.isdir(out):
         problem = "is a file, not a folder"
-    else:
-        target, sources = os.path.realpath(out), os.path.realpath(templates)
-        if target == sources or target.startswith(sources + os.sep):
-            problem = "is the templates folder or inside it: the pages would land among their own sources"
+    elif folder is not None and folder.name != "docs":  # docs/ is where the pages belong
+        problem = f"is inside the project's source folder {shown_path(folder)}/, not the site's docs folder"
     if problem:
         raise CardError([Finding("error", out, None, f"cannot write the pages here: {problem}",
                                  hint="give the docs folder of the site, e.g. resfam-cards pages docs")])
@@ -344,15 +370,30 @@ def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
 
 def _run_verify(args: argparse.Namespace) -> Report:
     tolerances, limits = _settings(args)
+    _refuse(_cache_dir_problems(args))
     return verify(args.paths or None, templates_dir=args.templates, tolerances=tolerances,
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
                   max_workers=args.workers, limits=limits, without_card=args.without_card)
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
+    _refuse(_cache_dir_problems(args))
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir(args.templates))
     return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=args.workers,
                        limits=_limits(args))
+
+
+def _cache_dir_problems(args: argparse.Namespace) -> list[Finding]:
+    if args.no_cache:
+        return []
+    option = "--cache-dir" if args.cache_dir else "the cache folder next to --templates"
+    return cache_dir_problems(args.cache_dir or default_cache_dir(args.templates), option, args.templates)
+
+
+def _refuse(problems: list[Finding]) -> None:
+    """Stop, writing nothing, when there is any problem (CardError: exit 2)."""
+    if problems:
+        raise CardError(problems)
 
 
 def _progress(args: argparse.Namespace):
@@ -473,14 +514,20 @@ def _parser() -> argparse.ArgumentParser:
 
     verify_command = commands.add_parser("verify", parents=[common, checking],
                                          help="check the cards against the code (exit 0 clean, 1 drift, 2 bad input)")
-    verify_command.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    verify_command.add_argument("--json", metavar="FILE",
+                                help="also write the report as JSON to FILE: a new file, or a report of an earlier "
+                                     "run (to print it instead: --format json)")
+    verify_command.add_argument("--force", action="store_true",
+                                help="let --json replace a JSON file that is not a report (never another kind of "
+                                     "file, nor one in the project's templates/, docs/ or resfam/)")
     verify_command.add_argument("-v", "--verbose", action="store_true", help="list every figure, also the ok ones")
     verify_command.add_argument("--strict", action="store_true",
                                 help="a figure the prose writes out instead of citing the measurement fails too "
                                      "(exit 1), as in mkdocs build --strict")
-    verify_command.add_argument("--format", choices=("text", "github"), default="text",
-                                help="text (default), or github: each finding as a GitHub Actions workflow "
-                                     "command, shown on the pull request's changed lines")
+    verify_command.add_argument("--format", choices=("text", "github", "json"), default="text",
+                                help="text (default); github: each finding as a GitHub Actions workflow "
+                                     "command, shown on the pull request's changed lines; json: the report as "
+                                     "JSON (the format of --json FILE)")
     verify_command.set_defaults(command=_verify)
 
     sync_command = commands.add_parser("sync", parents=[common, checking],
@@ -518,6 +565,10 @@ def _parser() -> argparse.ArgumentParser:
     export_command.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
     export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
                                                                 "resfam's own, apache-2.0)")
+    export_command.add_argument("--force", action="store_true",
+                                help="replace the README.md and config.json of a model folder in OUT that an "
+                                     "export did not write (never a file in the project's templates/, docs/ or "
+                                     "resfam/)")
     export_command.set_defaults(command=_export, without_card=None)  # exports the cards, whatever they cover
 
     pages_command = commands.add_parser("pages", parents=[common, tolerance],

@@ -38,6 +38,7 @@ PIPELINE_TAG = "image-classification"
 # Hub ids of the datasets and metric types the cards name; others get a slug of their name
 HUB_DATASETS = {"ImageNet": "imagenet-1k"}
 HUB_METRICS = {"Top 1 Accuracy": "accuracy", "Top 5 Accuracy": "top_5_accuracy"}
+EXPORTED_FILES = ("README.md", "config.json")  # in each model's folder
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ def hub_folders(report: Report, templates_dir: str | os.PathLike[str], *, licens
             readme = _readme(model, result, Path(templates_dir), license_id, report.versions)
             config = {"architecture": model.model_id, "family": model.family,
                       **result.models[model.name].registered.config}
-            folders[model.name] = HubFolder(model.name, {"README.md": readme,
-                                                         "config.json": json.dumps(config, indent=2) + "\n"})
+            files = {"README.md": readme, "config.json": json.dumps(config, indent=2) + "\n"}
+            folders[model.name] = HubFolder(model.name, {name: files[name] for name in EXPORTED_FILES})
     if clashes:
         raise CardError(clashes)
     return list(folders.values())
@@ -93,7 +94,7 @@ def write_folders(folders: Sequence[HubFolder], out_dir: str | os.PathLike[str])
             raise CardError([Finding("error", str(target), None, f"cannot make the folder: {error.strerror or error}",
                                      hint="check the path and the permissions of its parent")]) from None
         for name, text in folder.files.items():
-            write_atomic(target / name, text)
+            write_atomic(target / name, text, what=f"the exported {name}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ import json
 import os
 from typing import Any
 
-from .findings import CardError, Finding
+from .findings import Finding
+from .outputs import REPORT_GENERATOR
+from .sync import write_atomic
 from .verify import Report
 
 JSON_FORMAT = 1
@@ -98,6 +100,7 @@ def _count(number: int, noun: str) -> str:
 def report_json(report: Report) -> dict[str, Any]:
     """The report as plain data: a summary, then per card its findings and measured figures."""
     return {
+        "generator": REPORT_GENERATOR,  # the marker that lets a later run replace this file
         "format": JSON_FORMAT,
         "ok": report.ok,
         "exit_code": report.exit_code,
@@ -127,14 +130,13 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def write_json(report: Report, path: str | os.PathLike[str]) -> None:
-    """Write `report_json` to `path` (CardError when it cannot be written)."""
+def json_text(report: Report) -> str:
+    """`report_json` as JSON text, one line per value."""
     # YAML may give a claim a type JSON lacks (a date); it is written as text
-    text = json.dumps(report_json(report), indent=2, default=str, allow_nan=False)
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-    except OSError as error:
-        raise CardError([Finding("error", os.fspath(path), None,
-                                 f"cannot write the JSON report: {error.strerror or error}",
-                                 hint="check the path and the permissions of its folder")]) from None
+    return json.dumps(report_json(report), indent=2, default=str, allow_nan=False) + "\n"
+
+
+def write_json(report: Report, path: str | os.PathLike[str]) -> None:
+    """Write `json_text` to `path`, all at once (CardError when it cannot be written). Whether `path` may
+    be replaced is the caller's to check (`outputs.report_file_problems`)."""
+    write_atomic(path, json_text(report), what="the JSON report")

@@ -179,13 +179,15 @@ def _hunk_range(start: int, stop: int) -> str:
     return f"{start + 1 if count else start},{count}"
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+def write_atomic(path: str | os.PathLike[str], text: str, *, replace: bool = True,
+                 what: str = "the card template") -> None:
     """Replace the file at `path` with `text` (UTF-8, bytes exactly as given) all at once.
 
     The text goes to a temporary file in the same folder, is flushed to disk, takes the original's
     permissions, and then replaces the original with one `os.replace`. If anything fails (or the
     process is interrupted) before that, the original is untouched and the temporary file removed.
-    An OSError becomes a CardError naming the file.
+    An OSError becomes a CardError naming the file (`what` it is). With `replace=False` the file must be new: it is
+    linked into place, which fails (FileExistsError, a CardError) if a file of that name has appeared.
     """
     shown = os.fspath(path)
     target = os.path.realpath(shown)  # write through a symlink, do not replace the link itself
@@ -196,7 +198,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
                                                  dir=folder)
     except OSError as error:
-        raise CardError([_write_failure(shown, error)]) from None
+        raise CardError([_write_failure(shown, error, what)]) from None
     try:
         try:
             _write_all(descriptor, data)
@@ -204,12 +206,16 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-        os.replace(temporary, target)
+        if replace:
+            os.replace(temporary, target)
+        else:
+            os.link(temporary, target)  # never over an existing file
+            os.unlink(temporary)
     except BaseException as error:
         with suppress(OSError):
             os.unlink(temporary)
         if isinstance(error, OSError):
-            raise CardError([_write_failure(shown, error)]) from None
+            raise CardError([_write_failure(shown, error, what)]) from None
         raise
     _fsync_folder(folder)
 
@@ -484,7 +490,7 @@ def _fsync_folder(folder: str) -> None:
             os.close(descriptor)
 
 
-def _write_failure(path: str, error: OSError) -> Finding:
-    return Finding("error", path, None, f"cannot write the card template: {error.strerror or error}; "
+def _write_failure(path: str, error: OSError, what: str) -> Finding:
+    return Finding("error", path, None, f"cannot write {what}: {error.strerror or error}; "
                                         "the original is unchanged",
                    hint="check the permissions of the file and its folder, and the free disk space")
