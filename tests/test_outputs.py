@@ -144,8 +144,8 @@ def expected_changes(pristine, shared_cache, tmp_path_factory) -> dict[str, dict
         before = snapshot(root)
         with pytest.MonkeyPatch.context() as patch:
             patch.chdir(root)
-            code = main([*command_line(command, base_values(command, outside), CARD), "-q",
-                         "--cache-dir", str(shared_cache)])
+            values = {**base_values(command, outside), "cache_dir": str(shared_cache), "quiet": True}
+            code = main(command_line(command, values, CARD))
         # the working command line works, and writes its outputs (if any) outside
         assert code == 0 or not base_values(command, outside), command
         outputs = {"verify": ["report.json"], "export": ["hub"]}.get(command)
