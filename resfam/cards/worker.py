@@ -18,7 +18,8 @@ when the zoo cannot be imported; then answers each request line on stdin with on
             "architecture_tags": {tag: definition},
             "hashes": {file: sha256}, "versions", "code"}
     {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
-        -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256}, "seconds",
+        -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256},
+            "dependencies": {file: what of it the model depends on (cards/dependencies.py)}, "seconds",
             "versions", "code"}
         -> {"op": "failed", "model", "error", "step", "cause", "where", "versions", "code"}
 
@@ -126,10 +127,11 @@ class _Server:
             imported_from = Path(resfam.__file__).resolve().parent
             if imported_from != self.package_dir.resolve():
                 raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
-            from resfam.cards import architecture, cache, measure
+            from resfam.cards import architecture, cache, dependencies, measure
 
             self.measure_module = measure
             self.cache_module = cache
+            self.dependencies = dependencies
             self.facts = self.registry_facts()
             self.architecture_tags = architecture.vocabulary()
         # the trace's kernels, registered once for every model this worker measures; kept open (and
@@ -206,24 +208,69 @@ class _Server:
         self.current_step = None
         model = None
         used_modules: set[str] = set()
+        recorder = self.dependencies.CodeRecorder()
         try:
-            with _recording_imports(used_modules):
+            with _recording_imports(used_modules), recorder:
                 with self.step("building"):
                     model = self.measure_module.build_for_counting(model_id, **kwargs)
-                used_modules.update(type(module).__module__ for module in model.modules())
+                classes = {type(module) for module in model.modules()}
+                used_modules.update(cls.__module__ for cls in classes)
                 measurements = self.measure_module.measure_built_model(model_id, model, image_sizes, self.step)
         except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - a model that cannot be measured is a finding
             return {"op": "failed", "model": model_id, **self.failure(error)}
         finally:
             del model
             _settle()  # one model at a time in memory
-        defining = set(self.facts[model_id]["sources"]) | {
+        ran = _merge(recorder.top_level_names(self.model_file), self.dependencies.class_names(classes, self.model_file))
+        defining = set(self.facts[model_id]["sources"]) | set(ran) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.package_dir)
+        sources = {f: tree.digest(f) for f in sorted(self.imports.closure(defining))}
         return {"op": "measured", "model": model_id,
                 "measurements": [measurement.to_json() for measurement in measurements],
-                "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(defining))},
+                "sources": sources, "dependencies": self.model_dependencies(model_id, sources, ran),
                 "seconds": time.perf_counter() - started}
+
+    def model_file(self, filename: str | None) -> str | None:
+        """A file of the zoo (a resfam source outside the card engine), relative to the package, or None."""
+        relative = self.relative.of_file(filename)
+        return None if relative is None or relative.startswith(self.cache_module.CARDS_FOLDER) else relative
+
+    def model_dependencies(self, model_id: str, sources: dict[str, str | None],
+                           ran: dict[str, set[str]]) -> dict[str, Any]:
+        """Per source file of the model, what of it the model depends on (`dependencies.record`)."""
+        registration = self.registrations.get(model_id)
+        found = {}
+        for file, digest in sources.items():
+            text = self.dependencies.read_source(self.package_dir / file)
+            if text is None:
+                found[file] = {self.dependencies.WHOLE_FILE: digest}
+                continue
+            own = registration.module_line if registration and registration.module_file == file else None
+            found[file] = self.dependencies.record(text, digest, ran.get(file, ()),
+                                                   self.registration_calls().get(file, ()), own)
+        return found
+
+    def registration_calls(self) -> dict[str, set[str]]:
+        """{file: the functions its top-level statements call to register models}, read once."""
+        if not hasattr(self, "_registration_calls"):
+            lines: dict[str, set[int]] = {}
+            for registration in self.registrations.values():
+                if registration.module_file is not None and registration.module_line is not None:
+                    lines.setdefault(registration.module_file, set()).add(registration.module_line)
+            self._registration_calls = {
+                file: self.dependencies.registration_calls(self.dependencies.read_source(self.package_dir / file) or b"",
+                                                           file_lines)
+                for file, file_lines in lines.items()}
+        return self._registration_calls
+
+
+def _merge(*mappings: dict[str, set[str]]) -> dict[str, set[str]]:
+    merged: dict[str, set[str]] = {}
+    for mapping in mappings:
+        for key, values in mapping.items():
+            merged.setdefault(key, set()).update(values)
+    return merged
 
 
 def _settle() -> None:

@@ -1,0 +1,190 @@
+"""What a measured model depends on, finer than a file: the top-level definitions of the resfam sources
+whose code ran while it was built and measured, the rest of those files, and its own registration.
+
+The worker records (`CodeRecorder`) every code object that runs while a model is built and traced, and
+names each by the top-level function or class of its file that holds it (`Bottleneck.forward` and a
+function nested in `register_resnet` belong to `Bottleneck` and `register_resnet`); the classes of the
+model's modules are added, since a class attribute is read without running any code of the class.
+For every file the model depends on (those files and the resfam modules they import), the cache entry
+keeps (`record`):
+
+- `defs`: the hash of each of those top-level definitions;
+- `context`: one hash of the file's other top-level statements (imports, constants, a loop that
+  registers models), leaving out the bare calls that register models (`register_resnet(...)`, named in
+  `registrations`) and the docstrings;
+- `own`: in the file that registers the model, the hash of the statement that registers it;
+- `file`: the file's own hash, when a piece of code that ran cannot be named by a top-level
+  definition (it is then trusted only while the whole file is unchanged).
+
+Hashes are of the syntax tree (`ast.dump`), so that a comment, a blank line or a moved definition
+changes none. `unchanged` compares an entry's record with the file as it is now: adding a registration
+line leaves the other models' entries valid; editing a block class re-measures the models built with
+it; editing a helper they call re-measures them too; anything else in the file (an import, a constant)
+re-measures every model of the file. How the cache uses it: docs/architecture.md.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sys
+import types
+from collections.abc import Iterable
+from typing import Any
+
+WHOLE_FILE = "file"
+
+
+class FileUnits:
+    """One source file cut into what a model can depend on, hashed."""
+
+    def __init__(self, text: str | bytes, registrations: Iterable[str] = ()):
+        self.registrations = sorted(set(registrations))
+        tree = ast.parse(text)
+        self.defs: dict[str, str] = {}
+        self.statements: list[tuple[ast.stmt, str]] = []
+        context = hashlib.sha256()
+        for node in tree.body:
+            digest = _digest(node)
+            self.statements.append((node, digest))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                # a name defined twice: the last one is what the module holds, and both are hashed
+                self.defs[node.name] = _digest_text(self.defs.get(node.name, "") + digest)
+            elif not _is_docstring(node) and self.registering_call(node) is None:
+                context.update(digest.encode())
+        self.context = context.hexdigest()
+
+    def registering_call(self, node: ast.stmt) -> str | None:
+        """The name of the function a bare call statement calls, if it is one that registers models."""
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            name = ast.unparse(node.value.func)
+            return name if name in self.registrations else None
+        return None
+
+    def statement_at(self, line: int) -> tuple[ast.stmt, str] | None:
+        """The top-level statement that spans `line`, with its hash."""
+        for node, digest in self.statements:
+            if node.lineno <= line <= (node.end_lineno or node.lineno):
+                return node, digest
+        return None
+
+    def has_statement(self, digest: str) -> bool:
+        return any(found == digest for _, found in self.statements)
+
+
+def registration_calls(text: str | bytes, lines: Iterable[int]) -> set[str]:
+    """The functions called by the top-level bare calls at `lines` (where models are registered)."""
+    try:
+        units = FileUnits(text)
+    except (SyntaxError, ValueError):
+        return set()
+    found = set()
+    for line in lines:
+        statement = units.statement_at(line)
+        if statement and isinstance(statement[0], ast.Expr) and isinstance(statement[0].value, ast.Call):
+            found.add(ast.unparse(statement[0].value.func))
+    return found
+
+
+def record(text: str | bytes, file_digest: str | None, names: Iterable[str], registrations: Iterable[str],
+           registered_at: int | None = None) -> dict[str, Any]:
+    """What a model depends on in one file (its source `text`): the top-level definitions `names`, the
+    file's context and, when `registered_at` is given, the statement at that line that registers it."""
+    try:
+        units = FileUnits(text, registrations)
+    except (SyntaxError, ValueError):
+        return {WHOLE_FILE: file_digest}
+    found: dict[str, Any] = {"registrations": units.registrations, "context": units.context, "defs": {}}
+    for name in sorted(set(names)):
+        if name in units.defs:
+            found["defs"][name] = units.defs[name]
+        else:  # code that no top-level definition holds: the whole file
+            found[WHOLE_FILE] = file_digest
+    if registered_at is not None:
+        statement = units.statement_at(registered_at)
+        if statement is None:
+            found[WHOLE_FILE] = file_digest
+        else:
+            found["own"] = statement[1]
+    return found
+
+
+def unchanged(recorded: Any, text: str | bytes, file_digest: str | None) -> bool:
+    """Whether the file, as `text` now, still holds everything `recorded` says the model depends on."""
+    if not isinstance(recorded, dict):
+        return False
+    if WHOLE_FILE in recorded:
+        return file_digest is not None and recorded[WHOLE_FILE] == file_digest
+    registrations, defs = recorded.get("registrations"), recorded.get("defs")
+    if not isinstance(registrations, list) or not isinstance(defs, dict) or "context" not in recorded:
+        return False
+    try:
+        units = FileUnits(text, map(str, registrations))
+    except (SyntaxError, ValueError):
+        return False
+    if units.context != recorded["context"] or any(units.defs.get(name) != digest for name, digest in defs.items()):
+        return False
+    return "own" not in recorded or units.has_statement(recorded["own"])
+
+
+class CodeRecorder:
+    """Records every Python function, method and class body that runs inside the block (a trace function
+    that watches calls only: no line events), to be named by `top_level_names` afterwards."""
+
+    def __init__(self) -> None:
+        self.codes: set[types.CodeType] = set()
+
+    def __enter__(self) -> CodeRecorder:
+        codes = self.codes
+
+        def on_call(frame: types.FrameType, event: str, arg: Any) -> None:
+            codes.add(frame.f_code)  # returns None: the frame's lines are not traced
+
+        self._previous = sys.gettrace()
+        sys.settrace(on_call)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        sys.settrace(self._previous)
+
+    def top_level_names(self, relative_path) -> dict[str, set[str]]:
+        """{file: names of its top-level definitions that ran}, for the files `relative_path` maps into
+        the package (it returns None for the others)."""
+        found: dict[str, set[str]] = {}
+        for code in self.codes:
+            file = relative_path(code.co_filename)
+            if file is not None:
+                found.setdefault(file, set()).add(code.co_qualname.split(".")[0])
+        return found
+
+
+def class_names(classes: Iterable[type], relative_path) -> dict[str, set[str]]:
+    """{file: top-level class names} of the classes and their bases defined in the package."""
+    found: dict[str, set[str]] = {}
+    for cls in classes:
+        for base in cls.__mro__:
+            module = sys.modules.get(base.__module__)
+            file = relative_path(getattr(module, "__file__", None))
+            if file is not None:
+                found.setdefault(file, set()).add(base.__qualname__.split(".")[0])
+    return found
+
+
+def _digest(node: ast.AST) -> str:
+    return _digest_text(ast.dump(node))
+
+
+def _digest_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def read_source(path: str | os.PathLike[str]) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
