@@ -14,7 +14,6 @@ import yaml
 from sitebuild import REPO, offline_env
 from tools import executable, missing
 
-HOOK_FILES = (".pre-commit-hooks.yaml", "scripts/verify-cards-hook.sh")
 WORKFLOW = REPO / ".github" / "workflows" / "docs.yml"
 
 
@@ -37,16 +36,14 @@ def git(*args: str, cwd: Path) -> str:
 
 @pytest.fixture
 def clone(tmp_path, shared_cache):
-    """A local git clone of the repository (with the hook files as they are in the working tree),
+    """A local git clone of the repository with the working tree's state committed on top (changed,
+    new and removed files: what a contributor's commit would hold, a new card and model among them),
     whose .pre-commit-config.yaml uses the repository's hook at the clone's HEAD: what a project that
     adds the hook has, with no network."""
     pre_commit = executable("pre-commit")
     project = tmp_path / "clone"
     git("clone", "--quiet", "--no-hardlinks", str(REPO), str(project), cwd=tmp_path)
-    for name in HOOK_FILES:
-        shutil.copy2(REPO / name, project / name)
-    git("add", *HOOK_FILES, cwd=project)
-    git("commit", "--quiet", "--allow-empty", "-m", "the hook as in the working tree", cwd=project)
+    commit_working_tree(project)
     config = {"repos": [{"repo": str(project), "rev": git("rev-parse", "HEAD", cwd=project), "hooks": [
         {"id": "resfam-cards-verify", "args": ["--cache-dir", str(shared_cache)]}]}]}
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -58,6 +55,21 @@ def clone(tmp_path, shared_cache):
         return run(pre_commit, "run", "--color", "never", *args, cwd=project, env=dict(env, PATH=path))
 
     return project, pre_commit_run
+
+
+def commit_working_tree(project: Path) -> None:
+    """Commit in the clone `project` the repository's working tree as it is: every file git does not
+    ignore, with its content now; files removed from the working tree removed."""
+    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO).split("\0")
+    for name in filter(None, listed):
+        source, target = REPO / name, project / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif target.is_file():
+            target.unlink()
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--allow-empty", "-m", "the working tree", cwd=project)
 
 
 def test_pre_commit_hook_passes_on_clean_cards_and_fails_naming_a_drifted_one(clone):

@@ -5,8 +5,8 @@ An entry is found by its key and trusted only if the code behind it is unchanged
 - key: what the value is of (a model ID and its arguments and an image size, or the registry),
   the Python, torch, fvcore and resfam versions (read from the installed metadata, nothing is imported)
   and the hash of the measurement code: `cards/measure.py` and the worker process's own code,
-  `cards/worker.py` and `cards/dependencies.py`. The parent's side of the worker pool (`cards/pool.py`) and the limits that bound
-  the work (`cards/limits.py`) change no figure, so editing them keeps every entry;
+  `cards/worker.py` and `cards/dependencies.py`. The parent's side of the worker pool (`cards/pool.py`)
+  and the limits that bound the work (`cards/limits.py`) change no figure, so editing them keeps every entry;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
   worker that computed it. A measurement depends on the files that define its model (the module that
   registers it, the modules its builder and its layers come from, and every resfam module those import,

@@ -48,6 +48,7 @@ from .sync import (
     sync_values,
     write_atomic,
 )
+from .unfinished import PLACEHOLDER, display_name
 from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Report, resolve_tolerances, shown_path, verify
 from .zoo import Progress, ZooMeasurer
 
@@ -141,7 +142,7 @@ def _new(args: argparse.Namespace) -> int:
               for model_id, model in measured.items() if model.error]
     if failed:
         raise CardError(failed)
-    text = card_template(args.collection or args.family,
+    text = card_template(args.collection or display_name(args.family),
                          {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
     parse_card(shown_path(target), text)  # what `new` writes must read back
     if not args.write:
@@ -212,18 +213,18 @@ def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
     lines = [
         f"# {collection}",
         "",
-        f"TODO: what is new about {collection}, in a few sentences, and the paper it comes from.",
+        f"{PLACEHOLDER} what is new about {collection}, in a few sentences, and the paper it comes from.",
         "",
         "{% include 'code_snippets.md' %}",
         "",
         "## How do I train this model?",
         "",
-        "TODO: the training recipe, or where to find it.",
+        f"{PLACEHOLDER} the training recipe, or where to find it.",
         "",
         "## Citation",
         "",
         "```BibTeX",
-        "TODO: the paper's BibTeX entry",
+        f"{PLACEHOLDER} the paper's BibTeX entry",
         "```",
         "",
         "<!--",
@@ -394,7 +395,10 @@ def _parser() -> argparse.ArgumentParser:
     new_command.add_argument("family", metavar="FAMILY", help="the family, e.g. resnet-d")
     new_command.add_argument("--model", dest="models", action="append", required=True, metavar="ID",
                              help="a registered model ID (repeatable)")
-    new_command.add_argument("--collection", help="the collection name shown as the title (default: FAMILY)")
+    new_command.add_argument("--collection", metavar="NAME",
+                             help="the family's display name: the card's title, and its name in the overview's "
+                                  "table and chart and in the navigation (default: from FAMILY, e.g. wide-resnet: "
+                                  "Wide ResNet)")
     new_command.add_argument("--write", action="store_true",
                              help="write templates/models/FAMILY.md (never over an existing file)")
     new_command.set_defaults(command=_new)

@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
-from .model_index import family_of
+from .model_index import family_of, parse_card
 from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
 from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
@@ -103,8 +103,10 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
         self.family_order = list(self.config.families)  # the overview's order; families not in it come last
         if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
-            cards = [self._src_uri(path) for path in card_templates(self.templates_dir)]
-            list_card_pages(config.nav, cards, self.config.overview)
+            templates = card_templates(self.templates_dir)
+            cards = [self._src_uri(path) for path in templates]
+            list_card_pages(config.nav, cards, self.config.overview,
+                            {self._src_uri(path): _collection_of(path) for path in templates})
             self.family_order = self.family_order or [family_of(uri) for uri in _nav_paths(config.nav) if uri in cards]
         return config
 
@@ -222,14 +224,24 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         return os.path.normpath(os.path.join(root, path))
 
 
-def list_card_pages(nav: list, card_uris: Sequence[str], overview: str) -> None:
+def list_card_pages(nav: list, card_uris: Sequence[str], overview: str,
+                    titles: Mapping[str, str | None] | None = None) -> None:
     """Append to an explicit `nav` the card pages it leaves out, in the section that lists the other
-    cards or the overview. A nav that lists neither stays as written (its author left the cards out)."""
+    cards or the overview, titled with their collection's name (`titles`), as the overview names the
+    family. A nav that lists neither stays as written (its author left the cards out)."""
     listed = set(_nav_paths(nav))
     missing = [uri for uri in card_uris if uri not in listed]
     section = _nav_section_of(nav, {*card_uris, overview})
     if missing and section is not None:
-        section.extend(missing)
+        section.extend({titles[uri]: uri} if titles and titles.get(uri) else uri for uri in missing)
+
+
+def _collection_of(path: str | os.PathLike[str]) -> str | None:
+    """The collection name of a card template, None when it cannot be read (verify reports why)."""
+    try:
+        return parse_card(path).collection
+    except CardError:
+        return None
 
 
 def _nav_entries(nav: list) -> Iterator[tuple[Any, list]]:

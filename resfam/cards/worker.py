@@ -258,10 +258,10 @@ class _Server:
             for registration in self.registrations.values():
                 if registration.module_file is not None and registration.module_line is not None:
                     lines.setdefault(registration.module_file, set()).add(registration.module_line)
-            self._registration_calls = {
-                file: self.dependencies.registration_calls(self.dependencies.read_source(self.package_dir / file) or b"",
-                                                           file_lines)
-                for file, file_lines in lines.items()}
+            read = self.dependencies.read_source
+            self._registration_calls = {file: self.dependencies.registration_calls(read(self.package_dir / file) or b"",
+                                                                                   file_lines)
+                                        for file, file_lines in lines.items()}
         return self._registration_calls
 
 
