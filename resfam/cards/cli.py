@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _verify(args: argparse.Namespace) -> int:
     report = _run_verify(args)
     formatter = format_github if args.format == "github" else format_report
-    sys.stdout.write(formatter(report, verbose=args.verbose))
+    sys.stdout.write(formatter(report, verbose=args.verbose, strict=args.strict))
     if args.json:
         write_json(report, args.json)
     return report.strict_exit_code if args.strict else report.exit_code

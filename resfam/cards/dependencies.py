@@ -1,10 +1,12 @@
 """What a measured model depends on, finer than a file: the top-level definitions of the resfam sources
 whose code ran while it was built and measured, the rest of those files, and its own registration.
 
-The worker records (`CodeRecorder`) every code object that runs while a model is built and traced, and
-names each by the top-level function or class of its file that holds it (`Bottleneck.forward` and a
-function nested in `register_resnet` belong to `Bottleneck` and `register_resnet`); the classes of the
-model's modules are added, since a class attribute is read without running any code of the class.
+The worker records (`CodeRecorder`) every code object that runs while a model is built, and names each
+by the top-level function or class of its file that holds it (`Bottleneck.__init__` and a function
+nested in `register_resnet` belong to `Bottleneck` and `register_resnet`); it adds the classes of the
+model's modules (their `forward` runs when the model is traced), and then, read from the source
+(`References`), every definition those and the model's registration statement name, transitively: the
+helpers its `forward` calls.
 For every file the model depends on (those files and the resfam modules they import), the cache entry
 keeps (`record`):
 
@@ -129,7 +131,8 @@ def unchanged(recorded: Any, text: str | bytes, file_digest: str | None) -> bool
 
 class CodeRecorder:
     """Records every Python function, method and class body that runs inside the block (a trace function
-    that watches calls only: no line events), to be named by `top_level_names` afterwards."""
+    that watches calls only: no line events), to be named by `top_level_names` afterwards. Used while a
+    model is built, not while it is traced (see `References`)."""
 
     def __init__(self) -> None:
         self.codes: set[types.CodeType] = set()
@@ -155,6 +158,97 @@ class CodeRecorder:
             file = relative_path(code.co_filename)
             if file is not None:
                 found.setdefault(file, set()).add(code.co_qualname.split(".")[0])
+        return found
+
+
+class References:
+    """The top-level definitions a piece of resfam code names, read from the source: a function or class
+    of the same file, or one imported from another resfam module (`from .layers import make_divisible`,
+    `layers.make_divisible`). `file_of(["resfam", "models", "layers"])` gives a module's file, or None
+    outside the package. Followed transitively, they stand for the code that runs after the model is
+    built (its `forward` and what it calls), which is not watched as it runs: a trace function slows
+    every Python call of torch's tracing too."""
+
+    def __init__(self, package_dir: str | os.PathLike[str], file_of):
+        self.package_dir = package_dir
+        self.file_of = file_of
+        self._files: dict[str, tuple[dict[str, ast.stmt], dict[str, tuple[str, str | None]]] | None] = {}
+
+    def closure(self, units: dict[str, set[str]],
+                statements: Iterable[tuple[str, ast.AST]] = ()) -> dict[str, set[str]]:
+        """`units` ({file: top-level names}) and every definition they name, and those name, and so on;
+        `statements`: more (file, syntax node) pairs whose names count (a model's registration)."""
+        todo = [(file, name) for file, names in units.items() for name in names]
+        for file, node in statements:
+            todo += self._named_in(file, node)
+        found: dict[str, set[str]] = {}
+        while todo:
+            file, name = todo.pop()
+            if name in found.get(file, ()):
+                continue
+            parsed = self._parsed(file)
+            if parsed is None:
+                continue
+            definitions, imported = parsed
+            if name in definitions:
+                found.setdefault(file, set()).add(name)
+                todo += self._named_in(file, definitions[name])
+            elif name in imported and imported[name][1] is not None:  # a name imported from elsewhere
+                todo.append(imported[name])  # type: ignore[arg-type]
+        for file, names in units.items():  # what ran stays recorded, whether or not it is a definition
+            found.setdefault(file, set()).update(names)
+        return found
+
+    def _named_in(self, file: str, node: ast.AST) -> list[tuple[str, str]]:
+        parsed = self._parsed(file)
+        if parsed is None:
+            return []
+        definitions, imported = parsed
+        named = []
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Name):
+                if inner.id in definitions:
+                    named.append((file, inner.id))
+                elif inner.id in imported and imported[inner.id][1] is not None:
+                    named.append(imported[inner.id])  # type: ignore[arg-type]
+            elif isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name):
+                module = imported.get(inner.value.id)
+                if module is not None and module[1] is None:  # an imported resfam module
+                    named.append((module[0], inner.attr))
+        return named
+
+    def _parsed(self, file: str):
+        """(top-level definitions by name, imported names: alias -> (file, name), or (file, None) for a
+        module), or None when the file cannot be read."""
+        if file not in self._files:
+            text = read_source(os.path.join(self.package_dir, file))
+            try:
+                tree = ast.parse(text) if text is not None else None
+            except (SyntaxError, ValueError):
+                tree = None
+            self._files[file] = None if tree is None else (
+                {node.name: node for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))},
+                self._imports(file, tree))
+        return self._files[file]
+
+    def _imports(self, file: str, tree: ast.Module) -> dict[str, tuple[str, str | None]]:
+        package = ["resfam", *file[: -len(".py")].split("/")[:-1]]
+        found: dict[str, tuple[str, str | None]] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = base + (node.module.split(".") if node.module else [])
+                for alias in node.names:
+                    as_module = self.file_of(module + [alias.name])
+                    target = (as_module, None) if as_module else (self.file_of(module), alias.name)
+                    if target[0] is not None:
+                        found[alias.asname or alias.name] = target  # type: ignore[assignment]
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    as_module = self.file_of(alias.name.split("."))
+                    if as_module is not None and alias.asname:
+                        found[alias.asname] = (as_module, None)
         return found
 
 

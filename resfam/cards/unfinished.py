@@ -1,7 +1,8 @@
-"""What makes a card unfinished, so that the strict checks (`verify --strict`, `mkdocs build --strict`) do not
-publish it: a placeholder that `resfam-cards new` writes and nobody replaced, a model that states no
-accuracy (no `Results`), a collection named by its slug (`wide-resnet`) where readers expect a name
-(`Wide ResNet`). Each is a strict warning at its line, saying what to write.
+"""What makes a card unfinished, so that the strict checks (`verify --strict`, `mkdocs build --strict`)
+do not publish it: a placeholder that `resfam-cards new` writes and nobody replaced, a model that states
+no accuracy (no `Results`), a collection named by its slug (`wide-resnet`) where readers expect a name
+(`Wide ResNet`; a card that names no collection is shown under its family, and is not flagged). Each is
+a strict warning at its line, saying what to write.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def unfinished_findings(card: Card) -> list[Finding]:
                 "warning", card.path, model.line, f"{model.name} states no accuracy: the entry has no Results",
                 hint="add its ImageNet Top 1 and Top 5 Accuracy under Results (docs/adding-a-model.md, step 2)",
                 model=model.name, strict=True))
-    if FAMILY_SLUG.fullmatch(card.collection):
+    named = bool(card.raw.get("Collections")) or any(model.raw.get("In Collection") for model in card.models)
+    if named and FAMILY_SLUG.fullmatch(card.collection):
         line = next((number for number, text in enumerate(lines, 1)
                      if re.fullmatch(rf"\s*(- )?Name: *{re.escape(card.collection)}\s*", text)), None)
         found.append(Finding(

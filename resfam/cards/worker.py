@@ -132,6 +132,7 @@ class _Server:
             self.measure_module = measure
             self.cache_module = cache
             self.dependencies = dependencies
+            self.references = dependencies.References(self.package_dir, self.imports._file_of)
             self.facts = self.registry_facts()
             self.architecture_tags = architecture.vocabulary()
         # the trace's kernels, registered once for every model this worker measures; kept open (and
@@ -210,8 +211,8 @@ class _Server:
         used_modules: set[str] = set()
         recorder = self.dependencies.CodeRecorder()
         try:
-            with _recording_imports(used_modules), recorder:
-                with self.step("building"):
+            with _recording_imports(used_modules):
+                with self.step("building"), recorder:
                     model = self.measure_module.build_for_counting(model_id, **kwargs)
                 classes = {type(module) for module in model.modules()}
                 used_modules.update(cls.__module__ for cls in classes)
@@ -221,7 +222,9 @@ class _Server:
         finally:
             del model
             _settle()  # one model at a time in memory
-        ran = _merge(recorder.top_level_names(self.model_file), self.dependencies.class_names(classes, self.model_file))
+        ran = self.references.closure(
+            _merge(recorder.top_level_names(self.model_file), self.dependencies.class_names(classes, self.model_file)),
+            self.registration_statement(model_id))
         defining = set(self.facts[model_id]["sources"]) | set(ran) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.package_dir)
@@ -250,6 +253,18 @@ class _Server:
             found[file] = self.dependencies.record(text, digest, ran.get(file, ()),
                                                    self.registration_calls().get(file, ()), own)
         return found
+
+    def registration_statement(self, model_id: str) -> list[tuple[str, Any]]:
+        """[(file, syntax node)] of the statement that registers the model, when it is known."""
+        registration = self.registrations.get(model_id)
+        if registration is None or registration.module_file is None or registration.module_line is None:
+            return []
+        text = self.dependencies.read_source(self.package_dir / registration.module_file)
+        try:
+            found = self.dependencies.FileUnits(text).statement_at(registration.module_line) if text else None
+        except (SyntaxError, ValueError):
+            found = None
+        return [(registration.module_file, found[0])] if found else []
 
     def registration_calls(self) -> dict[str, set[str]]:
         """{file: the functions its top-level statements call to register models}, read once."""
