@@ -243,16 +243,34 @@ def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path
     assert after_pool_edit.ok and after_pool_edit.stats.workers_started == 0
     assert after_pool_edit.stats.registry_from_cache
 
-    # A comment in resnest.py: only resnest14d is measured again (and the registry re-read).
+    # A comment in resnest.py changes no code: nothing is measured again (the registry is read again).
     resnest = package_copy / "models" / "resnest.py"
     resnest.write_text(resnest.read_text() + "\n# a comment\n")
-    after_resnest_edit = run()
-    assert after_resnest_edit.ok
-    assert after_resnest_edit.stats.measured_models == 1 and not after_resnest_edit.stats.registry_from_cache
+    after_comment = run()
+    assert after_comment.ok
+    assert after_comment.stats.measured_models == 0 and not after_comment.stats.registry_from_cache
+
+    # A block class edited: only the model built with it is measured again; the same for a helper it calls.
+    text = resnest.read_text()
+    resnest.write_text(text.replace("class SplitAttention(nn.Module):\n",
+                                    "class SplitAttention(nn.Module):\n    described = 'split attention'\n", 1))
+    assert run().stats.measured_models == 1  # resnest14d
+    layers = package_copy / "models" / "layers.py"
+    layers.write_text(layers.read_text().replace("    min_value = min_value or divisor\n",
+                                                 "    min_value = min_value or int(divisor)\n", 1))
+    assert run().stats.measured_models == 1  # resnest14d: SplitAttention calls make_divisible
+
+    # A new registration line re-measures none of the models that were there.
+    resnet = package_copy / "models" / "resnet.py"
+    original = resnet.read_text()
+    resnet.write_text(original + 'register_resnet("resnet10", "resnet", default_config(""), '
+                                 'block=BasicBlock, layers=(1, 1, 1, 1))\n')
+    after_new_model = run()
+    assert after_new_model.stats.measured_models == 0 and not after_new_model.stats.registry_from_cache
+    resnet.write_text(original)
 
     # resnet18 gets one more block, in an edit that keeps resnet.py's size and modification time:
     # a plain import would run its stale .pyc, the worker compiles the source as it is now.
-    resnet = package_copy / "models" / "resnet.py"
     py_compile.compile(str(resnet), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
     before = resnet.stat()
     text = resnet.read_text()
@@ -262,7 +280,7 @@ def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path
     assert resnet.stat().st_size == before.st_size and resnet.read_text() != text
 
     drifted = run()
-    assert drifted.stats.measured_models == 3  # all three import resnet.py
+    assert drifted.stats.measured_models == 1  # its registration changed, not the code of the other two
     drifts = {(f.model, f.field): f for f in drifted.drifts}
     assert set(drifts) == {("resnet18", "Layers"), ("resnet18", "Parameters"), ("resnet18", "FLOPs")}
     assert drifts["resnet18", "Layers"].measured == 20

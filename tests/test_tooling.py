@@ -187,3 +187,29 @@ def test_the_workflow_tests_then_builds_with_the_measurement_cache_then_uploads_
     for step in steps():
         if "uses" in step:
             assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]  # pinned to a commit
+
+
+# ---------------------------------------------------------------------------------------------
+# scripts/serve.sh
+
+
+def test_serve_installs_only_when_what_the_install_depends_on_changed(tmp_path):
+    """serve.sh runs the install once, and again only after pyproject.toml or the install script changed:
+    a copy of the script, with an install script and an mkdocs that only say they ran."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "serve.sh", tmp_path / "scripts" / "serve.sh")
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "scripts" / "install.sh").write_text(
+        "mkdir -p .venv/bin\nprintf '#!/bin/sh\\necho serving \"$@\"\\n' > .venv/bin/mkdocs\n"
+        "chmod +x .venv/bin/mkdocs\necho installed\n", encoding="utf-8")
+
+    def serve() -> str:
+        done = run("bash", "scripts/serve.sh", "-a", "127.0.0.1:0", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout
+        return done.stdout
+
+    assert serve() == "installed\nserving serve -a 127.0.0.1:0\n"
+    assert serve() == "serving serve -a 127.0.0.1:0\n"  # nothing changed: no install
+    with open(tmp_path / "pyproject.toml", "a", encoding="utf-8") as project:
+        project.write("# a new dependency\n")
+    assert serve() == "installed\nserving serve -a 127.0.0.1:0\n"

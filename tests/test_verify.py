@@ -6,7 +6,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from card_entries import RESNEST14D, RESNET18, RESNET18_MEASURED, RESNET26, RESNET26_MEASURED, card_text, make_templates
+from card_entries import (
+    RESNEST14D,
+    RESNET18,
+    RESNET18_MEASURED,
+    RESNET26,
+    RESNET26_MEASURED,
+    card_text,
+    make_templates,
+    with_results,
+)
 
 import resfam.cards.pool as pool_module
 import resfam.cards.verify as verify_module
@@ -304,7 +313,7 @@ def test_a_worker_whose_torch_refuses_the_shape_only_kernels_counts_on_the_cpu()
 
 
 def test_prose_cites_the_measurement_of_its_models_and_of_those_it_names(check):
-    text = card_text(RESNEST14D).replace(
+    text = card_text(with_results(RESNEST14D, "resnest14d")).replace(
         "Written for the tests.",
         "`resnest14d` has {{ models.resnest14d.parameters | grouped }} parameters in\n"
         "{{ models.resnest14d.blocks | join(', ') }} {{ models.resnest14d.block }}s,\n"
@@ -318,13 +327,14 @@ def test_prose_cites_the_measurement_of_its_models_and_of_those_it_names(check):
 
 
 def test_a_literal_figure_is_a_warning_that_fails_only_the_strict_exit_code(check):
-    report = check(resnet=card_text(RESNET18).replace("Written for the tests.", "resnet18 has 11.0 million "
+    finished = with_results(RESNET18, "resnet18")
+    report = check(resnet=card_text(finished).replace("Written for the tests.", "resnet18 has 11.0 million "
                                                                                 "parameters."))
     [warning] = report.warnings
     assert (warning.line, warning.model, warning.field, warning.measured) == (3, "resnet18", "Parameters",
                                                                                   RESNET18_MEASURED.parameters)
     assert warning.strict and report.ok and report.exit_code == 0 and report.strict_exit_code == 1
-    unknown_key = check(resnet=card_text(RESNET18.replace("    Layers: 18\n", "    Layers: 18\n    Colour: blue\n")))
+    unknown_key = check(resnet=card_text(finished.replace("    Layers: 18\n", "    Layers: 18\n    Colour: blue\n")))
     [other] = unknown_key.warnings
     assert not other.strict and unknown_key.strict_exit_code == 0  # other warnings are kept as written
 

@@ -2,11 +2,15 @@
 
     resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]... [--strict]
                                                         exit 0 clean, 1 drift (--strict: or a literal figure in
-                                                        the prose), 2 bad input
+                                                        the prose, or an unfinished card), 2 bad input
                         [--format github]               findings as GitHub Actions annotations
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
-    resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
-    resfam-cards list [PATH...]                         the cards, their models and their status
+                                                        exit 0 nothing to change (or written), 1 changes not
+                                                        written, 2 bad input (nothing written)
+    resfam-cards new FAMILY --model ID [--model ID...] [--collection NAME] [--write]
+                                                        a card template with measured figures
+    resfam-cards list [PATH...]                         the cards, their models, status and figures
+    resfam-cards --version
     resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
                                                         config.json), from cards that verify
 
@@ -18,16 +22,19 @@ written, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import default_cache_dir
+from .cache import default_cache_dir, installed_versions
 from .export import default_license, hub_folders, write_folders
+from .fields import REPORTED, TOLERANCE, fields_where
 from .findings import CardError, Finding
 from .limits import format_size
-from .model_index import parse_card
+from .model_index import ModelClaims, parse_card
+from .pages import with_prefix
 from .pool import (
     DEFAULT_MEMORY,
     DEFAULT_STEP_SECONDS,
@@ -128,8 +135,10 @@ def _new(args: argparse.Namespace) -> int:
         for model_id in args.models:
             registered = registry.get(model_id)
             if registered is None:
+                close = difflib.get_close_matches(model_id, list(registry), n=3, cutoff=0.5)
                 problems.append(Finding("error", "--model", None, f"unknown model {model_id!r}",
-                                        hint="the registered models are listed by: python -m resfam"))
+                                        hint=(f"did you mean {' or '.join(close)}? " if close else "")
+                                        + "the registered models are listed by: python -m resfam"))
             elif registered.family != args.family and args.family in families:
                 problems.append(Finding("error", "--model", None, f"{model_id} is registered in family "
                                                                   f"{registered.family!r}, not {args.family!r}",
@@ -155,27 +164,27 @@ def _new(args: argparse.Namespace) -> int:
     except FileExistsError:
         raise CardError([Finding("error", shown_path(target), None, "the card template already exists",
                                  hint="edit it instead")]) from None
-    print(f"wrote {shown_path(target)}: {len(measured)} model(s); add the text, the citation and the "
-          f"accuracies, then run: resfam-cards verify {shown_path(target)}", file=sys.stderr)
+    print(f"wrote {shown_path(target)}: {len(measured)} model(s); replace the TODO text, add the citation and "
+          f"the accuracies (Results), then run: resfam-cards verify --strict {shown_path(target)}", file=sys.stderr)
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
     report = _run_verify(args)
-    rows = [("card", "model", "ID", "status")]
+    rows = [("card", "model", "ID", "status", "figures (as the card states them)")]
     for result in report.cards:
         if result.card is None:
-            rows.append((result.path, "-", "-", f"error: {len(result.errors)} problem(s)"))
+            rows.append((result.path, "-", "-", f"error: {len(result.errors)} problem(s)", ""))
             continue
         for model in result.card.models:
             mine = [f for f in result.findings if f.model == model.name]
-            rows.append((result.path, model.name, model.model_id, _status(mine)))
+            rows.append((result.path, model.name, model.model_id, _status(mine), _figures(model)))
         loose = [f for f in result.findings if f.model is None and f.status in ("error", "drift")]
         if loose:
-            rows.append((result.path, "-", "-", _status(loose)))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+            rows.append((result.path, "-", "-", _status(loose), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
     print(summary_line(report))
     return EXIT_OK
 
@@ -191,6 +200,17 @@ def _export(args: argparse.Namespace) -> int:
     print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
           "uploaded", file=sys.stderr)
     return EXIT_OK
+
+
+def _figures(model: ModelClaims) -> str:
+    """The counts and accuracies an entry states, in the order of the table of fields: 'Parameters 11.69 M, ...'."""
+    shown = []
+    for card_field in fields_where(compare=(TOLERANCE, REPORTED)):
+        claim = model.claim(card_field.name)
+        if claim is not None:
+            value = with_prefix(claim.value, "", 2) if card_field.kind == "count" else str(claim.value)
+            shown.append(f"{card_field.name} {value}")
+    return ", ".join(shown)
 
 
 def _status(findings: list[Finding]) -> str:
@@ -350,13 +370,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .resfam-cache next "
                                                            "to the templates folder)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    common.add_argument("--workers", type=int, metavar="N",
+    measuring = common.add_argument_group("measuring", "how the models are measured (in worker processes)")
+    measuring.add_argument("--workers", type=int, metavar="N",
                         help="measuring processes at most (default: as many as the usable cores, and the "
                              "available memory at --memory-limit each, allow)")
-    common.add_argument("--time-limit", metavar="SECONDS",
+    measuring.add_argument("--time-limit", metavar="SECONDS",
                         help=f"the time one step of measuring a model may take: building it, or tracing it at "
                              f"one image size (default: {DEFAULT_STEP_SECONDS:g})")
-    common.add_argument("--memory-limit", metavar="SIZE",
+    measuring.add_argument("--memory-limit", metavar="SIZE",
                         help=f"the memory (address space) each measuring process may use, e.g. 2GiB "
                              f"(default: {format_size(DEFAULT_MEMORY)})")
     tolerance = argparse.ArgumentParser(add_help=False)
@@ -371,6 +392,7 @@ def _parser() -> argparse.ArgumentParser:
                                "fails on any other model that no card lists")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_versions()['resfam']}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     verify_command = commands.add_parser("verify", parents=[common, checking],
@@ -386,7 +408,11 @@ def _parser() -> argparse.ArgumentParser:
     verify_command.set_defaults(command=_verify)
 
     sync_command = commands.add_parser("sync", parents=[common, checking],
-                                       help="show the figure changes that make the cards match the code")
+                                       help="show the figure changes that make the cards match the code "
+                                            "(exit 0 none or written, 1 not written, 2 bad input)",
+                                       epilog="exit codes: 0 the cards match the code, or --write wrote the "
+                                              "changes; 1 changes shown, not written (add --write); 2 bad input "
+                                              "(a card that cannot be read or checked): nothing written")
     sync_command.add_argument("--write", action="store_true", help="rewrite the cards (only the changed figures)")
     sync_command.add_argument("--fill", action="store_true", help="also add the fields a card leaves out")
     sync_command.set_defaults(command=_sync)
