@@ -22,7 +22,7 @@ RESNET26_TO_FILL = f"""\
     Parameters: {RESNET26_MEASURED.parameters}
 """
 CARD = ("# ResNet\n\nA test card.\n\n{% include 'code_snippets.md' %}\n\n<!--\nType: model-index\nModels:\n"
-        + RESNET18 + RESNET26_TO_FILL + "-->\n")
+        + with_results(RESNET18, "resnet18") + with_results(RESNET26_TO_FILL, "resnet26") + "-->\n")
 CARD_PATH = str(Path("templates/models/resnet.md"))
 
 
@@ -237,7 +237,8 @@ def test_version_and_help(capsys):
         shown = capsys.readouterr().out
         # the options of measuring under one heading, after the others
         measuring = shown.index("\nmeasuring:\n")
-        assert all(shown.index(option) > measuring for option in ("--workers N", "--time-limit", "--memory-limit"))
+        options = ("--workers", "--time-limit", "--memory-limit")
+        assert all(shown.index(f"\n  {option}") > measuring for option in options)
         if command == "sync":
             assert ("exit codes: 0 the cards match the code, or --write wrote the changes; 1 changes shown, not "
                     "written (add --write); 2 bad input") in " ".join(shown.split())
@@ -249,8 +250,10 @@ def test_list_shows_each_model_and_its_status(card_project, card_cli):
     rows = [re.split(r"  +", line) for line in out.splitlines()[1:-1]]
     assert code == 0
     assert rows == [[CARD_PATH, "resnet18", "resnet18", "drift (1)", "Layers 34, Parameters 11.69 M, FLOPs 1.82 G, "
-                                                                     "File Size 46.84 M"],
-                    [CARD_PATH, "resnet26", "resnet26", "ok (2 figures)", "Parameters 16.00 M"]]
+                                                                     "File Size 46.84 M, Top 1 Accuracy 69.74%, "
+                                                                     "Top 5 Accuracy 89.09%"],
+                    [CARD_PATH, "resnet26", "resnet26", "ok (2 figures)", "Parameters 16.00 M, Top 1 Accuracy 75.29%, "
+                                                                          "Top 5 Accuracy 92.57%"]]
 
 
 def test_progress_goes_to_stderr_while_measuring(card_project, capsys):
@@ -273,8 +276,6 @@ def test_the_console_script_runs(card_project, shared_cache):
 
 
 def test_verify_strict_fails_on_a_literal_figure_in_the_prose(card_project, card_cli):
-    edit_card(RESNET18 + RESNET26_TO_FILL,
-              with_results(RESNET18, "resnet18") + with_results(RESNET26_TO_FILL, "resnet26"))  # a finished card
     edit_card("A test card.", "A test card: resnet18 has 11.7 million parameters.")
     code, out, _ = card_cli("verify", "-q")
     assert code == 0

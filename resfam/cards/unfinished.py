@@ -17,9 +17,15 @@ PLACEHOLDER = "TODO:"  # how `resfam-cards new` marks the text left to write
 
 def display_name(family: str) -> str:
     """A readable collection name for a family slug, the default of `resfam-cards new`: each word
-    capitalised, a word naming a known architecture written as it is named ('wide-resnet' -> 'Wide ResNet')."""
-    return " ".join(_KNOWN_WORDS.get(word, word.upper() if len(word) == 1 else word.capitalize())
-                    for word in family.split("-"))
+    capitalised, a known architecture written as it is named, a one-letter variant kept to its word
+    ('wide-resnet' -> 'Wide ResNet', 'resnet-d' -> 'ResNet-D')."""
+    name = ""
+    for word in family.split("-"):
+        if len(word) == 1 and name:
+            name += f"-{word.upper()}"
+        else:
+            name += (" " if name else "") + _KNOWN_WORDS.get(word, word.capitalize())
+    return name
 
 
 _KNOWN_WORDS = {"resnet": "ResNet", "resnext": "ResNeXt", "resnest": "ResNeSt", "res2net": "Res2Net"}
