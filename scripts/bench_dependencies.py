@@ -30,23 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from resfam.cards.cli import card_template  # noqa: E402
 from resfam.cards.verify import verify  # noqa: E402
 from resfam.cards.zoo import Progress  # noqa: E402
-
-WIDE_CARD = """\
-# Wide ResNet
-
-<!--
-Type: model-index
-Collections:
-- Name: Wide ResNet
-Models:
-- Name: wide_resnet50_2
-  In Collection: Wide ResNet
-  Metadata:
-    ID: wide_resnet50_2
--->
-"""
 
 
 def registration_line() -> str:
@@ -102,7 +88,9 @@ def main() -> int:
         results = [run("cold verification (empty cache)", None)]
         with open(models / "resnet.py", "a", encoding="utf-8") as handle:
             handle.write(registration_line())
-        (work / "templates" / "models" / "wide-resnet.md").write_text(WIDE_CARD, encoding="utf-8")
+        # the card `resfam-cards new` writes, with only the ID: verify measures the model
+        card = card_template("Wide ResNet", {"wide_resnet50_2": {}})
+        (work / "templates" / "models" / "wide-resnet.md").write_text(card, encoding="utf-8")
         results.append(run("1. a registration line added to resnet.py", {"wide_resnet50_2"}))
         edit(models / "resnet.py", "        x = self.aa(self.act1(self.bn1(self.conv1(x))))\n",
              "        x = self.act1(self.bn1(self.conv1(x)))\n        x = self.aa(x)\n")

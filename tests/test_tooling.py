@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sitebuild import REPO, offline_env
+from sitebuild import REPO, offline_env, working_tree_files
 from tools import executable, missing
 
 WORKFLOW = REPO / ".github" / "workflows" / "docs.yml"
@@ -60,8 +60,7 @@ def clone(tmp_path, shared_cache):
 def commit_working_tree(project: Path) -> None:
     """Commit in the clone `project` the repository's working tree as it is: every file git does not
     ignore, with its content now; files removed from the working tree removed."""
-    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO).split("\0")
-    for name in filter(None, listed):
+    for name in working_tree_files():
         source, target = REPO / name, project / name
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)

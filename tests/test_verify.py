@@ -49,7 +49,7 @@ def check(tmp_path, shared_cache):
 
 
 def test_a_card_that_matches_the_code_verifies_clean(check):
-    report = check(resnet=card_text(RESNET18, RESNET26))
+    report = check(resnet=card_text(with_results(RESNET18, "resnet18"), with_results(RESNET26, "resnet26")))
     assert report.ok and report.exit_code == 0
     [result] = report.cards
     for model in ("resnet18", "resnet26"):
@@ -156,7 +156,8 @@ def test_an_unknown_id_and_a_model_of_another_family_are_errors(check):
 
 def test_every_problem_of_every_card_is_reported_together(check):
     report = check(resnet=card_text(RESNET18),
-                   resnest=card_text(RESNEST14D).replace("{% include 'code_snippets.md' %}", "{{ no_such_name }}"),
+                   resnest=card_text(with_results(RESNEST14D, "resnest14d")).replace("{% include 'code_snippets.md' %}",
+                                                                                     "{{ no_such_name }}"),
                    res2net="# Res2Net\n<!--\nType: model-index\nModels:\n- Name: x\n  Metadata: [unclosed\n-->\n")
     by_card = {Path(result.path).stem: result for result in report.cards}
     assert by_card["resnet"].ok and by_card["resnet"].findings
