@@ -282,3 +282,70 @@ def read_source(path: str | os.PathLike[str]) -> bytes | None:
             return handle.read()
     except OSError:
         return None
+
+
+class ZooDependencies:
+    """The worker's side: what each model it measures depends on, per file of its sources.
+
+    `registrations`: {model ID: (file, line)} of the statement that registers it. `file_of` maps a module
+    name (as parts) to its file in the package (`References`).
+
+        recorder = zoo.recorder()
+        with recorder:
+            model = build(...)
+        used = zoo.used_by(model_id, recorder, {type(m) for m in model.modules()}, relative_path)
+        entry = zoo.record(model_id, {file: sha256 of each source file of the model}, used)
+    """
+
+    def __init__(self, package_dir: str | os.PathLike[str], file_of,
+                 registrations: dict[str, tuple[str | None, int | None]]):
+        self.package_dir = package_dir
+        self.references = References(package_dir, file_of)
+        self.registrations = registrations
+        self._calls: dict[str, set[str]] | None = None
+
+    def recorder(self) -> CodeRecorder:
+        return CodeRecorder()
+
+    def used_by(self, model_id: str, recorder: CodeRecorder, classes: Iterable[type],
+                relative_path) -> dict[str, set[str]]:
+        """{file: top-level definitions} the model depends on: what ran while it was built, the classes
+        of its modules, and what those and its registration name, transitively."""
+        ran: dict[str, set[str]] = {}
+        for found in (recorder.top_level_names(relative_path), class_names(classes, relative_path)):
+            for file, names in found.items():
+                ran.setdefault(file, set()).update(names)
+        return self.references.closure(ran, self._registration_statement(model_id))
+
+    def record(self, model_id: str, sources: dict[str, str | None], used: dict[str, set[str]]) -> dict[str, Any]:
+        """Per source file of the model, what of it the model depends on (`record` of each file)."""
+        file, line = self.registrations.get(model_id, (None, None))
+        found = {}
+        for source, digest in sources.items():
+            text = read_source(os.path.join(self.package_dir, source))
+            found[source] = {WHOLE_FILE: digest} if text is None else record(
+                text, digest, used.get(source, ()), self._registration_calls().get(source, ()),
+                line if source == file else None)
+        return found
+
+    def _registration_statement(self, model_id: str) -> list[tuple[str, ast.AST]]:
+        file, line = self.registrations.get(model_id, (None, None))
+        text = read_source(os.path.join(self.package_dir, file)) if file and line else None
+        try:
+            found = FileUnits(text).statement_at(line) if text is not None and line else None
+        except (SyntaxError, ValueError):
+            found = None
+        return [(file, found[0])] if file and found else []
+
+    def _registration_calls(self) -> dict[str, set[str]]:
+        """{file: the functions its top-level statements call to register models}, read once."""
+        if self._calls is None:
+            lines: dict[str, set[int]] = {}
+            for file, line in self.registrations.values():
+                if file is not None and line is not None:
+                    lines.setdefault(file, set()).add(line)
+            self._calls = {file: registration_calls(read_source(os.path.join(self.package_dir, file)) or b"",
+                                                    file_lines)
+                           for file, file_lines in lines.items()}
+        return self._calls
+

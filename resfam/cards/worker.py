@@ -131,8 +131,9 @@ class _Server:
 
             self.measure_module = measure
             self.cache_module = cache
-            self.dependencies = dependencies
-            self.references = dependencies.References(self.package_dir, self.imports._file_of)
+            self.dependencies = dependencies.ZooDependencies(
+                self.package_dir, self.imports._file_of,
+                {name: (site.module_file, site.module_line) for name, site in self.registrations.items()})
             self.facts = self.registry_facts()
             self.architecture_tags = architecture.vocabulary()
         # the trace's kernels, registered once for every model this worker measures; kept open (and
@@ -209,7 +210,7 @@ class _Server:
         self.current_step = None
         model = None
         used_modules: set[str] = set()
-        recorder = self.dependencies.CodeRecorder()
+        recorder = self.dependencies.recorder()
         try:
             with _recording_imports(used_modules):
                 with self.step("building"), recorder:
@@ -222,70 +223,20 @@ class _Server:
         finally:
             del model
             _settle()  # one model at a time in memory
-        ran = self.references.closure(
-            _merge(recorder.top_level_names(self.model_file), self.dependencies.class_names(classes, self.model_file)),
-            self.registration_statement(model_id))
+        ran = self.dependencies.used_by(model_id, recorder, classes, self.model_file)
         defining = set(self.facts[model_id]["sources"]) | set(ran) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.package_dir)
         sources = {f: tree.digest(f) for f in sorted(self.imports.closure(defining))}
         return {"op": "measured", "model": model_id,
                 "measurements": [measurement.to_json() for measurement in measurements],
-                "sources": sources, "dependencies": self.model_dependencies(model_id, sources, ran),
+                "sources": sources, "dependencies": self.dependencies.record(model_id, sources, ran),
                 "seconds": time.perf_counter() - started}
 
     def model_file(self, filename: str | None) -> str | None:
         """A file of the zoo (a resfam source outside the card engine), relative to the package, or None."""
         relative = self.relative.of_file(filename)
         return None if relative is None or relative.startswith(self.cache_module.CARDS_FOLDER) else relative
-
-    def model_dependencies(self, model_id: str, sources: dict[str, str | None],
-                           ran: dict[str, set[str]]) -> dict[str, Any]:
-        """Per source file of the model, what of it the model depends on (`dependencies.record`)."""
-        registration = self.registrations.get(model_id)
-        found = {}
-        for file, digest in sources.items():
-            text = self.dependencies.read_source(self.package_dir / file)
-            if text is None:
-                found[file] = {self.dependencies.WHOLE_FILE: digest}
-                continue
-            own = registration.module_line if registration and registration.module_file == file else None
-            found[file] = self.dependencies.record(text, digest, ran.get(file, ()),
-                                                   self.registration_calls().get(file, ()), own)
-        return found
-
-    def registration_statement(self, model_id: str) -> list[tuple[str, Any]]:
-        """[(file, syntax node)] of the statement that registers the model, when it is known."""
-        registration = self.registrations.get(model_id)
-        if registration is None or registration.module_file is None or registration.module_line is None:
-            return []
-        text = self.dependencies.read_source(self.package_dir / registration.module_file)
-        try:
-            found = self.dependencies.FileUnits(text).statement_at(registration.module_line) if text else None
-        except (SyntaxError, ValueError):
-            found = None
-        return [(registration.module_file, found[0])] if found else []
-
-    def registration_calls(self) -> dict[str, set[str]]:
-        """{file: the functions its top-level statements call to register models}, read once."""
-        if not hasattr(self, "_registration_calls"):
-            lines: dict[str, set[int]] = {}
-            for registration in self.registrations.values():
-                if registration.module_file is not None and registration.module_line is not None:
-                    lines.setdefault(registration.module_file, set()).add(registration.module_line)
-            read = self.dependencies.read_source
-            self._registration_calls = {file: self.dependencies.registration_calls(read(self.package_dir / file) or b"",
-                                                                                   file_lines)
-                                        for file, file_lines in lines.items()}
-        return self._registration_calls
-
-
-def _merge(*mappings: dict[str, set[str]]) -> dict[str, set[str]]:
-    merged: dict[str, set[str]] = {}
-    for mapping in mappings:
-        for key, values in mapping.items():
-            merged.setdefault(key, set()).update(values)
-    return merged
 
 
 def _settle() -> None:
