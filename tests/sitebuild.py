@@ -80,6 +80,15 @@ def source_snapshot(root: Path) -> dict[str, str]:
             for folder in ("templates", "docs") for path in sorted((root / folder).rglob("*")) if path.is_file()}
 
 
+def working_tree_files(root: Path = REPO) -> list[str]:
+    """The files of the project's working tree as a commit of it would hold them: every file git tracks or
+    would add (not the ignored ones), '/'-separated relative to `root`; a tracked file removed from the
+    working tree is listed, and missing."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.split("\0") if name]
+
+
 def offline_env(guard_dir: Path, cache_dir: Path) -> dict[str, str]:
     """The environment of an offline build: the guard on PYTHONPATH, the session's cache."""
     guard_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 The first tests use a small fake package tree; the last ones run the real worker on an edited copy of
 the resfam package."""
+import hashlib
 import json
 import os
 import py_compile
@@ -13,6 +14,7 @@ import pytest
 from card_entries import RESNEST14D_MEASURED, RESNET18_MEASURED, RESNET26_MEASURED
 
 import resfam
+from resfam.cards import dependencies
 from resfam.cards.cache import MeasurementCache, SourceTree, installed_versions
 from resfam.cards.verify import verify
 from resfam.cards.worker import _ImportGraph, _recording_imports, referenced_modules
@@ -243,16 +245,34 @@ def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path
     assert after_pool_edit.ok and after_pool_edit.stats.workers_started == 0
     assert after_pool_edit.stats.registry_from_cache
 
-    # A comment in resnest.py: only resnest14d is measured again (and the registry re-read).
+    # A comment in resnest.py changes no code: nothing is measured again (the registry is read again).
     resnest = package_copy / "models" / "resnest.py"
     resnest.write_text(resnest.read_text() + "\n# a comment\n")
-    after_resnest_edit = run()
-    assert after_resnest_edit.ok
-    assert after_resnest_edit.stats.measured_models == 1 and not after_resnest_edit.stats.registry_from_cache
+    after_comment = run()
+    assert after_comment.ok
+    assert after_comment.stats.measured_models == 0 and not after_comment.stats.registry_from_cache
+
+    # A block class edited: only the model built with it is measured again; the same for a helper it calls.
+    text = resnest.read_text()
+    resnest.write_text(text.replace("class SplitAttention(nn.Module):\n",
+                                    "class SplitAttention(nn.Module):\n    described = 'split attention'\n", 1))
+    assert run().stats.measured_models == 1  # resnest14d
+    layers = package_copy / "models" / "layers.py"
+    layers.write_text(layers.read_text().replace("    min_value = min_value or divisor\n",
+                                                 "    min_value = min_value or int(divisor)\n", 1))
+    assert run().stats.measured_models == 1  # resnest14d: SplitAttention calls make_divisible
+
+    # A new registration line re-measures none of the models that were there.
+    resnet = package_copy / "models" / "resnet.py"
+    original = resnet.read_text()
+    resnet.write_text(original + 'register_resnet("resnet10", "resnet", default_config(""), '
+                                 'block=BasicBlock, layers=(1, 1, 1, 1))\n')
+    after_new_model = run()
+    assert after_new_model.stats.measured_models == 0 and not after_new_model.stats.registry_from_cache
+    resnet.write_text(original)
 
     # resnet18 gets one more block, in an edit that keeps resnet.py's size and modification time:
     # a plain import would run its stale .pyc, the worker compiles the source as it is now.
-    resnet = package_copy / "models" / "resnet.py"
     py_compile.compile(str(resnet), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
     before = resnet.stat()
     text = resnet.read_text()
@@ -262,7 +282,7 @@ def test_editing_a_model_file_re_measures_exactly_the_models_it_defines(tmp_path
     assert resnet.stat().st_size == before.st_size and resnet.read_text() != text
 
     drifted = run()
-    assert drifted.stats.measured_models == 3  # all three import resnet.py
+    assert drifted.stats.measured_models == 1  # its registration changed, not the code of the other two
     drifts = {(f.model, f.field): f for f in drifted.drifts}
     assert set(drifts) == {("resnet18", "Layers"), ("resnet18", "Parameters"), ("resnet18", "FLOPs")}
     assert drifts["resnet18", "Layers"].measured == 20
@@ -325,3 +345,83 @@ def test_a_cached_measurement_needs_the_activations_and_the_stage_layout():
         dict(whole, layout=dict(layout, stages="3, 4, 6, 3")),
     ]
     assert [_valid_measurement(entry, "m", 224) for entry in broken] == [None] * len(broken)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a model depends on in a file (cards/dependencies.py), read from the source without running it
+
+MODEL_FILE = '''\
+"""Two models."""
+from .layers import helper
+
+WIDTH = 64
+
+
+class Block:
+    expansion = 1
+
+    def forward(self, x):
+        return helper(x)
+
+
+class Other:
+    pass
+
+
+def register(name, **arch):
+    pass
+
+
+register("small", block=Block, layers=(1, 1))
+register("large", block=Other, layers=(2, 2))
+'''
+
+
+def depends(text: str, names: set[str], model_line: int) -> dict:
+    return dependencies.record(text, file_digest_of(text), names, {"register"}, model_line)
+
+
+def file_digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def still(recorded: dict, text: str) -> bool:
+    return dependencies.unchanged(recorded, text, file_digest_of(text))
+
+
+def test_a_model_depends_on_its_definitions_its_registration_and_the_rest_of_its_file():
+    small = depends(MODEL_FILE, {"Block", "register"}, MODEL_FILE.splitlines().index('register("small", block=Block, '
+                                                                                     'layers=(1, 1))') + 1)
+    assert set(small["defs"]) == {"Block", "register"} and "own" in small and "file" not in small
+    assert still(small, MODEL_FILE)
+    # neither a comment, nor another model's registration, nor a new one, nor a class it is not built with
+    assert still(small, MODEL_FILE.replace("class Block:", "# the block\n\nclass Block:"))
+    assert still(small, MODEL_FILE.replace("layers=(2, 2)", "layers=(3, 3)"))
+    assert still(small, MODEL_FILE + 'register("huge", block=Other, layers=(4, 4))\n')
+    assert still(small, MODEL_FILE.replace("    pass\n\n\ndef", "    depth = 3\n\n\ndef"))
+    # its own registration, its block, a constant or an import of the file
+    assert not still(small, MODEL_FILE.replace("layers=(1, 1)", "layers=(1, 2)"))
+    assert not still(small, MODEL_FILE.replace("expansion = 1", "expansion = 2"))
+    assert not still(small, MODEL_FILE.replace("WIDTH = 64", "WIDTH = 32"))
+    assert not still(small, MODEL_FILE.replace("from .layers import helper", "from .layers import helper as h"))
+    assert not still(small, "this is not Python (")
+
+
+def test_code_that_no_top_level_definition_holds_depends_on_the_whole_file():
+    recorded = depends(MODEL_FILE, {"<lambda>"}, 1)
+    assert recorded["file"] == file_digest_of(MODEL_FILE)
+    assert not still(recorded, MODEL_FILE.replace("class Block:", "# the block\nclass Block:"))
+
+
+def test_the_helpers_a_definition_names_are_followed_into_other_modules(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "a.py").write_text(MODEL_FILE)
+    (tmp_path / "models" / "layers.py").write_text("def helper(x):\n    return inner(x)\n\n\ndef inner(x):\n"
+                                                    "    return x\n\n\ndef unused():\n    pass\n")
+
+    def file_of(parts):
+        path = "/".join(parts[1:]) + ".py"
+        return path if parts[:1] == ["resfam"] and (tmp_path / path).is_file() else None
+
+    found = dependencies.References(tmp_path, file_of).closure({"models/a.py": {"Block"}})
+    assert found == {"models/a.py": {"Block"}, "models/layers.py": {"helper", "inner"}}

@@ -3,10 +3,11 @@ import json
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
-from card_entries import RESNET18, RESNET18_MEASURED, RESNET26_MEASURED
+from card_entries import RESNET18, RESNET18_MEASURED, RESNET26_MEASURED, with_results
 
 import resfam
 from resfam.cards import Finding
@@ -21,7 +22,7 @@ RESNET26_TO_FILL = f"""\
     Parameters: {RESNET26_MEASURED.parameters}
 """
 CARD = ("# ResNet\n\nA test card.\n\n{% include 'code_snippets.md' %}\n\n<!--\nType: model-index\nModels:\n"
-        + RESNET18 + RESNET26_TO_FILL + "-->\n")
+        + with_results(RESNET18, "resnet18") + with_results(RESNET26_TO_FILL, "resnet26") + "-->\n")
 CARD_PATH = str(Path("templates/models/resnet.md"))
 
 
@@ -220,18 +221,39 @@ def test_new_refuses_unknown_models_and_families_together(card_project, card_cli
     code, out, err = card_cli("new", "resnet", "--model", "resnet19", "--model", "resnest14d", "-q")
     assert code == 2 and out == ""
     assert "--model: error: unknown model 'resnet19'" in err
+    assert re.search(r"hint: did you mean resnet18\b.*\? the registered models are listed by: python -m resfam", err)
     assert "--model: error: resnest14d is registered in family 'resnest', not 'resnet'" in err
     code, _, err = card_cli("new", "vgg", "--model", "resnet18", "-q")
     assert code == 2 and "unknown family 'vgg'" in err
 
 
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"resfam-cards {metadata.version('resfam')}\n"
+    for command in ("verify", "sync", "new", "list"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        shown = capsys.readouterr().out
+        # the options of measuring under one heading, after the others
+        measuring = shown.index("\nmeasuring:\n")
+        options = ("--workers", "--time-limit", "--memory-limit")
+        assert all(shown.index(f"\n  {option}") > measuring for option in options)
+        if command == "sync":
+            assert ("exit codes: 0 the cards match the code, or --write wrote the changes; 1 changes shown, not "
+                    "written (add --write); 2 bad input") in " ".join(shown.split())
+
+
 def test_list_shows_each_model_and_its_status(card_project, card_cli):
     edit_card("Layers: 18", "Layers: 34")
     code, out, _ = card_cli("list", "-q")
-    rows = [line.split() for line in out.splitlines()[1:-1]]
+    rows = [re.split(r"  +", line) for line in out.splitlines()[1:-1]]
     assert code == 0
-    assert rows == [[CARD_PATH, "resnet18", "resnet18", "drift", "(1)"],
-                    [CARD_PATH, "resnet26", "resnet26", "ok", "(2", "figures)"]]
+    assert rows == [[CARD_PATH, "resnet18", "resnet18", "drift (1)", "Layers 34, Parameters 11.69 M, FLOPs 1.82 G, "
+                                                                     "File Size 46.84 M, Top 1 Accuracy 69.74%, "
+                                                                     "Top 5 Accuracy 89.09%"],
+                    [CARD_PATH, "resnet26", "resnet26", "ok (2 figures)", "Parameters 16.00 M, Top 1 Accuracy 75.29%, "
+                                                                          "Top 5 Accuracy 92.57%"]]
 
 
 def test_progress_goes_to_stderr_while_measuring(card_project, capsys):
@@ -262,6 +284,7 @@ def test_verify_strict_fails_on_a_literal_figure_in_the_prose(card_project, card
     assert "hint: write {{ models.resnet18.parameters | millions }} instead" in out
     code, out, _ = card_cli("verify", "-q", "--strict")
     assert code == 1 and "1 warning" in out
+    assert out.splitlines()[-1].startswith("FAILED: ")  # the summary says what the exit code says
     edit_card("resnet18 has 11.7 million parameters", "resnet18 has {{ models.resnet18.parameters | millions }} "
                                                       "million parameters")
     assert card_cli("verify", "-q", "--strict")[0] == 0

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sitebuild import REPO, offline_env
+from sitebuild import REPO, offline_env, working_tree_files
 from tools import executable, missing
 
-HOOK_FILES = (".pre-commit-hooks.yaml", "scripts/verify-cards-hook.sh")
 WORKFLOW = REPO / ".github" / "workflows" / "docs.yml"
 
 
@@ -37,16 +36,14 @@ def git(*args: str, cwd: Path) -> str:
 
 @pytest.fixture
 def clone(tmp_path, shared_cache):
-    """A local git clone of the repository (with the hook files as they are in the working tree),
+    """A local git clone of the repository with the working tree's state committed on top (changed,
+    new and removed files: what a contributor's commit would hold, a new card and model among them),
     whose .pre-commit-config.yaml uses the repository's hook at the clone's HEAD: what a project that
     adds the hook has, with no network."""
     pre_commit = executable("pre-commit")
     project = tmp_path / "clone"
     git("clone", "--quiet", "--no-hardlinks", str(REPO), str(project), cwd=tmp_path)
-    for name in HOOK_FILES:
-        shutil.copy2(REPO / name, project / name)
-    git("add", *HOOK_FILES, cwd=project)
-    git("commit", "--quiet", "--allow-empty", "-m", "the hook as in the working tree", cwd=project)
+    commit_working_tree(project)
     config = {"repos": [{"repo": str(project), "rev": git("rev-parse", "HEAD", cwd=project), "hooks": [
         {"id": "resfam-cards-verify", "args": ["--cache-dir", str(shared_cache)]}]}]}
     (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -58,6 +55,20 @@ def clone(tmp_path, shared_cache):
         return run(pre_commit, "run", "--color", "never", *args, cwd=project, env=dict(env, PATH=path))
 
     return project, pre_commit_run
+
+
+def commit_working_tree(project: Path) -> None:
+    """Commit in the clone `project` the repository's working tree as it is: every file git does not
+    ignore, with its content now; files removed from the working tree removed."""
+    for name in working_tree_files():
+        source, target = REPO / name, project / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif target.is_file():
+            target.unlink()
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--allow-empty", "-m", "the working tree", cwd=project)
 
 
 def test_pre_commit_hook_passes_on_clean_cards_and_fails_naming_a_drifted_one(clone):
@@ -184,3 +195,28 @@ def test_the_workflow_job_has_a_time_out_within_cis_time():
     config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r"^timeout = \d+$", config, re.MULTILINE) and '"pytest-timeout' in config
 
+
+# ---------------------------------------------------------------------------------------------
+# scripts/serve.sh
+
+
+def test_serve_installs_only_when_what_the_install_depends_on_changed(tmp_path):
+    """serve.sh runs the install once, and again only after pyproject.toml or the install script changed:
+    a copy of the script, with an install script and an mkdocs that only say they ran."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "serve.sh", tmp_path / "scripts" / "serve.sh")
+    shutil.copy2(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "scripts" / "install.sh").write_text(
+        "mkdir -p .venv/bin\nprintf '#!/bin/sh\\necho serving \"$@\"\\n' > .venv/bin/mkdocs\n"
+        "chmod +x .venv/bin/mkdocs\necho installed\n", encoding="utf-8")
+
+    def serve() -> str:
+        done = run("bash", "scripts/serve.sh", "-a", "127.0.0.1:0", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout
+        return done.stdout
+
+    assert serve() == "installed\nserving serve -a 127.0.0.1:0\n"
+    assert serve() == "serving serve -a 127.0.0.1:0\n"  # nothing changed: no install
+    with open(tmp_path / "pyproject.toml", "a", encoding="utf-8") as project:
+        project.write("# a new dependency\n")
+    assert serve() == "installed\nserving serve -a 127.0.0.1:0\n"

@@ -169,7 +169,12 @@ def test_other_input_sizes(name):
 
 
 def test_registered_ids_are_the_reference_ids():
-    assert list_models() == NAMES
+    """The test docs/adding-a-model.md names: a new ID fails it until its reference is recorded."""
+    new, gone = sorted(set(list_models()) - set(NAMES)), sorted(set(NAMES) - set(list_models()))
+    assert list_models() == NAMES, (
+        f"registered but not in tests/fixtures/timm-reference.json: {new}; in it but not registered: {gone}. "
+        f"Record the reference with timm: python scripts/make_timm_reference.py {' '.join(new or gone)} "
+        "(docs/adding-a-model.md, 'The reference test'), or say in your change that a maintainer should")
 
 
 @pytest.mark.parametrize("family", sorted({m["family"] for m in MODELS.values()}))

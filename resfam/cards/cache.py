@@ -5,17 +5,21 @@ An entry is found by its key and trusted only if the code behind it is unchanged
 - key: what the value is of (a model ID and its arguments and an image size, or the registry),
   the Python, torch, fvcore and resfam versions (read from the installed metadata, nothing is imported)
   and the hash of the measurement code (`MEASUREMENT_CODE`: `cards/measure.py`, `cards/meta_kernels.py`,
-  the worker process's own code `cards/worker.py`, and `cards/architecture.py`). The parent's side of
-  the worker pool (`cards/pool.py`) and the limits that bound the work (`cards/limits.py`) change no
-  figure, so editing them keeps every entry;
+  the worker process's own code `cards/worker.py` and `cards/dependencies.py`, and `cards/architecture.py`).
+  The parent's side of the worker pool (`cards/pool.py`) and the limits that bound the work
+  (`cards/limits.py`) change no figure, so editing them keeps every entry;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
   worker that computed it. A measurement depends on the files that define its model (the module that
   registers it, the modules its builder and its layers come from, and every resfam module those import,
   transitively); the registry facts depend on every resfam source file outside `cards/`, and on the
   list of those files itself, so an added, removed or renamed file counts as a change.
 
-An entry is valid only when every recorded hash equals the file's hash now: editing `resnest.py`
-leaves the ResNet entries valid, editing `resnet.py` invalidates every model that imports it. Entries
+An entry is valid while every recorded hash equals the file's hash now, or, for a measurement, while
+each changed file still holds what the model depends on in it (`dependencies`, recorded by the worker:
+the top-level functions and classes whose code ran to build and trace it, its own registration and the
+rest of the file): editing `resnest.py` leaves the ResNet entries valid, a new registration line in
+`resnet.py` leaves every other model's entry valid, editing `BasicBlock` invalidates the models built
+with it, and editing anything `resnet.py` holds outside its definitions every model that imports it. Entries
 are written atomically (a temporary file, then one rename); an unreadable, truncated or foreign entry
 is a miss, never an error. `cache_dir=None` turns the cache off.
 
@@ -34,10 +38,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import dependencies
+
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".resfam-cache"
 # the code that computes a figure, relative to the package
-MEASUREMENT_CODE = ("cards/measure.py", "cards/meta_kernels.py", "cards/worker.py", "cards/architecture.py")
+MEASUREMENT_CODE = ("cards/measure.py", "cards/meta_kernels.py", "cards/worker.py", "cards/architecture.py",
+                    "cards/dependencies.py")
 CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
 
@@ -93,6 +100,7 @@ class SourceTree:
         self.package_dir = Path(package_dir).resolve()
         self._hashes: dict[str, str | None] = {}
         self._files: list[str] | None = None
+        self._holds: dict[tuple[str, str], bool] = {}
 
     def files(self) -> list[str]:
         if self._files is None:
@@ -122,6 +130,24 @@ class SourceTree:
     def matches(self, recorded: dict[str, str | None]) -> bool:
         """Whether every recorded file still has its recorded hash (a missing file never matches)."""
         return all(digest is not None and self.digest(relative) == digest for relative, digest in recorded.items())
+
+    def still_holds(self, recorded: dict[str, str | None], depends_on: dict[str, Any]) -> bool:
+        """Whether every recorded file is unchanged, or changed only where the model does not depend on
+        it (`dependencies.unchanged`: another model's registration, a block class it is not built with)."""
+        for relative, digest in recorded.items():
+            now = self.digest(relative)
+            if now is None or digest is None:
+                return False
+            if now != digest and not self.file_holds(relative, depends_on.get(relative)):
+                return False
+        return True
+
+    def file_holds(self, relative: str, depends_on: Any) -> bool:
+        key = (relative, json.dumps(depends_on, sort_keys=True))
+        if key not in self._holds:
+            text = dependencies.read_source(self.package_dir / relative)
+            self._holds[key] = text is not None and dependencies.unchanged(depends_on, text, self.digest(relative))
+        return self._holds[key]
 
 
 def installed_versions() -> dict[str, str]:
@@ -180,13 +206,19 @@ class MeasurementCache:
 
     def get_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int) -> dict[str, Any] | None:
         entry = self._read(self.measurement_key(model_id, kwargs, image_size))
-        if entry is None or not entry["sources"] or not self.sources.matches(entry["sources"]):
+        if entry is None or not entry["sources"]:
+            return None
+        depends_on = entry.get("dependencies")
+        if not self.sources.matches(entry["sources"]) and not (
+                isinstance(depends_on, dict) and self.sources.still_holds(entry["sources"], depends_on)):
             return None
         return entry["value"]
 
     def put_measurement(self, model_id: str, kwargs: dict[str, Any], image_size: int, value: dict[str, Any],
-                        sources: dict[str, str | None]) -> None:
-        self._write(self.measurement_key(model_id, kwargs, image_size), sources, value)
+                        sources: dict[str, str | None], depends_on: dict[str, Any] | None = None) -> None:
+        """`depends_on`: per file, what of it the model depends on (`dependencies.record`); without it,
+        the entry holds only while every file of `sources` is unchanged."""
+        self._write(self.measurement_key(model_id, kwargs, image_size), sources, value, depends_on)
 
     def holds_no_measurement(self) -> bool:
         """Whether no measurement at all is stored (a first run; the cache off): every model is to measure."""
@@ -219,12 +251,16 @@ class MeasurementCache:
             return None
         return entry
 
-    def _write(self, key: dict[str, Any], sources: dict[str, str | None], value: Any) -> None:
+    def _write(self, key: dict[str, Any], sources: dict[str, str | None], value: Any,
+               depends_on: dict[str, Any] | None = None) -> None:
         """Store an entry atomically; a cache that cannot be written is only a slower next run."""
         if self.directory is None:
             return
         path = self._path(key)
-        text = _canonical({"key": key, "sources": sources, "value": value})
+        entry = {"key": key, "sources": sources, "value": value}
+        if depends_on is not None:
+            entry["dependencies"] = depends_on
+        text = _canonical(entry)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _ignore_in_git(self.directory)

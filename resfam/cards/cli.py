@@ -2,14 +2,17 @@
 
     resfam-cards verify [PATH...] [--tolerance FIELD=PCT]... [--strict]
                                                         exit 0 clean, 1 drift (--strict: or a literal figure in
-                                                        the prose), 2 bad input
+                                                        the prose, or an unfinished card), 2 bad input
                         [--format github]               findings as GitHub Actions annotations
                         [--format json]                 the report as JSON on stdout
                         [--json FILE [--force]]         also the JSON report in FILE (a new file, or a report
                                                         of an earlier run; --force: any JSON file)
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
-    resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
-    resfam-cards list [PATH...]                         the cards, their models and their status
+                                                        exit 0 nothing to change (or written), 1 changes not
+                                                        written, 2 bad input (nothing written)
+    resfam-cards new FAMILY --model ID [--model ID...] [--collection NAME] [--write]
+                                                        a card template with measured figures
+    resfam-cards list [PATH...]                         the cards, their models, status and figures
     resfam-cards measure ID [--image-size N]            one model measured in this process, every figure and
                                                         tag with how it was found (to debug a model)
     resfam-cards export hub OUT [PATH...] [--license ID] [--force]   a Hugging Face Hub folder per model
@@ -18,6 +21,7 @@
     resfam-cards pages [DOCS] [--config FILE] [--strict] [--watch]   the site's card pages, overview,
                                                         models.json and measurement tables as files in the
                                                         docs folder, for a builder without the plugin
+    resfam-cards --version
 
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N,
 --time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker) and --quiet
@@ -34,6 +38,7 @@ folder), OUT (a folder written into) or DOCS (a docs folder), alone or as the en
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import time
@@ -42,8 +47,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import PACKAGE_DIR, default_cache_dir
+from .cache import PACKAGE_DIR, default_cache_dir, installed_versions
 from .export import EXPORTED_FILES, default_license, hub_folders, write_folders
+from .fields import REPORTED, TOLERANCE, fields_where
 from .findings import CardError, Finding
 from .limits import (
     DEFAULT_MEMORY,
@@ -55,8 +61,9 @@ from .limits import (
     format_size,
 )
 from .measure_one import measure_here
-from .model_index import parse_card
+from .model_index import ModelClaims, parse_card
 from .outputs import cache_dir_problems, export_problems, inside_project, report_file_problems
+from .pages import with_prefix
 from .pool import WorkerError
 from .report import format_github, format_report, json_text, summary_line, write_json
 from .site import Project, read_project, site_files, source_state, table_files, write_site_files
@@ -70,6 +77,7 @@ from .sync import (
     sync_values,
     write_atomic,
 )
+from .unfinished import PLACEHOLDER, display_name
 from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Report, resolve_tolerances, shown_path, verify
 from .zoo import Progress, ZooMeasurer
 
@@ -96,6 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.json:
+        _refuse(report_file_problems(args.json, "--json", args.templates, args.force))
+    report = _run_verify(args)
+    if args.format == "json":
+        sys.stdout.write(json_text(report))
+    else:
+        formatter = format_github if args.format == "github" else format_report
+        sys.stdout.write(formatter(report, verbose=args.verbose, strict=args.strict))
     if args.json:
         _refuse(report_file_problems(args.json, "--json", args.templates, args.force))
     report = _run_verify(args)
@@ -162,8 +178,10 @@ def _new(args: argparse.Namespace) -> int:
         for model_id in args.models:
             registered = registry.get(model_id)
             if registered is None:
+                close = difflib.get_close_matches(model_id, list(registry), n=3, cutoff=0.5)
                 problems.append(Finding("error", "--model", None, f"unknown model {model_id!r}",
-                                        hint="the registered models are listed by: python -m resfam"))
+                                        hint=(f"did you mean {' or '.join(close)}? " if close else "")
+                                        + "the registered models are listed by: python -m resfam"))
             elif registered.family != args.family and args.family in families:
                 problems.append(Finding("error", "--model", None, f"{model_id} is registered in family "
                                                                   f"{registered.family!r}, not {args.family!r}",
@@ -176,7 +194,7 @@ def _new(args: argparse.Namespace) -> int:
               for model_id, model in measured.items() if model.error]
     if failed:
         raise CardError(failed)
-    text = card_template(args.collection or args.family,
+    text = card_template(args.collection or display_name(args.family),
                          {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
     parse_card(shown_path(target), text)  # what `new` writes must read back
     if not args.write:
@@ -189,27 +207,27 @@ def _new(args: argparse.Namespace) -> int:
                                                                            f"{error.strerror or error}",
                                  hint="check --templates")]) from None
     write_atomic(target, text, replace=False)  # never over an existing file
-    print(f"wrote {shown_path(target)}: {len(measured)} model(s); add the text, the citation and the "
-          f"accuracies, then run: resfam-cards verify {shown_path(target)}", file=sys.stderr)
+    print(f"wrote {shown_path(target)}: {len(measured)} model(s); replace the TODO text, add the citation and "
+          f"the accuracies (Results), then run: resfam-cards verify --strict {shown_path(target)}", file=sys.stderr)
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
     report = _run_verify(args)
-    rows = [("card", "model", "ID", "status")]
+    rows = [("card", "model", "ID", "status", "figures (as the card states them)")]
     for result in report.cards:
         if result.card is None:
-            rows.append((result.path, "-", "-", f"error: {len(result.errors)} problem(s)"))
+            rows.append((result.path, "-", "-", f"error: {len(result.errors)} problem(s)", ""))
             continue
         for model in result.card.models:
             mine = [f for f in result.findings if f.model == model.name]
-            rows.append((result.path, model.name, model.model_id, _status(mine)))
+            rows.append((result.path, model.name, model.model_id, _status(mine), _figures(model)))
         loose = [f for f in result.findings if f.model is None and f.status in ("error", "drift")]
         if loose:
-            rows.append((result.path, "-", "-", _status(loose)))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+            rows.append((result.path, "-", "-", _status(loose), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
     print(summary_line(report))
     return EXIT_OK
 
@@ -314,6 +332,17 @@ def _measure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _figures(model: ModelClaims) -> str:
+    """The counts and accuracies an entry states, in the order of the table of fields: 'Parameters 11.69 M, ...'."""
+    shown = []
+    for card_field in fields_where(compare=(TOLERANCE, REPORTED)):
+        claim = model.claim(card_field.name)
+        if claim is not None:
+            value = with_prefix(claim.value, "", 2) if card_field.kind == "count" else str(claim.value)
+            shown.append(f"{card_field.name} {value}")
+    return ", ".join(shown)
+
+
 def _status(findings: list[Finding]) -> str:
     errors = sum(f.status == "error" for f in findings)
     drifts = sum(f.status == "drift" for f in findings)
@@ -334,18 +363,18 @@ def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
     lines = [
         f"# {collection}",
         "",
-        f"TODO: what is new about {collection}, in a few sentences, and the paper it comes from.",
+        f"{PLACEHOLDER} what is new about {collection}, in a few sentences, and the paper it comes from.",
         "",
         "{% include 'code_snippets.md' %}",
         "",
         "## How do I train this model?",
         "",
-        "TODO: the training recipe, or where to find it.",
+        f"{PLACEHOLDER} the training recipe, or where to find it.",
         "",
         "## Citation",
         "",
         "```BibTeX",
-        "TODO: the paper's BibTeX entry",
+        f"{PLACEHOLDER} the paper's BibTeX entry",
         "```",
         "",
         "<!--",
@@ -488,13 +517,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: .resfam-cache next "
                                                            "to the templates folder)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    common.add_argument("--workers", type=int, metavar="N",
+    measuring = common.add_argument_group("measuring", "how the models are measured (in worker processes)")
+    measuring.add_argument("--workers", type=int, metavar="N",
                         help="measuring processes at most (default: as many as the usable cores, and the "
                              "available memory at --memory-limit each, allow)")
-    common.add_argument("--time-limit", metavar="SECONDS",
+    measuring.add_argument("--time-limit", metavar="SECONDS",
                         help=f"the time one step of measuring a model may take: building it, or tracing it at "
                              f"one image size (default: {DEFAULT_STEP_SECONDS:g})")
-    common.add_argument("--memory-limit", metavar="SIZE",
+    measuring.add_argument("--memory-limit", metavar="SIZE",
                         help=f"the memory (address space) each measuring process may use, e.g. 2GiB "
                              f"(default: {format_size(DEFAULT_MEMORY)})")
     tolerance = argparse.ArgumentParser(add_help=False)
@@ -510,6 +540,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
     parser.set_defaults(default_templates="templates")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_versions()['resfam']}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     verify_command = commands.add_parser("verify", parents=[common, checking],
@@ -531,7 +562,11 @@ def _parser() -> argparse.ArgumentParser:
     verify_command.set_defaults(command=_verify)
 
     sync_command = commands.add_parser("sync", parents=[common, checking],
-                                       help="show the figure changes that make the cards match the code")
+                                       help="show the figure changes that make the cards match the code "
+                                            "(exit 0 none or written, 1 not written, 2 bad input)",
+                                       epilog="exit codes: 0 the cards match the code, or --write wrote the "
+                                              "changes; 1 changes shown, not written (add --write); 2 bad input "
+                                              "(a card that cannot be read or checked): nothing written")
     sync_command.add_argument("--write", action="store_true", help="rewrite the cards (only the changed figures)")
     sync_command.add_argument("--fill", action="store_true", help="also add the fields a card leaves out")
     sync_command.set_defaults(command=_sync)
@@ -540,7 +575,10 @@ def _parser() -> argparse.ArgumentParser:
     new_command.add_argument("family", metavar="FAMILY", help="the family, e.g. resnet-d")
     new_command.add_argument("--model", dest="models", action="append", required=True, metavar="ID",
                              help="a registered model ID (repeatable)")
-    new_command.add_argument("--collection", help="the collection name shown as the title (default: FAMILY)")
+    new_command.add_argument("--collection", metavar="NAME",
+                             help="the family's display name: the card's title, and its name in the overview's "
+                                  "table and chart and in the navigation (default: from FAMILY, e.g. wide-resnet: "
+                                  "Wide ResNet)")
     new_command.add_argument("--write", action="store_true",
                              help="write templates/models/FAMILY.md (never over an existing file)")
     new_command.set_defaults(command=_new)

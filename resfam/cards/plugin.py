@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .findings import CardError
 from .limits import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
+from .model_index import parse_card
 from .pages import MEASUREMENT_PAGE, measurement_page
 from .render import start_renderer
 from .report import fallback_lines, format_report
@@ -99,11 +100,13 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
         self.limits = self._limits(config)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
-        cards = [card_src_uri(path, self.templates_dir) for path in card_templates(self.templates_dir)]
+        templates = card_templates(self.templates_dir)
+        cards = [card_src_uri(path, self.templates_dir) for path in templates]
         # the overview's order; families not in it come last
         self.family_order = family_order(self.config.families, config.nav, cards)
         if config.nav is not None:  # a new family's card page needs no edit of mkdocs.yml
-            list_card_pages(config.nav, cards, self.config.overview)
+            list_card_pages(config.nav, cards, self.config.overview,
+                            {card_src_uri(path, self.templates_dir): _collection_of(path) for path in templates})
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files:
@@ -206,14 +209,24 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         return os.path.normpath(os.path.join(root, path))
 
 
-def list_card_pages(nav: list, card_uris: Sequence[str], overview: str) -> None:
+def list_card_pages(nav: list, card_uris: Sequence[str], overview: str,
+                    titles: Mapping[str, str | None] | None = None) -> None:
     """Append to an explicit `nav` the card pages it leaves out, in the section that lists the other
-    cards or the overview. A nav that lists neither stays as written (its author left the cards out)."""
+    cards or the overview, titled with their collection's name (`titles`), as the overview names the
+    family. A nav that lists neither stays as written (its author left the cards out)."""
     listed = set(nav_paths(nav))
     missing = [uri for uri in card_uris if uri not in listed]
     section = _nav_section_of(nav, {*card_uris, overview})
     if missing and section is not None:
-        section.extend(missing)
+        section.extend({titles[uri]: uri} if titles and titles.get(uri) else uri for uri in missing)
+
+
+def _collection_of(path: str | os.PathLike[str]) -> str | None:
+    """The collection name of a card template, None when it cannot be read (verify reports why)."""
+    try:
+        return parse_card(path).collection
+    except CardError:
+        return None
 
 
 def _nav_section_of(nav: list, paths: set[str]) -> list | None:

@@ -23,23 +23,24 @@ from .verify import Report
 JSON_FORMAT = 1
 
 
-def format_report(report: Report, *, verbose: bool = False) -> str:
-    """Every error, drift and warning (with `verbose`, every ok figure too) and a summary line."""
+def format_report(report: Report, *, verbose: bool = False, strict: bool = False) -> str:
+    """Every error, drift and warning (with `verbose`, every ok figure too) and a summary line (with
+    `strict`, one that fails on the strict warnings, as `verify --strict` exits)."""
     shown = [f for f in report.findings if verbose or f.status != "ok"]
     lines = [finding.format() for finding in shown]
     lines += fallback_lines(report) if verbose else []
-    lines.append(summary_line(report))
+    lines.append(summary_line(report, strict=strict))
     return "\n".join(lines) + "\n"
 
 
-def format_github(report: Report, *, verbose: bool = False) -> str:
+def format_github(report: Report, *, verbose: bool = False, strict: bool = False) -> str:
     """Every error, drift and warning as a GitHub Actions workflow command (`::error file=...,line=...,
     title=...::message`), then the summary line as plain text. With `verbose`, the ok figures are listed
     as plain lines too (an annotation per figure would bury the problems)."""
     lines = [github_command(finding) if finding.status != "ok" else finding.format()
              for finding in report.findings if verbose or finding.status != "ok"]
     lines += fallback_lines(report) if verbose else []
-    lines.append(summary_line(report))
+    lines.append(summary_line(report, strict=strict))
     return "\n".join(lines) + "\n"
 
 
@@ -69,7 +70,9 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def summary_line(report: Report) -> str:
+def summary_line(report: Report, *, strict: bool = False) -> str:
+    """One line: "ok" or "FAILED" as the exit code says (with `strict`, that of `verify --strict`), the counts
+    and what the run cost."""
     findings = report.findings
     figures = sum(1 for f in findings if f.status == "ok" and f.field)
     models = sum(len(card.card.models) for card in report.cards if card.card is not None)
@@ -81,7 +84,7 @@ def summary_line(report: Report) -> str:
         cost.append(f"{_count(len(stats.cpu_fallbacks), 'figure set')} traced on the CPU: the shape-only trace "
                     "failed, -v says why")
     cost.append(f"{stats.seconds:.1f} s")
-    verdict = "ok" if report.ok else "FAILED"
+    verdict = "FAILED" if (report.strict_exit_code if strict else report.exit_code) else "ok"
     return (f"{verdict}: {_count(len(report.cards), 'card')}, {_count(models, 'model')}: {figures} figures ok, "
             f"{_count(len(report.drifts), 'drift')}, {_count(len(report.errors), 'error')}, "
             f"{_count(len(report.warnings), 'warning')} ({', '.join(cost)})")

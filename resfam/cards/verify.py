@@ -36,6 +36,7 @@ from .model_index import Card, Claim, ModelClaims, parse_card
 from .pool import WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
+from .unfinished import unfinished_findings
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
@@ -249,7 +250,7 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
     except CardError as error:
         result.findings += error.findings
         return result
-    result.findings += result.card.warnings
+    result.findings += result.card.warnings + unfinished_findings(result.card)
     result.cited = cited_models(result.card.text)
     return result
 

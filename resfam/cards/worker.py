@@ -18,7 +18,8 @@ when the zoo cannot be imported; then answers each request line on stdin with on
             "architecture_tags": {tag: definition},
             "hashes": {file: sha256}, "versions", "code"}
     {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
-        -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256}, "seconds",
+        -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256},
+            "dependencies": {file: what of it the model depends on (cards/dependencies.py)}, "seconds",
             "versions", "code"}
         -> {"op": "failed", "model", "error", "step", "cause", "where", "versions", "code"}
 
@@ -151,10 +152,13 @@ class _Server:
             imported_from = Path(resfam.__file__).resolve().parent
             if imported_from != self.package_dir.resolve():
                 raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
-            from resfam.cards import architecture, cache, measure
+            from resfam.cards import architecture, cache, dependencies, measure
 
             self.measure_module = measure
             self.cache_module = cache
+            self.dependencies = dependencies.ZooDependencies(
+                self.package_dir, self.imports._file_of,
+                {name: (site.module_file, site.module_line) for name, site in self.registrations.items()})
             self.facts = self.registry_facts()
             self.architecture_tags = architecture.vocabulary()
         # the trace's kernels, registered once for every model this worker measures; kept open (and
@@ -228,24 +232,33 @@ class _Server:
         self.current_step = None
         model = None
         used_modules: set[str] = set()
+        recorder = self.dependencies.recorder()
         try:
             with _recording_imports(used_modules):
-                with self.step("building"):
+                with self.step("building"), recorder:
                     model = self.measure_module.build_for_counting(model_id, **kwargs)
-                used_modules.update(type(module).__module__ for module in model.modules())
+                classes = {type(module) for module in model.modules()}
+                used_modules.update(cls.__module__ for cls in classes)
                 measurements = self.measure_module.measure_built_model(model_id, model, image_sizes, self.step)
         except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - a model that cannot be measured is a finding
             return {"op": "failed", "model": model_id, **self.failure(error)}
         finally:
             del model
             _settle()  # one model at a time in memory
-        defining = set(self.facts[model_id]["sources"]) | {
+        ran = self.dependencies.used_by(model_id, recorder, classes, self.model_file)
+        defining = set(self.facts[model_id]["sources"]) | set(ran) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.package_dir)
+        sources = {f: tree.digest(f) for f in sorted(self.imports.closure(defining))}
         return {"op": "measured", "model": model_id,
                 "measurements": [measurement.to_json() for measurement in measurements],
-                "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(defining))},
+                "sources": sources, "dependencies": self.dependencies.record(model_id, sources, ran),
                 "seconds": time.perf_counter() - started}
+
+    def model_file(self, filename: str | None) -> str | None:
+        """A file of the zoo (a resfam source outside the card engine), relative to the package, or None."""
+        relative = self.relative.of_file(filename)
+        return None if relative is None or relative.startswith(self.cache_module.CARDS_FOLDER) else relative
 
 
 def registered_config(config: Any) -> dict[str, Any]:

@@ -240,7 +240,8 @@ class ZooMeasurer:
                     found[job.model_id, size] = measurement
                     self.stats.measured_sizes += 1
                     if cacheable:
-                        self.cache.put_measurement(job.model_id, {}, size, measurement, reply["sources"])
+                        self.cache.put_measurement(job.model_id, {}, size, measurement, reply["sources"],
+                                                   reply.get("dependencies"))
             if self.progress is not None:
                 self.progress(Progress(self.stats.measured_models, len(jobs), job.model_id,
                                        tuple(job.image_sizes), reply.get("seconds", 0.0), errors.get(job.model_id)))
