@@ -113,14 +113,6 @@ def _verify(args: argparse.Namespace) -> int:
         formatter = format_github if args.format == "github" else format_report
         sys.stdout.write(formatter(report, verbose=args.verbose, strict=args.strict))
     if args.json:
-        _refuse(report_file_problems(args.json, "--json", args.templates, args.force))
-    report = _run_verify(args)
-    if args.format == "json":
-        sys.stdout.write(json_text(report))
-    else:
-        formatter = format_github if args.format == "github" else format_report
-        sys.stdout.write(formatter(report, verbose=args.verbose))
-    if args.json:
         _refuse(report_file_problems(args.json, "--json", args.templates, args.force))  # as it is now
         write_json(report, args.json)
     return report.strict_exit_code if args.strict else report.exit_code
