@@ -151,9 +151,11 @@ FIELDS: tuple[CardField, ...] = (
               column="License", anchor="license",
               how="the licence of the weights as their publisher states it, recorded with the weights in the "
                   "registry; not checked by the build"),
-    CardField("License Source", CODE, "url", compare=REPORTED, measured="config:license_url", anchor="license",
+    CardField("License Source", CODE, "url", compare=REPORTED, measured="config:license_url",
+              label="License source", anchor="license",
               how="where the publisher of the weights states their licence"),
-    CardField("License Note", CODE, "text", compare=REPORTED, measured="config:license_note", anchor="license",
+    CardField("License Note", CODE, "text", compare=REPORTED, measured="config:license_note",
+              label="License note", anchor="license",
               how="what else the publisher of the weights says about their use"),
     # Training facts: kept as written, not checked against the code.
     CardField("Epochs", METADATA, "count", "write the number of training epochs", unit="epochs"),

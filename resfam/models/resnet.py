@@ -199,6 +199,16 @@ class ResNet(nn.Module):
         x = self.layer3(x)
         return self.layer4(x)
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each of the four stages, for a detection or segmentation head: their channels
+        and reductions are the card's Feature channels and Feature reduction."""
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        outputs = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.global_pool(x).flatten(1)
         if self.drop_rate:
