@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import default_cache_dir
-from .export import default_license, hub_folders, write_folders
+from .export import hub_folders, write_folders
 from .findings import CardError, Finding
 from .limits import format_size
 from .model_index import parse_card
@@ -185,7 +185,7 @@ def _export(args: argparse.Namespace) -> int:
         sys.stderr.write(format_report(report))
         print("nothing written: the cards must match the code before they are exported", file=sys.stderr)
         return report.exit_code
-    folders = hub_folders(report, args.templates, license_id=args.license or default_license())
+    folders = hub_folders(report, args.templates, license_id=args.license)
     write_folders(folders, args.out)
     print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
           "uploaded", file=sys.stderr)
@@ -409,8 +409,9 @@ def _parser() -> argparse.ArgumentParser:
                                                                  "config.json, ready to push next to its weights")
     export_command.add_argument("out", metavar="OUT", help="the folder to write the model folders into")
     export_command.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
-    export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
-                                                                "resfam's own, apache-2.0)")
+    export_command.add_argument("--license", metavar="ID", help="a Hub license id for every card, overriding "
+                                                                "each model's own (default: the licence of its "
+                                                                "weights, as the registry records it)")
     export_command.set_defaults(command=_export, without_card=None)  # exports the cards, whatever they cover
     return parser
 
