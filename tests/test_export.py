@@ -14,9 +14,9 @@ from tools import python_module
 
 import resfam
 from resfam.cards.cli import main
-from resfam.config import LICENSE_NOT_STATED
 from resfam.cards.model_index import percentage_value
 from resfam.cards.verify import verify
+from resfam.config import LICENSE_NOT_STATED
 
 
 def as_card_writes(field: str, value):

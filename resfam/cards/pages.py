@@ -24,8 +24,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .fields import BY_NAME, CODE, DEFAULT_IMAGE_SIZE, EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, CardField, \
-    columns, fields_where
+from .fields import (
+    BY_NAME,
+    CODE,
+    DEFAULT_IMAGE_SIZE,
+    EXACT,
+    FIELDS,
+    REPORTED,
+    SOURCE,
+    TAGS,
+    TOLERANCE,
+    CardField,
+    columns,
+    fields_where,
+)
 from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
 
@@ -243,13 +255,13 @@ def comparison_table(models: Sequence[ModelFacts], measurement: str) -> str:
             "| --- |" + " ---: |" * len(columns())]
     for model in models:
         cells = [f"[{_breakable(model.name)}](#{anchor(model.name)})"]
-        for field in columns():
-            figure = model.figures.get(field.name)
+        for column in columns():
+            figure = model.figures.get(column.name)
             if figure is None:
                 cells.append("—")
                 continue
             mark = _mark(figure, measurement, compact=True)
-            cells.append(column_value(field, figure.value) + (f" {mark}" if mark else ""))
+            cells.append(column_value(column, figure.value) + (f" {mark}" if mark else ""))
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
