@@ -7,6 +7,7 @@
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models and their status
+    resfam-cards bench ID... --output FILE [--batch N] [--threads N]   CPU inference speed, to a benchmark file
     resfam-cards export hub OUT [PATH...] [--license ID]   a Hugging Face Hub folder per model (README.md,
                                                         config.json), from cards that verify
 
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bench import DEFAULT_BATCH, DEFAULT_RUNS, DEFAULT_THREADS, bench, check_output, write_benchmark
 from .cache import default_cache_dir
 from .export import hub_folders, write_folders
 from .findings import CardError, Finding
@@ -190,6 +192,29 @@ def _export(args: argparse.Namespace) -> int:
     print(f"wrote {len(folders)} model folder(s) to {args.out}: README.md and config.json each; nothing was "
           "uploaded", file=sys.stderr)
     return EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    check_output(args.output)  # a wrong path is refused before minutes of timing
+    import resfam
+
+    unknown = [model_id for model_id in args.models if not resfam.is_model(model_id)]
+    if unknown:
+        raise CardError([Finding("error", "<command line>", None, f"unknown model ID {model_id!r}",
+                                 hint="the registered models are listed by: python -m resfam") for model_id in unknown])
+    progress = None if args.quiet else (lambda line: print(f"timed {line}", file=sys.stderr))
+    data = bench(args.models, batch=args.batch, threads=args.threads, runs=args.runs, progress=progress)
+    write_benchmark(data, args.output)
+    print(f"wrote {args.output}: {len(data['models'])} model(s) on {data['machine']['cpu']}, load average "
+          f"{data['machine']['load_average']} during the runs", file=sys.stderr)
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
 
 
 def _status(findings: list[Finding]) -> str:
@@ -413,6 +438,20 @@ def _parser() -> argparse.ArgumentParser:
                                                                 "each model's own (default: the licence of its "
                                                                 "weights, as the registry records it)")
     export_command.set_defaults(command=_export, without_card=None)  # exports the cards, whatever they cover
+
+    bench_command = commands.add_parser("bench", help="time CPU inference of models and write a benchmark file "
+                                                      "(the overview shows it; the build never runs it)")
+    bench_command.add_argument("models", nargs="+", metavar="ID", help="registered model IDs")
+    bench_command.add_argument("--output", required=True, metavar="FILE", help="the benchmark file to write (.json)")
+    bench_command.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="N",
+                               help=f"the larger batch size, timed besides batch 1 (default: {DEFAULT_BATCH})")
+    bench_command.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, metavar="N",
+                               help=f"torch's CPU threads (default: {DEFAULT_THREADS})")
+    bench_command.add_argument("--runs", type=_positive, default=DEFAULT_RUNS, metavar="N",
+                               help=f"timed runs per batch size, after one to warm up; the median counts "
+                                    f"(default: {DEFAULT_RUNS})")
+    bench_command.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    bench_command.set_defaults(command=_bench)
     return parser
 
 

@@ -42,6 +42,7 @@ from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
 
 if TYPE_CHECKING:
+    from .bench import Benchmark
     from .catalog import CatalogModel
     from .verify import CardResult
 
@@ -394,7 +395,8 @@ def measurement_page(markdown: str, tolerances: Mapping[str, float], architectur
 
 
 def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping[str, str],
-                  models_json: str | None = None, versions: Mapping[str, str] | None = None) -> str:
+                  models_json: str | None = None, versions: Mapping[str, str] | None = None,
+                  benchmark: Benchmark | None = None) -> str:
     """The Markdown of the overview page at `src_uri`: a table and a chart of `models` (the build's
     `catalog.model_catalog`, which models.json is made from too).
 
@@ -402,6 +404,7 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
     not rewritten by MkDocs, unlike the table's Markdown links).
     models_json: the site path of models.json, linked from the page when given.
     versions: the versions that measured the figures, for the page's note (`measured_with`).
+    benchmark: a benchmark file (`bench.read_benchmark`), shown in a section of its own when given.
     """
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
@@ -438,7 +441,39 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
         "Top-1 ImageNet accuracy (reported with the weights) against GFLOPs (measured, at each model's "
         "image size, log scale). Each point links to its card.\n",
         accuracy_chart(points, families),
+        speed_section(benchmark, {model.model_id: f"{posixpath.relpath(model.src_uri, here)}#{model.anchor}"
+                                  for model in models}) if benchmark is not None else "",
     ])
+
+
+def speed_section(benchmark: Benchmark, links: Mapping[str, str]) -> str:
+    """The speeds of a benchmark file, as measured on its machine and date: never verified, never timed
+    by the build; marked stale when the zoo's code has changed since. links: model ID -> its card."""
+    data = benchmark.data
+    computer = data["machine"]
+    load = computer.get("load_average")
+    busy = f", load average up to {load:g} during the runs" if isinstance(load, (int, float)) else ""
+    torch_version = data["versions"].get("torch", "an unrecorded torch")
+    parts = ["## Speed\n",
+             f"CPU inference throughput in images per second, **measured on {_md(str(computer.get('cpu')))} "
+             f"({computer.get('cores')} cores{busy}), {_md(data['date'])}**, with torch {_md(torch_version)} and "
+             f"{data['threads']} thread(s), at each model's image size. These figures come from "
+             f"`resfam-cards bench` on that machine (`{_md(posixpath.basename(benchmark.path))}`), not from this "
+             "build: they are not verified, and another machine, or the same one under another load, gives "
+             "others.\n"]
+    if benchmark.stale:
+        parts.append('!!! warning "Stale: measured on older code"\n\n    The zoo\'s code has changed since '
+                     "this benchmark was made; run `resfam-cards bench` again to update it.\n")
+    sizes = benchmark.batch_sizes
+    rows = ["| Model | Input (px) | " + " | ".join(f"Batch {size} (images/s)" for size in sizes) + " |",
+            "| --- | ---: |" + " ---: |" * len(sizes)]
+    for model_id, model in data["models"].items():
+        name = f"[{_breakable(model_id)}]({links[model_id]})" if model_id in links else _breakable(model_id)
+        speeds = model["images_per_second"]
+        rows.append(f"| {name} | {model['image_size']} | "
+                    + " | ".join(f"{speeds[size]:.2f}" if size in speeds else "—" for size in sizes) + " |")
+    parts += ['<div class="resfam-compare" markdown>\n', "\n".join(rows) + "\n", "</div>\n"]
+    return "\n".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------

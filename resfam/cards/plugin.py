@@ -52,6 +52,7 @@ from mkdocs.structure.pages import Page
 if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise)
     from mkdocs.livereload import LiveReloadServer
 
+from .bench import Benchmark, read_benchmark
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
@@ -82,6 +83,7 @@ class ResfamConfig(base.Config):
     workers = c.Optional(c.Type(int))
     time_limit = c.Optional(c.Type((int, float, str)))  # None: pool.DEFAULT_STEP_SECONDS
     memory_limit = c.Optional(c.Type((int, str)))  # None: pool.DEFAULT_MEMORY
+    benchmark = c.Optional(c.Type(str))  # a `resfam-cards bench` file, shown on the overview (never re-run)
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -129,7 +131,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                 for page in pages}
         catalog = model_catalog(pages)  # one list of models for the overview and models.json
         self._add(files, config, overview, overview_page(catalog, src_uri=overview, urls=urls,
-                                                         models_json=MODELS_JSON, versions=report.versions))
+                                                         models_json=MODELS_JSON, versions=report.versions,
+                                                         benchmark=self._benchmark(config)))
         card_urls = {page.src_uri: urljoin(config.site_url or "", files.get_file_from_path(page.src_uri).url)
                      for page in pages}
         data = models_json(catalog, card_urls, report.versions)
@@ -214,6 +217,17 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         """The overview's order: the `families` setting or the nav's; other families last, by name."""
         order = self.family_order
         return (order.index(page.family) if page.family in order else len(order), page.family)
+
+    def _benchmark(self, config: MkDocsConfig) -> Benchmark | None:
+        """The benchmark file of the `benchmark` setting, read (never made) by the build; a PluginError
+        saying what is wrong with it."""
+        if not self.config.benchmark:
+            return None
+        try:
+            return read_benchmark(self._project_path(config, self.config.benchmark))
+        except CardError as error:
+            raise PluginError("resfam: the 'benchmark' setting of mkdocs.yml names a file that cannot be shown:\n"
+                              + "\n".join(finding.format() for finding in error.findings)) from None
 
     @staticmethod
     def _project_path(config: MkDocsConfig, path: str) -> str:
