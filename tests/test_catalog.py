@@ -83,8 +83,8 @@ def test_the_overview_is_made_from_the_catalog():
     catalog = model_catalog([page()])
     text = overview_page(catalog, src_uri="models/index.md", urls={"models/resnet.md": "resnet/"},
                          models_json="models.json")
-    # no activations measured here
-    assert "| [resnet18](resnet.md#resnet18) | resnet | 11.69 | 0.00 | — | 224 | 69.76 | — | 46.8 |" in text
+    # no activations measured here, no top-5 reported, no licence registered
+    assert "| [resnet18](resnet.md#resnet18) | resnet | 11.69 | 0.00 | — | 46.8 | 69.76 | — | 224 | — |" in text
     assert "1 models in 1 families" in text and "[models.json](../models.json)" in text
 
 

@@ -359,7 +359,7 @@ def stage_outputs(model: nn.Module, image_size: int) -> tuple[list[int], list[in
              for child in model.children() if _is_stage(child)]
     device = next(model.parameters()).device
     try:
-        with torch.no_grad():
+        with torch.no_grad(), shape_only_tracing():  # its short shape kernels, not torch's Python ones
             model(torch.zeros(1, 3, image_size, image_size, device=device))
     finally:
         for hook in hooks:
