@@ -1,13 +1,15 @@
 """The usage snippets as a new user runs them: resfam installed the way the README and the home page say
 (`pip install "resfam[examples]"`, torch pinned to the CPU build the suite uses) into a fresh virtual
 environment, then the snippets of a card run there as one script, offline, with a local checkpoint
-standing in for the download. The script must print the top-5 class names.
+standing in for the download, and the README's first example after them. Both must print the top-5
+class names.
 
 pip's own cache is kept (the wheels are not fetched again on the next run). A machine without the
 package index skips the test, except in CI (`CI` set), where it must run.
 """
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -61,10 +63,16 @@ def test_the_snippets_run_after_the_documented_install_and_print_labels(tmp_path
     (work / "snippets.py").write_text(script, encoding="utf-8")
     Image.effect_noise((320, 240), 64).convert("RGB").save(work / "image.jpg")  # the reader's photo
     torch.manual_seed(0)
-    url = resfam.get_model_config(model).url  # where torch.hub looks first: $TORCH_HOME/hub/checkpoints
-    checkpoint = tmp_path / "torch" / "hub" / "checkpoints" / os.path.basename(urlsplit(url).path)
-    checkpoint.parent.mkdir(parents=True)
-    torch.save(resfam.create_model(model).state_dict(), checkpoint)
+    # the README's first example too, as a user pastes it
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (work / "readme.py").write_text(readme.split("## Use\n", 1)[1].split("```python\n", 1)[1].split("```", 1)[0],
+                                    encoding="utf-8")
+    assert 'create_model("resnet50d", pretrained=True)' in (work / "readme.py").read_text(encoding="utf-8")
+    for model_id in (model, "resnet50d"):
+        url = resfam.get_model_config(model_id).url  # where torch.hub looks first: $TORCH_HOME/hub/checkpoints
+        checkpoint = tmp_path / "torch" / "hub" / "checkpoints" / os.path.basename(urlsplit(url).path)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(resfam.create_model(model_id).state_dict(), checkpoint)
 
     env = offline_env(tmp_path / "guard", tmp_path / "cache")
     env["PYTHONPATH"] = str(tmp_path / "guard")  # the network guard only: resfam is the one installed
@@ -77,3 +85,10 @@ def test_the_snippets_run_after_the_documented_install_and_print_labels(tmp_path
     printed = re.findall(r"^ *(.+?): +[\d.]+%$", done.stdout, re.MULTILINE)
     assert len(printed) == 5 and all(name in labels for name in printed), done.stdout
     assert "Feature channels: [64, 128, 256, 512] Feature reduction: [4, 8, 16, 32]" in done.stdout
+
+    done = subprocess.run([str(python), "readme.py"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    listed, top5 = done.stdout.splitlines()
+    assert "resnest50d" in listed
+    top5 = ast.literal_eval(top5)
+    assert len(top5) == 5 and all(name in labels for name in top5), done.stdout

@@ -157,7 +157,7 @@ def _figures_table(model: CatalogModel) -> str:
     for name, figure in model.figures.items():
         value = figure.value
         value = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) \
-            else ", ".join(value) if isinstance(value, list) else str(value)
+            else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         rows.append(f"| {name} | {_cell(value)} | {figure.unit or ''} | {figure.status} | {_cell(figure.convention)} |")
     return "\n".join(rows) + "\n"
 
