@@ -359,7 +359,11 @@ def stage_outputs(model: nn.Module, image_size: int) -> tuple[list[int], list[in
              for child in model.children() if _is_stage(child)]
     device = next(model.parameters()).device
     try:
-        with torch.no_grad(), shape_only_tracing():  # its short shape kernels, not torch's Python ones
+        with torch.no_grad(), contextlib.ExitStack() as kernels:
+            try:  # the short shape kernels, not torch's Python ones (which import torch._dynamo and sympy)
+                kernels.enter_context(shape_only_tracing())
+            except Exception:  # a torch without these internals: its own kernels do
+                logging.getLogger(__name__).debug("no shape-only kernels for the stage outputs", exc_info=True)
             model(torch.zeros(1, 3, image_size, image_size, device=device))
     finally:
         for hook in hooks:
