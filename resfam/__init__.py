@@ -24,14 +24,16 @@ _LAZY = {
     "list_models": "registry",
     "register_model": "registry",
     "PretrainedLoadError": "hub",
+    "imagenet_labels": "labels",
 }
-_SUBMODULES = ("cards", "config", "hub", "models", "registry")
+_SUBMODULES = ("cards", "config", "hub", "labels", "models", "registry")
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
     from .config import ModelConfig, default_config
     from .hub import PretrainedLoadError
+    from .labels import imagenet_labels
     from .registry import (
         UnknownModelError,
         create_model,

@@ -166,12 +166,49 @@ def test_card_renders_with_verified_tables(browser, base_url):
     assert css(browser, "h1")[0].text == "ResNet-D"
     for name in CARDS["resnet-d"]:
         assert css(browser, f"h3[id='{name}']")[0].is_displayed()
-    marks = [mark for mark in css(browser, "a.resfam-verified") if mark.is_displayed()]
-    # nine figures (Activations too), the architecture tags and the code
-    assert len(marks) == 11 * len(CARDS["resnet-d"])
-    assert all(mark.text == "✓ verified" for mark in marks)
+    marks = [mark.text for mark in css(browser, "a.resfam-verified") if mark.is_displayed()]
+    # per model: five figures in the comparison table (a bare mark), six more figures in its details
+    # (the configuration, the architecture tags and the code), and its two features per stage, measured
+    models = len(CARDS["resnet-d"])
+    assert sorted(marks) == sorted(["✓"] * 5 * models + ["✓ verified"] * 6 * models + ["✓ measured"] * 2 * models)
     assert not css(browser, ".admonition")
     screenshot(browser, "card-resnet-d")
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_comparison_tables_fit_the_page_and_lead_to_every_model(browser, base_url, width):
+    """At laptop width and at 800 px, no card's comparison table and not the overview's scrolls sideways,
+    and every model of a card's table opens its details."""
+    browser.set_window_size(width, 1000)
+    try:
+        for family, names in CARDS.items():
+            browser.get(base_url + f"models/{family}/")
+            table = wait_for(browser, lambda d: css(d, ".resfam-compare table"))[0]
+            assert not horizontal_scroll(browser, table), (family, width)
+            links = {link.text.replace("\n", ""): link for link in css(browser, ".resfam-compare td:first-child a")}
+            assert sorted(links) == sorted(names)
+            for name in (names[0], names[-1]):  # the first and the last: the page scrolls either way
+                browser.execute_script("window.scrollTo(0, 0)")
+                links[name].click()
+                wait_for(browser, lambda d, name=name: urlsplit(d.current_url).fragment == name)
+                heading = css(browser, f"h3[id='{name}']")[0]
+                top = browser.execute_script("return arguments[0].getBoundingClientRect().top", heading)
+                assert 0 <= top < 300, (family, name, top)
+            screenshot(browser, f"card-{family}-{width}")
+        browser.get(base_url + "models/")
+        table = wait_for(browser, lambda d: css(d, ".resfam-sortable table"))[0]
+        assert not horizontal_scroll(browser, table), ("overview", width)
+        screenshot(browser, f"overview-{width}")
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
+def horizontal_scroll(browser, table) -> bool:
+    """Whether the table, in the box the theme wraps it in, or the page itself, scrolls sideways."""
+    return browser.execute_script(
+        "const box = arguments[0].closest('.md-typeset__scrollwrap') || arguments[0].parentElement;"
+        "const page = document.documentElement;"
+        "return box.scrollWidth > box.clientWidth || page.scrollWidth > page.clientWidth;", table)
 
 
 def test_search_finds_a_model_id(browser, base_url):

@@ -83,11 +83,29 @@ def test_the_overview_is_made_from_the_catalog():
     catalog = model_catalog([page()])
     text = overview_page(catalog, src_uri="models/index.md", urls={"models/resnet.md": "resnet/"},
                          models_json="models.json")
-    # no activations measured here
-    assert "| [resnet18](resnet.md#resnet18) | resnet | 11.69 | 0.00 | — | 224 | 69.76 | — | 46.8 |" in text
+    # no activations measured here, no top-5 reported, no licence registered
+    assert "| [resnet18](resnet.md#resnet18) | resnet | 11.69 | 0.00 | — | 46.8 | 69.76 | — | 224 | — |" in text
     assert "1 models in 1 families" in text and "[models.json](../models.json)" in text
 
 
 def test_plain_values():
     assert [plain_value(v) for v in ("224", "0.875", "80.53%", "80.5 %", "bicubic", 7, "1e3")] == \
         [224, 0.875, 80.53, 80.5, "bicubic", 7, "1e3"]
+
+
+def test_the_licence_of_the_weights_is_reported_from_the_registry():
+    """Never on the card: the registered config gives the licence, shown as the publisher's statement."""
+    base = page()
+    registered = {"License": "bsd-3-clause", "License Source": "https://github.com/pytorch/vision/blob/main/LICENSE",
+                  "License Note": ""}
+    measured = {"resnet18": {**base.measured["resnet18"], **registered}}
+    [model] = model_catalog([CardPage(base.src_uri, base.path, base.family, base.card, base.markdown, base.findings,
+                                      measured)])
+    for name, value in registered.items():
+        figure = model.figures[name]
+        assert (figure.value, figure.status, figure.unit) == (value, "reported", None)
+        assert "publisher" in figure.convention and "ImageNet" not in figure.convention
+    text = overview_page([model], src_uri="models/index.md", urls={"models/resnet.md": "resnet/"})
+    assert text.splitlines()[[line.startswith("| Model") for line in text.splitlines()].index(True)].endswith(
+        "| License |")
+    assert "| 224 | bsd-3-clause |" in text

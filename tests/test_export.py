@@ -16,6 +16,7 @@ import resfam
 from resfam.cards.cli import main
 from resfam.cards.model_index import percentage_value
 from resfam.cards.verify import verify
+from resfam.config import LICENSE_NOT_STATED
 
 
 def as_card_writes(field: str, value):
@@ -59,8 +60,10 @@ def test_huggingface_hub_reads_every_card_with_the_verified_figures(exported, mo
         for model in result.card.models:
             card = hub.ModelCard.load(out / model.name / "README.md")
             data = card.data
-            assert (data.library_name, data.pipeline_tag, data.license) == ("resfam", "image-classification",
-                                                                              "apache-2.0")
+            assert (data.library_name, data.pipeline_tag) == ("resfam", "image-classification")
+            # the licence of the checkpoint as the registry records it from its publisher, none assumed
+            stated = resfam.get_model_config(model.model_id).license
+            assert data.license == ("unknown" if stated == LICENSE_NOT_STATED else stated), model.name
             assert data.datasets == ["imagenet-1k"] and result.card.family in data.tags
             accuracies = {name: percentage_value(claim.value) for name, claim in model.results.items()}
             assert {r.metric_name: r.metric_value for r in data.eval_results} == accuracies
@@ -104,3 +107,18 @@ def test_an_out_folder_that_cannot_be_made_is_bad_input(tmp_path, shared_cache, 
     assert code == 2 and "cannot make the folder" in err and "Traceback" not in err
     assert blocker.read_text(encoding="utf-8") == "not a folder\n"
 
+
+
+def test_the_licences_are_each_publishers_and_the_option_only_overrides(exported, tmp_path, shared_cache,
+                                                                       monkeypatch):
+    out, _ = exported
+    hub = python_module("huggingface_hub")
+    licences = {name: hub.ModelCard.load(out / name / "README.md").data.license
+                for name in ("tv_resnet50", "resnet50d", "resnest50d", "res2net50_26w_4s")}
+    assert licences == {"tv_resnet50": "bsd-3-clause", "resnet50d": "apache-2.0", "resnest50d": "apache-2.0",
+                        "res2net50_26w_4s": "unknown"}
+    monkeypatch.chdir(REPO)
+    code = main(["export", "hub", str(tmp_path), "templates/models/res2net.md", "--license", "other", "-q",
+                 "--cache-dir", str(shared_cache)])
+    assert code == 0
+    assert hub.ModelCard.load(tmp_path / "res2net50_26w_4s" / "README.md").data.license == "other"

@@ -32,9 +32,11 @@ from sitebuild import (
 )
 from tools import python_module
 
+import resfam
 from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
 from resfam.cards.catalog import model_catalog
+from resfam.cards.fields import CODE, FIELDS
 from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, overview_page, strip_model_index
 from resfam.cards.plugin import list_card_pages
 
@@ -117,15 +119,19 @@ def test_card_pages_show_verified_tables_and_edit_their_template(built):
         models = [name for name, home in ALL_MODELS.items() if home == family]
         for name in models:
             assert name in page.ids, name
-        verified = [attrs for _, attrs in page.links if "resfam-verified" in attrs.get("class", "")]
+        marks = [attrs for _, attrs in page.links if "resfam-verified" in attrs.get("class", "")]
+        verified = [attrs for attrs in marks if attrs["title"].startswith("Verified when this page was built")]
         # every model: parameters, FLOPs, activations, file size, layers, image size, crop, interpolation,
-        # weights, architecture, code
+        # weights, architecture, code; and its features per stage, measured (not on the card)
         assert len(verified) == 11 * len(models)
+        measured = [attrs for attrs in marks if attrs not in verified]
+        assert len(measured) == 2 * len(models)
+        assert all(attrs["title"].startswith("Not on the card; measured when this page was built")
+                   for attrs in measured)
         sources = [href for href, _ in page.links if href.startswith("https://github.com/resfam/resfam/blob/main/")]
         assert set(sources) == {f"https://github.com/resfam/resfam/blob/main/resfam/models/"
                                 f"{'resnet' if family in ('resnet-d', 'resnext') else family}.py"}
-        for attrs in verified:
-            assert attrs["title"].startswith("Verified when this page was built"), attrs
+        for attrs in marks:
             assert urlsplit(attrs["href"]).path == "../../measurement/", attrs
         assert "admonition" not in text  # nothing to report on a clean build
         edit = [href for href, attrs in page.links if attrs.get("rel") == "edit"]
@@ -180,7 +186,16 @@ def test_models_json_follows_its_schema_and_states_every_figure_of_every_card(bu
         entry = parse_card(REPO / "templates" / "models" / f"{family}.md").model(model["name"])
         claims = entry.claims()
         assert (model["family"], model["id"]) == (family, entry.model_id)
-        assert set(model["figures"]) == set(claims)  # the cards state everything: nothing is measured-only
+        # the cards state everything but the fields shown from the code: features per stage, licence
+        code_only = {field.name for field in FIELDS if field.place == CODE}
+        assert set(model["figures"]) == set(claims) | code_only
+        config = resfam.get_model_config(entry.model_id)
+        for field in ("Feature Channels", "Feature Reduction"):
+            assert model["figures"][field]["status"] == "measured" and len(model["figures"][field]["value"]) == 4
+        assert model["figures"]["Feature Reduction"]["value"] == [4, 8, 16, 32]
+        assert [(model["figures"][field]["value"], model["figures"][field]["status"])
+                for field in ("License", "License Source", "License Note")] == [
+            (config.license, "reported"), (config.license_url, "reported"), (config.license_note, "reported")]
         for field, claim in claims.items():
             figure = model["figures"][field]
             written = claim.value
@@ -208,9 +223,10 @@ def test_the_overview_table_and_chart_show_the_figures_of_models_json(built):
     rows = [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
             for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)[1:]]
     assert len(rows) == len(data)
-    for name, collection, params, gflops, activations, size, top1, top5, megabytes in rows:
+    for name, collection, params, gflops, activations, megabytes, top1, top5, size, licence in rows:
         figures = {field: figure["value"] for field, figure in data[name]["figures"].items()}
         assert collection == data[name]["collection"] and int(size) == data[name]["image_size"]
+        assert licence == figures["License"]
         assert [params, gflops, activations, top1, top5, megabytes] == [
             f"{figures['Parameters'] / 1e6:.2f}", f"{figures['FLOPs'] / 1e9:.2f}",
             f"{figures['Activations'] / 1e6:.2f}", f"{figures['Top 1 Accuracy']:.2f}",
@@ -522,11 +538,13 @@ def test_a_model_whose_stages_change_gets_prose_and_tables_from_the_new_code(bui
     prose = html[html.index("<article"):html.index('id="models"')]  # the card's text, before its tables
     prose = " ".join(re.sub(r"<[^>]+>", "", prose).split())
     assert "tv_resnet101 uses 3, 4, 12, 3 and" in prose and "23" not in prose
-    table = html[html.index('id="tv_resnet101"'):]
+    table = html[html.index('class="resfam-compare"'):]
     table = " ".join(re.sub(r"<[^>]+>", " ", table[:table.index("</table>")]).split())
     claimed = parse_card(template).model("tv_resnet101").fields
-    assert f"Parameters {claimed['Parameters'].value / 1e6:.2f} M ({claimed['Parameters'].value:,}) ✓ verified" in table
-    assert "Layers 68 ✓ verified" in table
+    assert f"tv_ resnet101 {claimed['Parameters'].value / 1e6:.2f} ✓" in table
+    details = html[html.index('id="tv_resnet101"'):]
+    details = " ".join(re.sub(r"<[^>]+>", " ", details[:details.index("</ul>")]).split())
+    assert "Layers : 68 ✓ verified" in details
     assert network_attempts(env) == []
 
 
@@ -539,8 +557,7 @@ def test_the_overview_and_the_card_tables_show_activations():
                  field="Activations", claimed=activations, measured=activations)
     page = CardPage("models/resnet.md", "templates/models/resnet.md", "resnet", card, text, [ok],
                     versions={"torch": "2.13.0", "fvcore": "0.1.5", "resfam": "0.1.0"})
-    assert "| Activations | 11.11 M at 224 × 224 | [✓ verified](../measurement.md#activations" in \
-        card_page(page, show_findings=False)
+    assert "| 11.11 [✓](../measurement.md#activations" in card_page(page, show_findings=False)
     overview = overview_page(model_catalog([page]), src_uri="models/index.md", urls={"models/resnet.md": "resnet/"},
                              versions=page.versions)
     header, _, row = [line for line in overview.splitlines() if line.startswith("| ")][:3]

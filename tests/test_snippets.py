@@ -90,13 +90,14 @@ def test_snippets_run(card_path, tmp_path, monkeypatch):
     expected = (128 / 255 - torch.tensor(config.mean)) / torch.tensor(config.std)
     torch.testing.assert_close(grey[0, :, size // 2, size // 2], expected, rtol=1e-4, atol=1e-4)
 
-    # top-5: five classes printed, most likely first
+    # top-5: five class names printed, most likely first
     printed = run(predict)
-    assert len(re.findall(r"^class +\d+: +[\d.]+%$", printed, re.MULTILINE)) == 5
     probabilities, top5 = namespace["probabilities"], namespace["top5"]
     assert probabilities.shape == (1000,)
     torch.testing.assert_close(probabilities.sum(), torch.tensor(1.0))
     assert top5.values.tolist() == probabilities.topk(5).values.tolist()
+    names = [resfam.imagenet_labels()[index] for index in top5.indices.tolist()]
+    assert re.findall(r"^ *(.+?): +[\d.]+%$", printed, re.MULTILINE) == names
 
     # fine-tune: a new 10-class head on the checkpoint's backbone, and one step taken
     assert re.fullmatch(r"loss \d+\.\d{3}\n", run(fine_tune))
@@ -110,3 +111,7 @@ def test_snippets_run(card_path, tmp_path, monkeypatch):
     assert namespace["feature_map"].shape == (1, features, size // 32, size // 32)
     assert namespace["embedding"].shape == (1, features)
     torch.testing.assert_close(namespace["embedding"], namespace["feature_map"].mean(dim=(2, 3)))
+    # the stage outputs, named as the card names them; the last one is the feature map
+    assert len(namespace["stages"]) == 4
+    torch.testing.assert_close(namespace["stages"][-1], namespace["feature_map"])
+    assert namespace["feature_channels"][-1] == features and namespace["feature_reduction"] == [4, 8, 16, 32]

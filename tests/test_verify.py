@@ -17,6 +17,7 @@ from card_entries import (
     with_results,
 )
 
+import resfam
 import resfam.cards.pool as pool_module
 import resfam.cards.verify as verify_module
 import resfam.cards.worker as worker_module
@@ -64,7 +65,11 @@ def test_a_card_that_matches_the_code_verifies_clean(check):
                    "resnet26-9aa10e23.pth",
         "Architecture": ["1x1 Convolution", "Batch Normalization", "Bottleneck Residual Block", "Convolution",
                          "Dense Connections", "Global Average Pooling", "Max Pooling", "ReLU", "Residual Connection"],
-        "Code": "resfam/models/resnet.py"}
+        "Code": "resfam/models/resnet.py",
+        # shown from the code, never on a card: the features per stage and the licence of the weights
+        "Feature Channels": [256, 512, 1024, 2048], "Feature Reduction": [4, 8, 16, 32],
+        "License": "apache-2.0", "License Source": resfam.get_model_config("resnet26").license_url,
+        "License Note": resfam.get_model_config("resnet26").license_note}
 
 
 def test_a_drifted_figure_says_where_what_by_how_much_and_how_to_fix_it(check):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import FIELDS
+from .fields import BY_NAME, FIELDS
 from .model_index import percentage_value
 from .pages import REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_facts
 
@@ -80,8 +80,8 @@ def model_catalog(pages: Sequence[CardPage]) -> list[CatalogModel]:
 def _convention(field: str, status: str, dataset: str) -> str:
     if field in VERIFIED_FIELDS and status != "reported":  # the build measures it
         return VERIFIED_FIELDS[field][2]
-    if field in REPORTED_FIELDS:
-        return REPORTED_CONVENTION.format(dataset=dataset)
+    if field in REPORTED_FIELDS:  # an accuracy, or a publisher's statement recorded in the registry
+        return BY_NAME[field].how or REPORTED_CONVENTION.format(dataset=dataset)
     return STATED_CONVENTION
 
 

@@ -13,6 +13,7 @@
     resfam-cards new FAMILY --model ID [--model ID...] [--collection NAME] [--write]
                                                         a card template with measured figures
     resfam-cards list [PATH...]                         the cards, their models, status and figures
+    resfam-cards bench ID... --output FILE [--batch N] [--threads N]   CPU inference speed, to a benchmark file
     resfam-cards measure ID [--image-size N]            one model measured in this process, every figure and
                                                         tag with how it was found (to debug a model)
     resfam-cards export hub OUT [PATH...] [--license ID] [--force]   a Hugging Face Hub folder per model
@@ -47,8 +48,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bench import DEFAULT_BATCH, DEFAULT_RUNS, DEFAULT_THREADS, bench, check_output, write_benchmark
 from .cache import PACKAGE_DIR, default_cache_dir, installed_versions
-from .export import EXPORTED_FILES, default_license, hub_folders, write_folders
+from .export import EXPORTED_FILES, hub_folders, write_folders
 from .fields import REPORTED, TOLERANCE, fields_where
 from .findings import CardError, Finding
 from .limits import (
@@ -231,7 +233,7 @@ def _export(args: argparse.Namespace) -> int:
         sys.stderr.write(format_report(report))
         print("nothing written: the cards must match the code before they are exported", file=sys.stderr)
         return report.exit_code
-    folders = hub_folders(report, args.templates, license_id=args.license or default_license())
+    folders = hub_folders(report, args.templates, license_id=args.license)
     _refuse(export_problems(args.out, [folder.name for folder in folders], EXPORTED_FILES, args.templates,
                             args.force))
     write_folders(folders, args.out)
@@ -333,6 +335,29 @@ def _figures(model: ModelClaims) -> str:
             value = with_prefix(claim.value, "", 2) if card_field.kind == "count" else str(claim.value)
             shown.append(f"{card_field.name} {value}")
     return ", ".join(shown)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    check_output(args.output)  # a wrong path is refused before minutes of timing
+    import resfam
+
+    unknown = [model_id for model_id in args.models if not resfam.is_model(model_id)]
+    if unknown:
+        raise CardError([Finding("error", "<command line>", None, f"unknown model ID {model_id!r}",
+                                 hint="the registered models are listed by: python -m resfam") for model_id in unknown])
+    progress = None if args.quiet else (lambda line: print(f"timed {line}", file=sys.stderr))
+    data = bench(args.models, batch=args.batch, threads=args.threads, runs=args.runs, progress=progress)
+    write_benchmark(data, args.output)
+    print(f"wrote {args.output}: {len(data['models'])} model(s) on {data['machine']['cpu']}, load average "
+          f"{data['machine']['load_average']} during the runs", file=sys.stderr)
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
 
 
 def _status(findings: list[Finding]) -> str:
@@ -593,8 +618,9 @@ def _parser() -> argparse.ArgumentParser:
                                                                  "config.json, ready to push next to its weights")
     export_command.add_argument("out", metavar="OUT", help="the folder to write the model folders into")
     export_command.add_argument("paths", nargs="*", metavar="PATH", help="card templates (default: all)")
-    export_command.add_argument("--license", metavar="ID", help="the Hub license id of the cards (default: "
-                                                                "resfam's own, apache-2.0)")
+    export_command.add_argument("--license", metavar="ID", help="a Hub license id for every card, overriding "
+                                                                "each model's own (default: the licence of its "
+                                                                "weights, as the registry records it)")
     export_command.add_argument("--force", action="store_true",
                                 help="replace the README.md and config.json of a model folder in OUT that an "
                                      "export did not write (never a file in the project's templates/, docs/ or "
@@ -622,6 +648,20 @@ def _parser() -> argparse.ArgumentParser:
     pages_command.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
                                help="how often --watch looks for changes (default: 0.5)")
     pages_command.set_defaults(command=_pages, default_templates=None, paths=None)
+
+    bench_command = commands.add_parser("bench", help="time CPU inference of models and write a benchmark file "
+                                                      "(the overview shows it; the build never runs it)")
+    bench_command.add_argument("models", nargs="+", metavar="ID", help="registered model IDs")
+    bench_command.add_argument("--output", required=True, metavar="FILE", help="the benchmark file to write (.json)")
+    bench_command.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="N",
+                               help=f"the larger batch size, timed besides batch 1 (default: {DEFAULT_BATCH})")
+    bench_command.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, metavar="N",
+                               help=f"torch's CPU threads (default: {DEFAULT_THREADS})")
+    bench_command.add_argument("--runs", type=_positive, default=DEFAULT_RUNS, metavar="N",
+                               help=f"timed runs per batch size, after one to warm up; the median counts "
+                                    f"(default: {DEFAULT_RUNS})")
+    bench_command.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    bench_command.set_defaults(command=_bench)
     return parser
 
 

@@ -2,7 +2,8 @@
 its weights. Nothing is uploaded.
 
     OUT/resnet50d/README.md     a model card: YAML metadata the Hub reads (library, pipeline tag, tags,
-                                datasets, license, the accuracies as model-index results), then the
+                                datasets, the licence of the weights, the accuracies as model-index
+                                results), then the
                                 figures table, the card's text rendered for this model (the usage
                                 snippets included) and its citation
     OUT/resnet50d/config.json   the model's registered default config
@@ -10,21 +11,23 @@ its weights. Nothing is uploaded.
 The figures come from the same catalog as the site's models.json (`catalog.model_catalog`), and only
 from cards that verify: an export of a card that drifts from the code, or cannot be read, is refused
 before anything is written. The metadata also carries the verified figures under `resfam`, so a
-tool reading the Hub can check them without parsing the table.
+tool reading the Hub can check them without parsing the table. The licence is each checkpoint's own,
+as the registry records it from the publisher of the weights (`unknown` where none is stated); a
+licence given to the command overrides it for every model.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..config import LICENSE_NOT_STATED
 from .catalog import CatalogModel, model_catalog
 from .findings import CardError, Finding
 from .model_index import Card
@@ -49,18 +52,20 @@ class HubFolder:
     files: dict[str, str]
 
 
-def default_license() -> str:
-    """resfam's own license, as a Hub license id ('apache-2.0')."""
-    try:
-        info = metadata.metadata("resfam")
-    except metadata.PackageNotFoundError:
-        return "other"
-    return (info.get("License-Expression") or info.get("License") or "other").lower()
+HUB_LICENSE_NOT_STATED = "unknown"  # the Hub's license id for weights whose publisher states none
 
 
-def hub_folders(report: Report, templates_dir: str | os.PathLike[str], *, license_id: str) -> list[HubFolder]:
-    """The folder of every model on the verified cards of `report`. CardError when a card has errors or
-    drifts (nothing of it could be trusted on the Hub), or two cards name the same model."""
+def hub_license(config: Mapping[str, Any]) -> str:
+    """The Hub license id of a model's weights, from its registered config (`resfam.config.ModelConfig`)."""
+    stated = config.get("license", LICENSE_NOT_STATED)
+    return HUB_LICENSE_NOT_STATED if stated == LICENSE_NOT_STATED else stated
+
+
+def hub_folders(report: Report, templates_dir: str | os.PathLike[str], *,
+                license_id: str | None = None) -> list[HubFolder]:
+    """The folder of every model on the verified cards of `report`, each under the licence of its weights
+    (or `license_id` for all, when given). CardError when a card has errors or drifts (nothing of it
+    could be trusted on the Hub), or two cards name the same model."""
     problems = [*report.errors, *report.drifts]
     if problems:
         raise CardError(problems)
@@ -74,9 +79,10 @@ def hub_folders(report: Report, templates_dir: str | os.PathLike[str], *, licens
                                        f"{model.name}: another card names this model too; its Hub folder would "
                                        "be written twice", hint="keep the model on one card", model=model.name))
                 continue
-            readme = _readme(model, result, Path(templates_dir), license_id, report.versions)
-            config = {"architecture": model.model_id, "family": model.family,
-                      **result.models[model.name].registered.config}
+            registered = result.models[model.name].registered.config
+            readme = _readme(model, result, Path(templates_dir), license_id or hub_license(registered),
+                             report.versions)
+            config = {"architecture": model.model_id, "family": model.family, **registered}
             files = {"README.md": readme, "config.json": json.dumps(config, indent=2) + "\n"}
             folders[model.name] = HubFolder(model.name, {name: files[name] for name in EXPORTED_FILES})
     if clashes:
@@ -152,7 +158,7 @@ def _figures_table(model: CatalogModel) -> str:
     for name, figure in model.figures.items():
         value = figure.value
         value = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) \
-            else ", ".join(value) if isinstance(value, list) else str(value)
+            else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         rows.append(f"| {name} | {_cell(value)} | {figure.unit or ''} | {figure.status} | {_cell(figure.convention)} |")
     return "\n".join(rows) + "\n"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 METADATA = "Metadata"  # under the entry's Metadata
 ENTRY = "entry"  # a key of the model entry itself
 METRICS = "Metrics"  # a metric of the entry's ImageNet result
+CODE = "code"  # not written on a card: the value always comes from the code (the registry or the measurement)
 
 # How a field is compared with the code.
 TOLERANCE = "tolerance"  # a count, within a relative tolerance (percent)
@@ -30,9 +31,10 @@ class CardField:
     """One field of a card.
 
     name: the key as a card writes it.
-    place: METADATA, ENTRY or METRICS.
+    place: METADATA, ENTRY, METRICS or CODE (not a key of the card: shown from the code).
     kind: the kind of value, which `model_index` checks: count, rate, text, texts (a list of names),
-        tags, image_size, crop_pct, interpolation, url, model_id, source, percentage.
+        tags, image_size, crop_pct, interpolation, url, model_id, source, percentage, counts (a list of
+        numbers; CODE fields only).
     hint: what to write when the value is not acceptable ({path} is the card).
     compare: TOLERANCE, EXACT, TAGS, SOURCE, REPORTED or UNCHECKED.
     tolerance: the default tolerance in percent (TOLERANCE fields).
@@ -40,7 +42,10 @@ class CardField:
         worker; FLOPs-like keys are per image size, see `per_image_size`), 'config:<key>' (the
         registered default config) or 'registry:<key>' (where the model is registered).
     per_image_size: the measured value depends on the card's Image Size.
-    label: the row label on a card page (None: not shown in the table).
+    label: the label on a card page (None: not shown).
+    column: the header of the field's column in the comparison tables (a card's and the overview's);
+        None: shown in each model's details instead.
+    scale, digits: a number in a column is shown as value / scale with `digits` decimals.
     anchor: the section of the measurement page that explains it.
     how: how the build gets the value, one sentence (tooltips and the measurement page).
     insert_style: the YAML quoting of a value `sync --fill` inserts (None: plain).
@@ -56,6 +61,9 @@ class CardField:
     measured: str | None = None
     per_image_size: bool = False
     label: str | None = None
+    column: str | None = None
+    scale: float = 1.0
+    digits: int = 0
     anchor: str | None = None
     how: str = ""
     insert_style: str | None = None
@@ -86,27 +94,30 @@ FIELDS: tuple[CardField, ...] = (
               "measurement:layers", label="Layers", anchor="layers",
               how="nominal depth from the block counts of the architecture", unit="layers"),
     CardField("Parameters", METADATA, "count", _SYNC_HINT.format(what="count"), TOLERANCE, 0.1,
-              "measurement:parameters", label="Parameters", anchor="parameters",
+              "measurement:parameters", label="Parameters", column="Params (M)", scale=1e6, digits=2,
+              anchor="parameters",
               how="sum of p.numel() over model.parameters(), with the 1000-class head", unit="count"),
     CardField("FLOPs", METADATA, "count",
               _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"), TOLERANCE, 0.1,
-              "measurement:flops", per_image_size=True, label="GFLOPs", anchor="flops",
+              "measurement:flops", per_image_size=True, label="GFLOPs", column="GFLOPs", scale=1e9, digits=2,
+              anchor="flops",
               how="fvcore FlopCountAnalysis of one image at the card's image size; one multiply-add is one FLOP",
               unit="FLOPs"),
     CardField("Activations", METADATA, "count", _SYNC_HINT.format(what="count (fvcore's activation count)"),
               TOLERANCE, 0.1, "measurement:activations", per_image_size=True, label="Activations",
-              anchor="activations",
+              column="Activations (M)", scale=1e6, digits=2, anchor="activations",
               how="fvcore ActivationCountAnalysis of one image at the card's image size: the outputs of the "
                   "convolutions and linear layers", unit="activations"),
     CardField("File Size", METADATA, "count", _SYNC_HINT.format(what="size in bytes"), TOLERANCE, 1.0,
-              "measurement:file_size", label="File size", anchor="file-size",
+              "measurement:file_size", label="File size", column="File (MB)", scale=1e6, digits=1,
+              anchor="file-size",
               how="bytes written by torch.save(model.state_dict())", unit="bytes"),
     CardField("Top 1 Accuracy", METRICS, "percentage", "write a percentage such as 76.13%", REPORTED,
-              label="Top-1 accuracy", unit="%"),
+              label="Top-1 accuracy", column="Top-1 (%)", digits=2, unit="%"),
     CardField("Top 5 Accuracy", METRICS, "percentage", "write a percentage such as 92.86%", REPORTED,
-              label="Top-5 accuracy", unit="%"),
+              label="Top-5 accuracy", column="Top-5 (%)", digits=2, unit="%"),
     CardField("Image Size", METADATA, "image_size", "write the input resolution in pixels, e.g. '224'", EXACT,
-              measured="config:image_size", label="Image size", anchor="config", how=_CONFIG_HOW,
+              measured="config:image_size", label="Image size", column="Input (px)", anchor="config", how=_CONFIG_HOW,
               insert_style="'", unit="pixels"),
     CardField("Crop Pct", METADATA, "crop_pct", "write the crop fraction, e.g. '0.875'", EXACT,
               measured="config:crop_pct", label="Crop", anchor="config", how=_CONFIG_HOW, insert_style="'",
@@ -126,6 +137,26 @@ FIELDS: tuple[CardField, ...] = (
               "e.g. resfam/models/resnet.py (optionally with #L<line>)", SOURCE,
               measured="registry:code", label="Code", anchor="code",
               how="the file, relative to the repository root, whose code registers the model", unit="path"),
+    # Shown from the code, never written on a card: what a backbone gives per stage, and the licence of
+    # the weights as their publisher states it (recorded with the weights in the registry).
+    CardField("Feature Channels", CODE, "counts", compare=EXACT, measured="measurement:feature_channels",
+              label="Feature channels", anchor="features",
+              how="the channels of each stage's output, from a forward pass of the model as built",
+              unit="channels"),
+    CardField("Feature Reduction", CODE, "counts", compare=EXACT, measured="measurement:feature_reduction",
+              label="Feature reduction", anchor="features",
+              how="the input size divided by the size of each stage's output, from the same forward pass",
+              unit="factor"),
+    CardField("License", CODE, "text", compare=REPORTED, measured="config:license", label="License",
+              column="License", anchor="license",
+              how="the licence of the weights as their publisher states it, recorded with the weights in the "
+                  "registry; not checked by the build"),
+    CardField("License Source", CODE, "url", compare=REPORTED, measured="config:license_url",
+              label="License source", anchor="license",
+              how="where the publisher of the weights states their licence"),
+    CardField("License Note", CODE, "text", compare=REPORTED, measured="config:license_note",
+              label="License note", anchor="license",
+              how="what else the publisher of the weights says about their use"),
     # Training facts: kept as written, not checked against the code.
     CardField("Epochs", METADATA, "count", "write the number of training epochs", unit="epochs"),
     CardField("Batch Size", METADATA, "count", "write the training batch size", unit="images"),
@@ -160,6 +191,16 @@ def default_tolerances() -> dict[str, float]:
     return {field.name: field.tolerance for field in fields_where(compare=TOLERANCE)}
 
 
-def synced_fields() -> tuple[CardField, ...]:
-    """The fields `sync` writes: every field whose value the code gives."""
+def code_fields() -> tuple[CardField, ...]:
+    """Every field whose value the code gives (the measurement, the registered config, the registry)."""
     return tuple(field for field in FIELDS if field.measured is not None)
+
+
+def synced_fields() -> tuple[CardField, ...]:
+    """The fields `sync` writes: every card field whose value the code gives."""
+    return tuple(field for field in code_fields() if field.place != CODE)
+
+
+def columns() -> tuple[CardField, ...]:
+    """The fields of the comparison tables, in table order."""
+    return tuple(field for field in FIELDS if field.column)

@@ -119,6 +119,8 @@ class ModelMeasurement:
     layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
     flops_fallback: str | None = None  # why FLOPs and activations were counted on the CPU (FlopCount.fallback)
     architecture_evidence: dict[str, str] = field(default_factory=dict)  # {tag: how it was found}
+    feature_channels: list[int] = field(default_factory=list)  # see stage_outputs
+    feature_reduction: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -337,8 +339,8 @@ def stage_layout(model: nn.Module) -> dict[str, Any]:
     stem_widths: list[int] = []
     stages = []
     for child in model.children():
-        blocks = list(child) if isinstance(child, nn.Sequential) else []
-        if blocks and all(hasattr(block, "expansion") and hasattr(block, "depth") for block in blocks):
+        if _is_stage(child):
+            blocks = list(child)
             first = _convolutions(blocks[0])
             last = _convolutions(blocks[-1])
             stages.append({"blocks": len(blocks), "block": type(blocks[0]).__name__,
@@ -348,6 +350,34 @@ def stage_layout(model: nn.Module) -> dict[str, Any]:
     return {"stem_widths": stem_widths, "stages": stages}
 
 
+def _is_stage(module: nn.Module) -> bool:
+    """A stage of `stage_layout`: an `nn.Sequential` of blocks of the block contract."""
+    return isinstance(module, nn.Sequential) and len(module) > 0 \
+        and all(hasattr(block, "expansion") and hasattr(block, "depth") for block in module)
+
+
+def stage_outputs(model: nn.Module, image_size: int) -> tuple[list[int], list[int]]:
+    """(channels, reduction) of each stage's output (the stages of `stage_layout`), read from one forward
+    pass of `model` as built on a zero `image_size` square image, on the device its parameters are on
+    (the meta device after counting: shapes only, nothing computed). The reduction is the input size
+    divided by the output's width."""
+    shapes: list[tuple[int, ...]] = []
+    hooks = [child.register_forward_hook(lambda module, inputs, output: shapes.append(tuple(output.shape)))
+             for child in model.children() if _is_stage(child)]
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad(), contextlib.ExitStack() as kernels:
+            try:  # the short shape kernels, not torch's Python ones (which import torch._dynamo and sympy)
+                kernels.enter_context(shape_only_tracing())
+            except Exception:  # a torch without these internals: its own kernels do
+                logging.getLogger(__name__).debug("no shape-only kernels for the stage outputs", exc_info=True)
+            model(torch.zeros(1, 3, image_size, image_size, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [shape[1] for shape in shapes], [round(image_size / shape[-1]) for shape in shapes]
+
+
 def _convolutions(module: nn.Module) -> list[nn.Conv2d]:
     return [layer for layer in module.modules() if isinstance(layer, nn.Conv2d)]
 
@@ -355,7 +385,7 @@ def _convolutions(module: nn.Module) -> list[nn.Conv2d]:
 def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
                         step: Step = _unnamed_step) -> list[ModelMeasurement]:
     """Every figure of an already built (uninitialised) `model`, FLOPs and activations at each of
-    `image_sizes`, and its stage layout.
+    `image_sizes`, its stage layout and what each stage outputs (at the smallest of `image_sizes`).
 
     The model is used up: FLOPs are counted last, on the model itself moved to the meta device. Each
     part of the work runs inside `step(name)` ("counting", "saving", "tracing at 224 px"): the worker
@@ -370,9 +400,11 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
     counts = _count_flops(model, image_sizes, in_place=True, step=step)
     with step("finding the architecture tags"):
         evidence = tag_evidence(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+    with step("finding the stage outputs"):
+        channels, reduction = stage_outputs(model, min(image_sizes))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
                              flops.unexpected_uncounted_ops, flops.method, sorted(evidence), flops.activations, layout,
-                             flops.fallback, evidence)
+                             flops.fallback, evidence, channels, reduction)
             for size, flops in zip(image_sizes, counts, strict=False)]
 
 

@@ -3,13 +3,14 @@
 Nothing here measures or compares: the engine (`verify`) has already decided, figure by figure, what
 is ok and what drifts. This module only shows it:
 
-- `card_page`: the rendered template without its raw model-index comment, plus a visible table per
-  model whose verified figures carry a mark that links to (and, as a tooltip, says) how they were
-  measured, and, when asked, the card's findings in an admonition at the top (red for drift and
+- `card_page`: the rendered template without its raw model-index comment, plus one table comparing
+  the card's models (the fields with a `column` in the table of fields) and each model's other fields
+  in a short list below it; a verified figure carries a mark that links to (and, as a tooltip, says)
+  how it was measured. When asked, it also puts the card's findings in an admonition at the top (red for drift and
   errors; `mkdocs serve` shows them instead of stopping).
 - `overview_page`: every model of the catalog (`catalog.model_catalog`, the data of models.json) in
-  one table (sorted and filtered in the browser by `docs/assets/resfam.js`) and an inline SVG chart of
-  top-1 accuracy against GFLOPs.
+  one table (sorted and filtered in the browser by `docs/assets/resfam.js`), an inline SVG chart of
+  top-1 accuracy against GFLOPs and, when a benchmark file is given, its speeds (`speed_section`).
 
 It takes plain data (a `CardPage` per card) so it can be used, and tested, without MkDocs.
 """
@@ -23,11 +24,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .fields import DEFAULT_IMAGE_SIZE, EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
+from .fields import (
+    BY_NAME,
+    CODE,
+    DEFAULT_IMAGE_SIZE,
+    EXACT,
+    FIELDS,
+    REPORTED,
+    SOURCE,
+    TAGS,
+    TOLERANCE,
+    CardField,
+    columns,
+    fields_where,
+)
 from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
 
 if TYPE_CHECKING:
+    from .bench import Benchmark
     from .catalog import CatalogModel
     from .verify import CardResult
 
@@ -96,8 +111,8 @@ class Figure:
         on the card: the value is the measurement) or reported (stated on the card, not measured)."""
         if self.finding is not None and self.finding.status in PROBLEM_STATUSES:
             return self.finding.status
-        if self.measured_only:
-            return "measured"
+        if self.measured_only:  # from the code; a publisher's statement recorded there stays reported
+            return "reported" if BY_NAME[self.field].compare == REPORTED else "measured"
         if self.finding is not None and self.finding.status == "ok":
             return "verified"
         return "reported"
@@ -218,34 +233,67 @@ def _models_section(page: CardPage) -> str:
     if not facts:
         return ""
     measurement = posixpath.relpath(MEASUREMENT_PAGE, posixpath.dirname(page.src_uri) or ".")
+    reported = _joined([field.column for field in columns() if field.compare == REPORTED])
     parts = ["## Models\n",
              f"Figures marked ✓ were measured from the code when this page was built and match the card; "
-             f"hover over a mark, or see [how the figures are measured]({measurement}). Accuracies are "
-             f"reported by the publishers of the weights.\n",
+             f"hover over a mark, or see [how the figures are measured]({measurement}). {reported} are "
+             f"reported by the publishers of the weights. Click a model for its details.\n",
              measured_with(page.versions, measurement)]
-    # md_in_html: the divs let the stylesheet set the tables side by side
+    # md_in_html: the div lets the stylesheet fit the table to the page
+    parts += ['<div class="resfam-compare" markdown>\n', comparison_table(facts, measurement), "</div>\n"]
     parts.append('<div class="resfam-models" markdown>\n')
     for model in facts:
-        parts.append('<div class="resfam-model" markdown>\n')
         parts.append(f"### {_md(model.name)} {{ #{anchor(model.name)} }}\n")
-        parts.append(_model_table(model, measurement, page.source_url))
-        parts.append("</div>\n")
+        parts.append(_model_details(model, measurement, page.source_url))
     parts.append("</div>\n")
     return "\n".join(parts)
 
 
-def _model_table(model: ModelFacts, measurement: str, source_url: str | None) -> str:
-    rows = ["| | Value | Check |", "| --- | --- | --- |"]
-    for name, figure in model.figures.items():
-        if name not in REPORTED_FIELDS and name not in VERIFIED_FIELDS:
-            continue  # the card's other fields (training facts) are in its text and in models.json
-        label = REPORTED_FIELDS.get(name) or VERIFIED_FIELDS[name][0]
-        rows.append(f"| {label} | {_shown_value(figure, model, source_url)} | {_mark(figure, measurement)} |")
+def comparison_table(models: Sequence[ModelFacts], measurement: str) -> str:
+    """One row per model, one column per field with a `column` in the table of fields: each figure
+    scaled as the table of fields says, with its mark."""
+    rows = ["| Model | " + " | ".join(field.column for field in columns()) + " |",
+            "| --- |" + " ---: |" * len(columns())]
+    for model in models:
+        cells = [f"[{_breakable(model.name)}](#{anchor(model.name)})"]
+        for column in columns():
+            figure = model.figures.get(column.name)
+            if figure is None:
+                cells.append("—")
+                continue
+            mark = _mark(figure, measurement, compact=True)
+            cells.append(column_value(column, figure.value) + (f" {mark}" if mark else ""))
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+def column_value(field: CardField, value: Any) -> str:
+    """A figure as its column shows it: a number scaled (value / scale, `digits` decimals), text as is."""
+    number = percentage_value(value) if field.compare == REPORTED else value
+    try:
+        return f"{float(number) / field.scale:.{field.digits}f}"
+    except (TypeError, ValueError):
+        return _md(str(value))
+
+
+def _model_details(model: ModelFacts, measurement: str, source_url: str | None) -> str:
+    """The fields of a model the comparison table leaves out, one line each, as a list."""
+    lines = []
+    for name, figure in model.figures.items():
+        field = BY_NAME.get(name)
+        if field is None or field.column or not field.label or figure.value in ("", None):
+            continue  # the card's other fields (training facts) are in its text and in models.json
+        mark = _mark(figure, measurement)
+        lines.append(f"- **{field.label}**: {_shown_value(figure, model, source_url)}" + (f" {mark}" if mark else ""))
+    return "\n".join(lines) + "\n"
 
 
 def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = None) -> str:
     value = figure.value
+    if BY_NAME[figure.field].kind == "url":
+        return f"[{_md(posixpath.basename(str(value).rstrip('/')))}]({_url(value)})"
+    if BY_NAME[figure.field].kind == "counts":
+        return ", ".join(map(str, value))
     if figure.field == "Parameters":
         return f"{with_prefix(value, '', 2)} ({int(value):,})"
     if figure.field == "FLOPs":
@@ -261,8 +309,6 @@ def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = Non
     if figure.field in REPORTED_FIELDS:
         number = percentage_value(value)
         return f"{number:.2f} %" if number is not None else _md(str(value))
-    if figure.field == "Weights":
-        return f"[{_md(posixpath.basename(str(value)))}]({_url(value)})"
     if figure.field == "Architecture":
         return ", ".join(_md(str(tag)) for tag in value)
     if figure.field == "Code":
@@ -271,10 +317,16 @@ def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = Non
     return _md(str(value))
 
 
-def _mark(figure: Figure, measurement: str) -> str:
-    """The Check cell: how far to trust the figure, as a link to the page that explains it."""
-    if figure.field in REPORTED_FIELDS:
-        return f'[reported]({measurement}#reported "Reported with the weights; not measured by the build")'
+def _mark(figure: Figure, measurement: str, compact: bool = False) -> str:
+    """How far to trust the figure, as a link to the page that explains it (the mark alone, ✓ or ✗, when
+    `compact`; a reported figure then gets none: its column says so)."""
+    field = BY_NAME[figure.field]
+    if field.compare == REPORTED:
+        if compact:
+            return ""
+        section = field.anchor if field.place == CODE else "reported"
+        how = field.how if field.place == CODE else "Reported with the weights; not measured by the build"
+        return f'[reported]({measurement}#{section} "{_title(how)}")'
     _, section, how = VERIFIED_FIELDS[figure.field]
     finding = figure.finding
     if figure.status in PROBLEM_STATUSES:
@@ -283,14 +335,15 @@ def _mark(figure: Figure, measurement: str) -> str:
             text += f": measured {_md(_plain(finding.measured))}"
         if finding.drift_pct is not None:
             text += f" ({finding.drift_pct:+.2f} %)"
-        return f'[{text}]({measurement}#{section} "{_title(finding.message)}"){{ .resfam-drift }}'
+        return f'[{"✗" if compact else text}]({measurement}#{section} "{_title(text + ". " + finding.message)}")' \
+               "{ .resfam-drift }"
     if figure.status == "measured":
         title = f"Not on the card; measured when this page was built: {how}"
-        return f'[✓ measured]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
+        return f'[{"✓" if compact else "✓ measured"}]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
     if figure.status == "verified":
         title = f"Verified when this page was built: {how}. {finding.message}"
-        return f'[✓ verified]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
-    return "—"
+        return f'[{"✓" if compact else "✓ verified"}]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
+    return ""
 
 
 def measured_with(versions: Mapping[str, str], measurement: str) -> str:
@@ -337,7 +390,9 @@ def measurement_tables(tolerances: Mapping[str, float], architecture_tags: Mappi
     fields = ["| Field | What the build computes | Check |", "| --- | --- | --- |"]
     for card_field in FIELDS:
         if card_field.verified or card_field.compare == REPORTED:
-            if card_field.compare == TOLERANCE:
+            if card_field.place == CODE and card_field.verified:
+                check = "measured on every build; not written on a card"
+            elif card_field.compare == TOLERANCE:
                 tolerance = tolerances.get(card_field.name, card_field.tolerance)
                 check = f"within {tolerance:g} %" if tolerance else "exact"
             else:
@@ -354,7 +409,8 @@ def measurement_tables(tolerances: Mapping[str, float], architecture_tags: Mappi
 
 
 def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping[str, str],
-                  models_json: str | None = None, versions: Mapping[str, str] | None = None) -> str:
+                  models_json: str | None = None, versions: Mapping[str, str] | None = None,
+                  benchmark: Benchmark | None = None) -> str:
     """The Markdown of the overview page at `src_uri`: a table and a chart of `models` (the build's
     `catalog.model_catalog`, which models.json is made from too).
 
@@ -362,27 +418,20 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
     not rewritten by MkDocs, unlike the table's Markdown links).
     models_json: the site path of models.json, linked from the page when given.
     versions: the versions that measured the figures, for the page's note (`measured_with`).
+    benchmark: a benchmark file (`bench.read_benchmark`), shown in a section of its own when given.
     """
     here = posixpath.dirname(src_uri) or "."
     measurement = posixpath.relpath(MEASUREMENT_PAGE, here)
     families = list(dict.fromkeys(model.collection for model in models))
-    table = ["| Model | Family | Params (M) | GFLOPs | Activations (M) | Input (px) | Top-1 (%) | Top-5 (%) "
-             "| File (MB) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table = ["| Model | Family | " + " | ".join(field.column for field in columns()) + " |",
+             "| --- | --- |" + " ---: |" * len(columns())]
     points = []
     for model in models:
         link = posixpath.relpath(model.src_uri, here)
-        table.append(" | ".join([
-            f"| [{_md(model.name)}]({link}#{model.anchor})",
-            _md(model.collection),
-            _number(model.number("Parameters"), 1e6, 2),
-            _number(model.number("FLOPs"), 1e9, 2),
-            _number(model.number("Activations"), 1e6, 2),
-            str(model.image_size),
-            _number(model.number("Top 1 Accuracy"), 1, 2),
-            _number(model.number("Top 5 Accuracy"), 1, 2),
-            _number(model.number("File Size"), 1e6, 1),
-        ]) + " |")
+        cells = [f"[{_breakable(model.name)}]({link}#{model.anchor})", _md(model.collection)]
+        cells += [column_value(field, model.figures[field.name].value) if field.name in model.figures else "—"
+                  for field in columns()]
+        table.append("| " + " | ".join(cells) + " |")
         flops, top1 = model.number("FLOPs"), model.number("Top 1 Accuracy")
         if flops and top1 is not None:
             points.append(ChartPoint(model.name, families.index(model.collection), model.collection, flops / 1e9,
@@ -395,7 +444,9 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
         f"Every model of every card: {len(models)} models in {len(families)} families. Parameters, GFLOPs, "
         f"activations and file sizes are [measured from the code]({measurement}) on every build; GFLOPs "
         "and activations are counted at each model's own image size. Click a column header to sort, type "
-        f"in the box to filter, and click a model to open its card.{as_json}\n",
+        f"in the box to filter, and click a model to open its card. "
+        f"{_joined([field.column for field in columns() if field.compare == REPORTED])} are reported by the "
+        f"publishers of the weights.{as_json}\n",
         measured_with(versions or {}, measurement),
         '<div class="resfam-sortable" markdown>\n',
         "\n".join(table) + "\n",
@@ -404,7 +455,39 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
         "Top-1 ImageNet accuracy (reported with the weights) against GFLOPs (measured, at each model's "
         "image size, log scale). Each point links to its card.\n",
         accuracy_chart(points, families),
+        speed_section(benchmark, {model.model_id: f"{posixpath.relpath(model.src_uri, here)}#{model.anchor}"
+                                  for model in models}) if benchmark is not None else "",
     ])
+
+
+def speed_section(benchmark: Benchmark, links: Mapping[str, str]) -> str:
+    """The speeds of a benchmark file, as measured on its machine and date: never verified, never timed
+    by the build; marked stale when the zoo's code has changed since. links: model ID -> its card."""
+    data = benchmark.data
+    computer = data["machine"]
+    load = computer.get("load_average")
+    busy = f", load average up to {load:g} during the runs" if isinstance(load, (int, float)) else ""
+    torch_version = data["versions"].get("torch", "an unrecorded torch")
+    parts = ["## Speed\n",
+             f"CPU inference throughput in images per second, **measured on {_md(str(computer.get('cpu')))} "
+             f"({computer.get('cores')} cores{busy}), {_md(data['date'])}**, with torch {_md(torch_version)} and "
+             f"{data['threads']} thread(s), at each model's image size. These figures come from "
+             f"`resfam-cards bench` on that machine (`{_md(posixpath.basename(benchmark.path))}`), not from this "
+             "build: they are not verified, and another machine, or the same one under another load, gives "
+             "others.\n"]
+    if benchmark.stale:
+        parts.append('!!! warning "Stale: measured on older code"\n\n    The zoo\'s code has changed since '
+                     "this benchmark was made; run `resfam-cards bench` again to update it.\n")
+    sizes = benchmark.batch_sizes
+    rows = ["| Model | Input (px) | " + " | ".join(f"Batch {size} (images/s)" for size in sizes) + " |",
+            "| --- | ---: |" + " ---: |" * len(sizes)]
+    for model_id, model in data["models"].items():
+        name = f"[{_breakable(model_id)}]({links[model_id]})" if model_id in links else _breakable(model_id)
+        speeds = model["images_per_second"]
+        rows.append(f"| {name} | {model['image_size']} | "
+                    + " | ".join(f"{speeds[size]:.2f}" if size in speeds else "—" for size in sizes) + " |")
+    parts += ['<div class="resfam-compare" markdown>\n', "\n".join(rows) + "\n", "</div>\n"]
+    return "\n".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,6 +619,11 @@ def _insert_after_first(markdown: str, *, level: int, text: str) -> str:
 def _md(text: str) -> str:
     """Card text shown inline in Markdown (a table cell, a heading): HTML and Markdown syntax escaped."""
     return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(text, quote=False))
+
+
+def _breakable(name: str) -> str:
+    """A model name for a narrow table cell: it may break after an underscore, nowhere else."""
+    return _md(name).replace("\\_", "\\_<wbr>")
 
 
 def anchor(name: str) -> str:

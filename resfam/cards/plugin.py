@@ -53,6 +53,7 @@ from mkdocs.structure.pages import Page
 if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise; 2026-11-22)
     from mkdocs.livereload import LiveReloadServer
 
+from .bench import Benchmark, read_benchmark
 from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
 from .findings import CardError
 from .limits import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
@@ -81,6 +82,7 @@ class ResfamConfig(base.Config):
     workers = c.Optional(c.Type(int))
     time_limit = c.Optional(c.Type((int, float, str)))  # None: limits.DEFAULT_STEP_SECONDS
     memory_limit = c.Optional(c.Type((int, str)))  # None: limits.DEFAULT_MEMORY
+    benchmark = c.Optional(c.Type(str))  # a `resfam-cards bench` file, shown on the overview (never re-run)
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -122,7 +124,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
         settings = SiteSettings(self.templates_dir, overview=self.config.overview, source_url=self.config.source_url,
                                 family_order=self.family_order, site_url=config.site_url,
-                                directory_urls=config.use_directory_urls)
+                                directory_urls=config.use_directory_urls,
+                                benchmark=self._benchmark(config))
         for generated in site_files(report, settings, show_findings=self.serving):
             file = self._add(files, config, generated.src_uri, generated.content)
             if generated.template is not None:
@@ -201,6 +204,17 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         file = File.generated(config, src_uri, content=content)
         files.append(file)
         return file
+
+    def _benchmark(self, config: MkDocsConfig) -> Benchmark | None:
+        """The benchmark file of the `benchmark` setting, read (never made) by the build; a PluginError
+        saying what is wrong with it."""
+        if not self.config.benchmark:
+            return None
+        try:
+            return read_benchmark(self._project_path(config, self.config.benchmark))
+        except CardError as error:
+            raise PluginError("resfam: the 'benchmark' setting of mkdocs.yml names a file that cannot be shown:\n"
+                              + "\n".join(finding.format() for finding in error.findings)) from None
 
     @staticmethod
     def _project_path(config: MkDocsConfig, path: str) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin
 
+from .bench import read_benchmark
 from .catalog import model_catalog, models_json
 from .findings import CardError, Finding
 from .model_index import family_of
@@ -37,6 +38,7 @@ from .pages import CardPage, card_page, measurement_tables, overview_page
 from .sync import write_atomic
 
 if TYPE_CHECKING:
+    from .bench import Benchmark
     from .verify import Report
 
 MODELS_JSON = "models.json"  # every model and figure of the site as data (docs/models.schema.json)
@@ -55,6 +57,7 @@ class SiteSettings:
     family_order: Sequence[str] = ()  # the overview's family order; families not in it last, by name
     site_url: str | None = None  # models.json's card URLs are absolute when set
     directory_urls: bool = True  # models/resnet.md is served at models/resnet/ (MkDocs' use_directory_urls)
+    benchmark: Benchmark | None = None  # a `resfam-cards bench` file shown on the overview (never re-run)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def site_files(report: Report, settings: SiteSettings, *, show_findings: bool) -
             for page in pages}
     catalog = model_catalog(pages)  # one list of models for the overview and models.json
     files.append(SiteFile(settings.overview, overview_page(catalog, src_uri=settings.overview, urls=urls,
-                                                           models_json=MODELS_JSON, versions=report.versions)))
+                                                           models_json=MODELS_JSON, versions=report.versions,
+                                                           benchmark=settings.benchmark)))
     card_urls = {page.src_uri: urljoin(settings.site_url or "", page_url(page.src_uri, settings.directory_urls))
                  for page in pages}
     data = models_json(catalog, card_urls, report.versions)
@@ -162,6 +166,7 @@ class Project:
     nav: list | None = None
     site_url: str | None = None
     directory_urls: bool = True
+    root: str = "."  # the folder of the config file: its settings' paths are relative to it
 
     def settings(self) -> SiteSettings:
         cards = [card_src_uri(path, self.templates_dir)
@@ -169,7 +174,9 @@ class Project:
         return SiteSettings(self.templates_dir, overview=self.options.get("overview") or OVERVIEW,
                             source_url=self.options.get("source_url"),
                             family_order=family_order(self.options.get("families") or [], self.nav, cards),
-                            site_url=self.site_url, directory_urls=self.directory_urls)
+                            site_url=self.site_url, directory_urls=self.directory_urls,
+                            benchmark=self.options.get("benchmark") and read_benchmark(
+                                os.path.join(self.root, self.options["benchmark"])))
 
 
 def read_project(config_file: str | os.PathLike[str]) -> Project:
@@ -198,7 +205,7 @@ def read_project(config_file: str | os.PathLike[str]) -> Project:
     return Project(docs_dir=os.path.join(root, config.get("docs_dir") or "docs"),
                    templates_dir=os.path.normpath(os.path.join(root, options.get("templates_dir") or "templates")),
                    options=options, nav=nav if isinstance(nav, list) else None, site_url=config.get("site_url"),
-                   directory_urls=config.get("use_directory_urls", True) is not False)
+                   directory_urls=config.get("use_directory_urls", True) is not False, root=root)
 
 
 def source_state(templates_dir: str | os.PathLike[str], package_dir: str | os.PathLike[str]) -> dict[str, int]:

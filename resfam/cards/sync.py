@@ -242,8 +242,7 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
             continue
         states_size = "Image Size" in model.fields or fill_missing
         size = measured.registered.image_size if states_size else DEFAULT_IMAGE_SIZE
-        chosen = measured.values(size)
-        chosen.pop("ID")
+        chosen = {name: value for name, value in measured.values(size).items() if name in SYNC_FIELDS}
         claims = model.claims()
         if "Architecture" in chosen:
             chosen["Architecture"] = tags_in_card_order(claims.get("Architecture"), chosen["Architecture"])

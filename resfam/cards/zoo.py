@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
-from .fields import synced_fields
+from .fields import code_fields
 from .limits import Limits
 from .pool import MeasureJob, StillWorking, WorkerError, WorkerPool
 
@@ -68,7 +68,7 @@ class RegisteredModel:
     def config_values(self) -> dict[str, Any]:
         """The fields the registered config and registration give, as a card writes them."""
         values = {}
-        for card_field in synced_fields():
+        for card_field in code_fields():
             source, key = card_field.measured_from
             if source == "config":
                 values[card_field.name] = self.config[key]
@@ -93,7 +93,7 @@ class MeasuredModel:
         """Every field as a card writes it, per-image-size figures at `image_size` (when measured there)."""
         values: dict[str, Any] = {"ID": self.registered.model_id}
         first = self.by_size[min(self.by_size)] if self.by_size else None
-        for card_field in synced_fields():
+        for card_field in code_fields():
             source, key = card_field.measured_from
             measurement = self.by_size.get(image_size) if card_field.per_image_size else first
             if source == "measurement" and measurement is not None:

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..config import default_config
+from ..config import LICENSE_NOT_STATED, default_config
 from .layers import BOTTLENECK_BLOCK, RESIDUAL_CONNECTION
 from .resnet import register_resnet
 
@@ -61,15 +61,22 @@ class Res2NetBottleneck(nn.Module):
 
 _RES2NET = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-res2net"
 
-register_resnet("res2net50_26w_4s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_4s-06e79181.pth"),
+# The Res2Net authors state no licence for these weights (docs/architecture.md: facts only, never a guess).
+RES2NET_LICENSE = dict(
+    license=LICENSE_NOT_STATED, license_url="https://github.com/Res2Net/Res2Net-PretrainedModels",
+    license_note="the authors' repository of the pretrained models releases its code under CC BY-NC-SA 4.0 "
+                 "(non-commercial use only) and states no licence for the weights; timm 1.0.31, which hosts "
+                 "these files, records their licence as 'unknown'")
+
+register_resnet("res2net50_26w_4s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_4s-06e79181.pth", **RES2NET_LICENSE),
                 block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=26, block_args=dict(scale=4))
-register_resnet("res2net50_48w_2s", "res2net", default_config(f"{_RES2NET}/res2net50_48w_2s-afed724a.pth"),
+register_resnet("res2net50_48w_2s", "res2net", default_config(f"{_RES2NET}/res2net50_48w_2s-afed724a.pth", **RES2NET_LICENSE),
                 block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=48, block_args=dict(scale=2))
-register_resnet("res2net50_14w_8s", "res2net", default_config(f"{_RES2NET}/res2net50_14w_8s-6527dddc.pth"),
+register_resnet("res2net50_14w_8s", "res2net", default_config(f"{_RES2NET}/res2net50_14w_8s-6527dddc.pth", **RES2NET_LICENSE),
                 block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=14, block_args=dict(scale=8))
-register_resnet("res2net50_26w_6s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_6s-19041792.pth"),
+register_resnet("res2net50_26w_6s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_6s-19041792.pth", **RES2NET_LICENSE),
                 block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=26, block_args=dict(scale=6))
-register_resnet("res2net50_26w_8s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_8s-2c7c9f12.pth"),
+register_resnet("res2net50_26w_8s", "res2net", default_config(f"{_RES2NET}/res2net50_26w_8s-2c7c9f12.pth", **RES2NET_LICENSE),
                 block=Res2NetBottleneck, layers=(3, 4, 6, 3), base_width=26, block_args=dict(scale=8))
-register_resnet("res2net101_26w_4s", "res2net", default_config(f"{_RES2NET}/res2net101_26w_4s-02a759a1.pth"),
+register_resnet("res2net101_26w_4s", "res2net", default_config(f"{_RES2NET}/res2net101_26w_4s-02a759a1.pth", **RES2NET_LICENSE),
                 block=Res2NetBottleneck, layers=(3, 4, 23, 3), base_width=26, block_args=dict(scale=4))

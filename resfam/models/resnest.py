@@ -97,25 +97,34 @@ _RESNEST = "https://github.com/rwightman/pytorch-image-models/releases/download/
 _WEIGHTS = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights"
 _WIDE_STEM = dict(RESNET_D, stem_width=64)  # the 'e' models: ResNet-D with a stem 64 channels wide
 
-register_resnet("resnest14d", "resnest", default_config(f"{_WEIGHTS}/gluon_resnest14-9c8fe254.pth"),
+# The licence of each checkpoint, as its publisher states it (facts only; docs/architecture.md).
+RESNEST_LICENSE = dict(  # the ResNeSt authors' weights (timm hosts them and records Apache-2.0 too)
+    license="apache-2.0", license_url="https://github.com/zhanghang1989/ResNeSt/blob/master/LICENSE",
+    license_note="the ResNeSt authors' repository, which publishes these weights, is under Apache-2.0")
+GLUON_LICENSE = dict(  # weights ported from GluonCV, published by timm
+    license="apache-2.0",
+    license_url="https://github.com/huggingface/pytorch-image-models/blob/v1.0.31/timm/models/resnest.py",
+    license_note="stated in the pretrained config of the weights in timm 1.0.31 ('license': 'apache-2.0')")
+
+register_resnet("resnest14d", "resnest", default_config(f"{_WEIGHTS}/gluon_resnest14-9c8fe254.pth", **GLUON_LICENSE),
                 block=SplitAttentionBottleneck, layers=(1, 1, 1, 1), **RESNET_D)
-register_resnet("resnest26d", "resnest", default_config(f"{_WEIGHTS}/gluon_resnest26-50eb607c.pth"),
+register_resnet("resnest26d", "resnest", default_config(f"{_WEIGHTS}/gluon_resnest26-50eb607c.pth", **GLUON_LICENSE),
                 block=SplitAttentionBottleneck, layers=(2, 2, 2, 2), **RESNET_D)
-register_resnet("resnest50d", "resnest", default_config(f"{_RESNEST}/resnest50-528c19ca.pth"),
+register_resnet("resnest50d", "resnest", default_config(f"{_RESNEST}/resnest50-528c19ca.pth", **RESNEST_LICENSE),
                 block=SplitAttentionBottleneck, layers=(3, 4, 6, 3), **RESNET_D)
-register_resnet("resnest101e", "resnest", default_config(f"{_RESNEST}/resnest101-22405ba7.pth", image_size=256),
+register_resnet("resnest101e", "resnest", default_config(f"{_RESNEST}/resnest101-22405ba7.pth", image_size=256, **RESNEST_LICENSE),
                 block=SplitAttentionBottleneck, layers=(3, 4, 23, 3), **_WIDE_STEM)
 register_resnet("resnest200e", "resnest", default_config(f"{_RESNEST}/resnest200-75117900.pth", image_size=320,
-                                                         crop_pct=0.909, interpolation="bicubic"),
+                                                         crop_pct=0.909, interpolation="bicubic", **RESNEST_LICENSE),
                 block=SplitAttentionBottleneck, layers=(3, 24, 36, 3), **_WIDE_STEM)
 register_resnet("resnest269e", "resnest", default_config(f"{_RESNEST}/resnest269-0cc87c48.pth", image_size=416,
-                                                         crop_pct=0.928, interpolation="bicubic"),
+                                                         crop_pct=0.928, interpolation="bicubic", **RESNEST_LICENSE),
                 block=SplitAttentionBottleneck, layers=(3, 30, 48, 8), **_WIDE_STEM)
 register_resnet("resnest50d_4s2x40d", "resnest", default_config(f"{_RESNEST}/resnest50_fast_4s2x40d-41d14ed0.pth",
-                                                                interpolation="bicubic"),
+                                                                interpolation="bicubic", **RESNEST_LICENSE),
                 block=SplitAttentionBottleneck, layers=(3, 4, 6, 3), base_width=40, cardinality=2,
                 block_args=dict(radix=4, avd_first=True), **RESNET_D)
 register_resnet("resnest50d_1s4x24d", "resnest", default_config(f"{_RESNEST}/resnest50_fast_1s4x24d-d4a4f76f.pth",
-                                                                interpolation="bicubic"),
+                                                                interpolation="bicubic", **RESNEST_LICENSE),
                 block=SplitAttentionBottleneck, layers=(3, 4, 6, 3), base_width=24, cardinality=4,
                 block_args=dict(radix=1, avd_first=True), **RESNET_D)

@@ -199,6 +199,16 @@ class ResNet(nn.Module):
         x = self.layer3(x)
         return self.layer4(x)
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each of the four stages, for a detection or segmentation head: their channels
+        and reductions are the card's Feature channels and Feature reduction."""
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        outputs = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.global_pool(x).flatten(1)
         if self.drop_rate:
@@ -221,6 +231,19 @@ _RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download
 _WEIGHTS = f"{_RELEASES}/v0.1-weights"
 _TORCHVISION = "https://download.pytorch.org/models"
 
+# The licence of each checkpoint, as its publisher states it (facts only; docs/architecture.md). The
+# torchvision checkpoints come with torchvision's BSD-3-Clause licence (timm's pretrained configs record
+# them so too); timm states Apache-2.0 for the weights it trained, in its pretrained configs.
+TORCHVISION_LICENSE = dict(
+    license="bsd-3-clause", license_url="https://github.com/pytorch/vision/blob/main/LICENSE",
+    license_note="torchvision's documentation (https://docs.pytorch.org/vision/stable/models.html) adds that "
+                 "pre-trained weights may carry licences or terms of the data they were trained on (ImageNet), "
+                 "and that checking them for a use is the user's responsibility")
+TIMM_LICENSE = dict(
+    license="apache-2.0",
+    license_url="https://github.com/huggingface/pytorch-image-models/blob/v1.0.31/timm/models/resnet.py",
+    license_note="stated in the pretrained config of the weights in timm 1.0.31 ('license': 'apache-2.0')")
+
 
 def register_resnet(name: str, family: str, config: ModelConfig, **arch) -> None:
     """Register `name` in `family` as a `ResNet` built with the arguments `arch` (a user's keyword
@@ -238,51 +261,51 @@ def register_resnet(name: str, family: str, config: ModelConfig, **arch) -> None
 RESNET_D = dict(deep_stem=True, stem_width=32, avg_down=True)
 
 # ResNet
-register_resnet("resnet18", "resnet", default_config(f"{_TORCHVISION}/resnet18-5c106cde.pth"), block=BasicBlock, layers=(2, 2, 2, 2))
-register_resnet("resnet26", "resnet", default_config(f"{_WEIGHTS}/resnet26-9aa10e23.pth", interpolation="bicubic"),
+register_resnet("resnet18", "resnet", default_config(f"{_TORCHVISION}/resnet18-5c106cde.pth", **TORCHVISION_LICENSE), block=BasicBlock, layers=(2, 2, 2, 2))
+register_resnet("resnet26", "resnet", default_config(f"{_WEIGHTS}/resnet26-9aa10e23.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(2, 2, 2, 2))
-register_resnet("resnet34", "resnet", default_config(f"{_WEIGHTS}/resnet34-43635321.pth"),
+register_resnet("resnet34", "resnet", default_config(f"{_WEIGHTS}/resnet34-43635321.pth", **TIMM_LICENSE),
                 block=BasicBlock, layers=(3, 4, 6, 3))
-register_resnet("resnet50", "resnet", default_config(f"{_WEIGHTS}/resnet50_ram-a26f946b.pth", interpolation="bicubic"),
+register_resnet("resnet50", "resnet", default_config(f"{_WEIGHTS}/resnet50_ram-a26f946b.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3))
-register_resnet("resnetblur50", "resnet", default_config(f"{_WEIGHTS}/resnetblur50-84f4748f.pth", interpolation="bicubic"),
+register_resnet("resnetblur50", "resnet", default_config(f"{_WEIGHTS}/resnetblur50-84f4748f.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3), aa_layer=BlurPool2d)
-register_resnet("tv_resnet34", "resnet", default_config(f"{_TORCHVISION}/resnet34-333f7ec4.pth"),
+register_resnet("tv_resnet34", "resnet", default_config(f"{_TORCHVISION}/resnet34-333f7ec4.pth", **TORCHVISION_LICENSE),
                 block=BasicBlock, layers=(3, 4, 6, 3))
-register_resnet("tv_resnet50", "resnet", default_config(f"{_TORCHVISION}/resnet50-19c8e357.pth"),
+register_resnet("tv_resnet50", "resnet", default_config(f"{_TORCHVISION}/resnet50-19c8e357.pth", **TORCHVISION_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3))
-register_resnet("tv_resnet101", "resnet", default_config(f"{_TORCHVISION}/resnet101-5d3b4d8f.pth"),
+register_resnet("tv_resnet101", "resnet", default_config(f"{_TORCHVISION}/resnet101-5d3b4d8f.pth", **TORCHVISION_LICENSE),
                 block=Bottleneck, layers=(3, 4, 23, 3))
-register_resnet("tv_resnet152", "resnet", default_config(f"{_TORCHVISION}/resnet152-b121ed2d.pth"),
+register_resnet("tv_resnet152", "resnet", default_config(f"{_TORCHVISION}/resnet152-b121ed2d.pth", **TORCHVISION_LICENSE),
                 block=Bottleneck, layers=(3, 8, 36, 3))
 
 # ResNet-D
-register_resnet("resnet18d", "resnet-d", default_config(f"{_WEIGHTS}/resnet18d_ra2-48a79e06.pth", interpolation="bicubic"),
+register_resnet("resnet18d", "resnet-d", default_config(f"{_WEIGHTS}/resnet18d_ra2-48a79e06.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=BasicBlock, layers=(2, 2, 2, 2), **RESNET_D)
-register_resnet("resnet26d", "resnet-d", default_config(f"{_WEIGHTS}/resnet26d-69e92c46.pth", interpolation="bicubic"),
+register_resnet("resnet26d", "resnet-d", default_config(f"{_WEIGHTS}/resnet26d-69e92c46.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(2, 2, 2, 2), **RESNET_D)
-register_resnet("resnet34d", "resnet-d", default_config(f"{_WEIGHTS}/resnet34d_ra2-f8dcfcaf.pth", interpolation="bicubic"),
+register_resnet("resnet34d", "resnet-d", default_config(f"{_WEIGHTS}/resnet34d_ra2-f8dcfcaf.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=BasicBlock, layers=(3, 4, 6, 3), **RESNET_D)
-register_resnet("resnet50d", "resnet-d", default_config(f"{_WEIGHTS}/resnet50d_ra2-464e36ba.pth", interpolation="bicubic"),
+register_resnet("resnet50d", "resnet-d", default_config(f"{_WEIGHTS}/resnet50d_ra2-464e36ba.pth", interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3), **RESNET_D)
 register_resnet("resnet101d", "resnet-d", default_config(f"{_WEIGHTS}/resnet101d_ra2-2803ffab.pth", image_size=256,
-                                                         crop_pct=0.94, interpolation="bicubic"),
+                                                         crop_pct=0.94, interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 4, 23, 3), **RESNET_D)
 register_resnet("resnet152d", "resnet-d", default_config(f"{_WEIGHTS}/resnet152d_ra2-5cac0439.pth", image_size=256,
-                                                         crop_pct=0.94, interpolation="bicubic"),
+                                                         crop_pct=0.94, interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 8, 36, 3), **RESNET_D)
 register_resnet("resnet200d", "resnet-d", default_config(f"{_WEIGHTS}/resnet200d_ra2-bdba9bf9.pth", image_size=256,
-                                                         crop_pct=0.94, interpolation="bicubic"),
+                                                         crop_pct=0.94, interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 24, 36, 3), **RESNET_D)
 
 # ResNeXt
 register_resnet("resnext50_32x4d", "resnext", default_config(f"{_WEIGHTS}/resnext50_32x4d_ra-d733960d.pth",
-                                                             interpolation="bicubic"),
+                                                             interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
 register_resnet("resnext50d_32x4d", "resnext", default_config(f"{_WEIGHTS}/resnext50d_32x4d-103e99f8.pth",
-                                                              interpolation="bicubic"),
+                                                              interpolation="bicubic", **TIMM_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4, **RESNET_D)
-register_resnet("resnext101_32x8d", "resnext", default_config(f"{_TORCHVISION}/resnext101_32x8d-8ba56ff5.pth"),
+register_resnet("resnext101_32x8d", "resnext", default_config(f"{_TORCHVISION}/resnext101_32x8d-8ba56ff5.pth", **TORCHVISION_LICENSE),
                 block=Bottleneck, layers=(3, 4, 23, 3), cardinality=32, base_width=8)
-register_resnet("tv_resnext50_32x4d", "resnext", default_config(f"{_TORCHVISION}/resnext50_32x4d-7cdf4587.pth"),
+register_resnet("tv_resnext50_32x4d", "resnext", default_config(f"{_TORCHVISION}/resnext50_32x4d-7cdf4587.pth", **TORCHVISION_LICENSE),
                 block=Bottleneck, layers=(3, 4, 6, 3), cardinality=32, base_width=4)
