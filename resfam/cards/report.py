@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from .findings import CardError, Finding
+from .runner import summary as code_summary
 from .verify import Report
 
 JSON_FORMAT = 1
@@ -73,6 +74,9 @@ def summary_line(report: Report) -> str:
     cost = [f"{_count(stats.measured_models, 'model')} measured"]
     if stats.cached_sizes:
         cost.append(f"{_count(stats.cached_sizes, 'figure set')} from the cache")
+    code = code_summary(stats.code) if stats.code is not None else None
+    if code:
+        cost.append(code)
     cost.append(f"{stats.seconds:.1f} s")
     verdict = "ok" if report.ok else "FAILED"
     return (f"{verdict}: {_count(len(report.cards), 'card')}, {_count(models, 'model')}: {figures} figures ok, "
@@ -99,6 +103,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "measured_models": report.stats.measured_models,
             "cached_figure_sets": report.stats.cached_sizes,
             "seconds": round(report.stats.seconds, 3),
+            "code_blocks": _code_counts(report),
         },
         "tolerances_pct": report.tolerances,
         "cards": [
@@ -113,6 +118,14 @@ def report_json(report: Report) -> dict[str, Any]:
         ],
         "coverage": [finding.to_dict() for finding in report.coverage],
     }
+
+
+def _code_counts(report: Report) -> dict[str, int]:
+    runs = report.stats.code
+    if runs is None:
+        return {"ran": 0, "cached": 0, "marked": 0, "failed": 0, "not_run": 0}
+    return {"ran": runs.count("ran", "cached"), "cached": runs.count("cached"), "marked": runs.count("marked"),
+            "failed": runs.count("failed"), "not_run": runs.count("not run")}
 
 
 def write_json(report: Report, path: str | os.PathLike[str]) -> None:

@@ -35,6 +35,7 @@ from .model_index import Card, Claim, ModelClaims, parse_card
 from .pool import Limits, WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
+from .runner import CodeBlock, page_blocks, run_code
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
@@ -88,6 +89,7 @@ class CardResult(FindingsView):
     models: dict[str, MeasuredModel] = field(default_factory=dict)
     cited: dict[str, int] = field(default_factory=dict)  # {model ID: line} named in the prose as models.ID
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the template's `models`: {model ID: facts}
+    code: list[tuple[CodeBlock, str]] = field(default_factory=list)  # its Python blocks and how each ran (runner.py)
 
 
 @dataclass
@@ -167,9 +169,10 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
             _check_coverage(results, zoo, templates_dir, list(without_card))
         architecture_tags = zoo.architecture_tags()
         versions = dict(zoo.cache.versions)
-    # rendered after measuring: the prose cites the same measurement as the tables
-    for path, result in zip(card_paths, results, strict=False):
-        _render_card(result, path, templates_dir, measured)
+        # rendered after measuring: the prose cites the same measurement as the tables
+        for path, result in zip(card_paths, results, strict=False):
+            _render_card(result, path, templates_dir, measured)
+        _run_code(results, card_paths, templates_dir, zoo)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
@@ -267,6 +270,24 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
     except CardError as error:
         result.findings += error.findings
     result.findings += literal_figures(result.card, result.facts)
+
+
+def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: Path, zoo: ZooMeasurer) -> None:
+    """Run the Python blocks of every rendered page as a reader would (`runner.py`), when the zoo loads."""
+    pages = {result.path: page_blocks(result.markdown, result.path, templates_dir_for(path, templates_dir))
+             for path, result in zip(card_paths, results, strict=False) if result.markdown is not None}
+    pages = {path: blocks for path, blocks in pages.items() if blocks}
+    if not pages:
+        return
+    try:
+        zoo.registry()
+    except WorkerError:
+        return  # every card already says the zoo cannot be loaded
+    runs, failures = run_code(pages, zoo)
+    for result in results:
+        result.code = runs.states.get(result.path, [])
+        result.findings += failures.get(result.path, [])
+    zoo.stats.code = runs
 
 
 def claimed_image_size(model: ModelClaims) -> int:

@@ -130,6 +130,7 @@ class RunStats:
     workers_started: int = 0
     seconds: float = 0.0
     registry_from_cache: bool = False
+    code: Any = None  # runner.CodeRuns: the Python blocks of the pages and how each ran
 
 
 def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
