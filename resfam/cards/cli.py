@@ -1,8 +1,8 @@
 """`resfam-cards`: verify the model cards against the code, sync figures back, scaffold a new card.
 
     resfam-cards verify [PATH...] [--json FILE] [--tolerance FIELD=PCT]... [--strict]
-                                                        exit 0 clean, 1 drift (--strict: or a literal figure in
-                                                        the prose), 2 bad input
+                                                        exit 0 clean, 1 drift (--strict: or any warning),
+                                                        2 bad input
                         [--format github]               findings as GitHub Actions annotations
     resfam-cards sync [PATH...] [--write] [--fill]      the figure changes as a diff; --write applies them
     resfam-cards new FAMILY --model ID [--model ID...] [--write]   a card template with measured figures
@@ -377,8 +377,7 @@ def _parser() -> argparse.ArgumentParser:
     verify_command.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     verify_command.add_argument("-v", "--verbose", action="store_true", help="list every figure, also the ok ones")
     verify_command.add_argument("--strict", action="store_true",
-                                help="a figure the prose writes out instead of citing the measurement fails too "
-                                     "(exit 1), as in mkdocs build --strict")
+                                help="every warning fails too (exit 1), as in mkdocs build --strict")
     verify_command.add_argument("--format", choices=("text", "github"), default="text",
                                 help="text (default), or github: each finding as a GitHub Actions workflow "
                                      "command, shown on the pull request's changed lines")

@@ -19,9 +19,9 @@ the result into Markdown and `catalog` into the site's `models.json`; this modul
 MkDocs as generated files.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
-  no traceback, and a failure even without --strict). A figure the prose writes out instead of
-  citing the measurement is a MkDocs warning, which `--strict` fails on; the engine's other warnings
-  (an unknown key, say) are logged and kept as written.
+  no traceback, and a failure even without --strict). Every warning of the engine (a figure the
+  prose writes out instead of citing the measurement, an unknown key, ...) is a MkDocs warning, which
+  `--strict` fails on.
 - Card pages an explicit `nav` leaves out are added to it, after the cards it lists: a new family
   needs only its template.
 - A model that takes too long or too much memory to measure, or crashes its worker, is an error on
@@ -116,8 +116,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         if not report.ok:
             log.warning("resfam: problems shown at the top of their card pages:\n%s", format_report(report).rstrip())
         else:
-            for finding in report.warnings:  # kept as written; a strict one fails `mkdocs build --strict`
-                (log.warning if finding.strict else log.info)("resfam: %s", finding.format())
+            for finding in report.warnings:  # a MkDocs warning: `mkdocs build --strict` fails on every one
+                log.warning("resfam: %s", finding.format())
 
         pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=self._family_rank)
         for page in pages:

@@ -116,9 +116,9 @@ class Report(FindingsView):
 
     @property
     def strict_exit_code(self) -> int:
-        """`exit_code`, with the strict warnings (a figure the prose writes out) failing too, as 1: what
-        `verify --strict` returns, as `mkdocs build --strict` fails on the same warnings."""
-        return self.exit_code or (1 if any(finding.strict for finding in self.warnings) else 0)
+        """`exit_code`, with every warning failing too, as 1: what `verify --strict` returns, as
+        `mkdocs build --strict` fails on the same warnings (as MkDocs's own --strict fails on its own)."""
+        return self.exit_code or (1 if self.warnings else 0)
 
 
 # ---------------------------------------------------------------------------------------------
