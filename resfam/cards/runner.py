@@ -195,6 +195,8 @@ class CodeZoo:
     stand in its checkpoint, and where the zoo's download is intercepted (torch.hub's
     `download_url_to_file`, which `resfam.hub` reaches through `torch.hub.load_state_dict_from_url`)."""
 
+    ID_FUNCTIONS = ("create_model", "get_model_entry", "get_model_config")  # take a model ID first (names.py)
+
     def model_ids(self) -> list[str]:
         from resfam.registry import list_models
 

@@ -32,6 +32,7 @@ from .cache import default_cache_dir
 from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
+from .names import check_names
 from .pool import Limits, WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
@@ -273,17 +274,20 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
 
 
 def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: Path, zoo: ZooMeasurer) -> None:
-    """Run the Python blocks of every rendered page as a reader would (`runner.py`), when the zoo loads."""
+    """Check the names each rendered page gives the zoo (`names.py`), and run its Python blocks as a
+    reader would (`runner.py`), when the zoo loads."""
     pages = {result.path: page_blocks(result.markdown, result.path, templates_dir_for(path, templates_dir))
              for path, result in zip(card_paths, results, strict=False) if result.markdown is not None}
-    pages = {path: blocks for path, blocks in pages.items() if blocks}
     if not pages:
         return
     try:
-        zoo.registry()
+        registry = zoo.registry()
     except WorkerError:
         return  # every card already says the zoo cannot be loaded
-    runs, failures = run_code(pages, zoo)
+    for result in results:
+        if result.path in pages:
+            result.findings += check_names(result.card, pages[result.path], registry, zoo.package_dir)
+    runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks}, zoo)
     for result in results:
         result.code = runs.states.get(result.path, [])
         result.findings += failures.get(result.path, [])
