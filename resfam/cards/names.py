@@ -22,7 +22,7 @@ import difflib
 import functools
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .findings import Finding
@@ -226,10 +226,3 @@ def _classes_of_version(version: tuple) -> frozenset[str]:
             continue
         found.update(node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
     return frozenset(found)
-
-
-def check_names(card: Card, blocks: Sequence[CodeBlock], registered: Mapping[str, object],
-                package_dir: str | os.PathLike[str]) -> list[Finding]:
-    """Every check of this module for one card."""
-    ids = sorted(registered)
-    return check_code_names(blocks, ids) + check_prose_names(card, ids, package_dir)

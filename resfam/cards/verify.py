@@ -32,7 +32,7 @@ from .cache import default_cache_dir
 from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
 from .findings import CardError, Finding
 from .model_index import Card, Claim, ModelClaims, parse_card
-from .names import check_names
+from .names import check_code_names, check_prose_names
 from .pool import Limits, WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
@@ -284,10 +284,17 @@ def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: 
         registry = zoo.registry()
     except WorkerError:
         return  # every card already says the zoo cannot be loaded
+    wrong_names = set()
     for result in results:
         if result.path in pages:
-            result.findings += check_names(result.card, pages[result.path], registry, zoo.package_dir)
-    runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks}, zoo)
+            in_code = check_code_names(pages[result.path], sorted(registry))
+            result.findings += in_code + check_prose_names(result.card, sorted(registry), zoo.package_dir)
+            if in_code:
+                wrong_names.add(result.path)  # its code names a model that is not registered: it would fail
+    runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks and path not in wrong_names},
+                              zoo)
+    for path in wrong_names:
+        runs.states[path] = [(block, "not run" if block.run else "marked") for block in pages[path]]
     for result in results:
         result.code = runs.states.get(result.path, [])
         result.findings += failures.get(result.path, [])
