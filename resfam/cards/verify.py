@@ -7,7 +7,9 @@
 For each card: parse it (`model_index.parse_card`), render it (`render.render_template`, to catch
 template errors and to hand the Markdown to the site), resolve every model ID in the registry, measure
 every model it names (`measure`, in worker processes, through the cache), compare every claimed figure
-with its tolerance, and check the cards against each other. Every outcome is a `Finding`.
+with its tolerance, and check the cards against each other; then check the names each page gives the
+zoo (`names`) and run the Python code of each page (`runner`, in the same workers, through the same
+cache). Every outcome is a `Finding`.
 
 Measuring happens in fresh worker processes (`pool.WorkerPool`), so a long-running process sees the
 model files as they are now; this process never imports the models to verify. Each (model, image
@@ -284,13 +286,13 @@ def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: 
         registry = zoo.registry()
     except WorkerError:
         return  # every card already says the zoo cannot be loaded
-    wrong_names = set()
+    wrong_names = set()  # pages whose code is not run: it would fail on what is already reported
     for result in results:
         if result.path in pages:
-            in_code = check_code_names(pages[result.path], sorted(registry))
+            in_code = [] if result.errors else check_code_names(pages[result.path], sorted(registry))
             result.findings += in_code + check_prose_names(result.card, sorted(registry), zoo.package_dir)
-            if in_code:
-                wrong_names.add(result.path)  # its code names a model that is not registered: it would fail
+            if in_code or result.errors:  # an unknown model ID: the code renders with it
+                wrong_names.add(result.path)
     runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks and path not in wrong_names},
                               zoo)
     for path in wrong_names:
