@@ -210,10 +210,15 @@ def _names_of_version(module: str, version: tuple) -> frozenset[str]:
 
 
 def _zoo_classes(package: str) -> frozenset[str]:
-    """Every class defined anywhere in the package's modules."""
+    """Every class the zoo's modules define (the card engine's own, in cards/, are not the zoo's)."""
+    engine = os.path.join(package, "cards")
     files = [os.path.join(folder, name) for folder, subfolders, names in os.walk(package)
-             for name in names if name.endswith(".py") and "__pycache__" not in folder]
+             for name in names if name.endswith(".py") and "__pycache__" not in folder
+             and os.path.commonpath([folder, engine]) != engine]
     return _classes_of_version(_version(*sorted(files)))
+
+
+_CLASS = re.compile(r"^[ \t]*class[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
 
 
 @functools.lru_cache(maxsize=8)
@@ -221,8 +226,7 @@ def _classes_of_version(version: tuple) -> frozenset[str]:
     found: set[str] = set()
     for path, _, _ in version:
         try:
-            tree = ast.parse(Path(path).read_bytes())
-        except (OSError, SyntaxError, ValueError):
+            found.update(_CLASS.findall(Path(path).read_text(encoding="utf-8", errors="replace")))
+        except OSError:
             continue
-        found.update(node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
     return frozenset(found)
