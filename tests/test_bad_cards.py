@@ -497,3 +497,14 @@ def test_a_block_marked_not_to_run_is_counted_and_not_run(project_with, cli):
     code, out, err = cli("verify", P)
     assert (code, err) == (0, "")
     assert "1 code block ran, 0 marked" not in out and ", 1 code block ran, 1 marked not to run, " in out
+
+
+def test_a_block_over_the_time_limit_is_an_error_at_its_line(project_with, cli):
+    endless = GOOD.replace("{% include 'code_snippets.md' %}\n", "{% include 'code_snippets.md' %}\n\n```python\n"
+                           "x = 0\nwhile True: x = model.eval()\n```\n")
+    project_with(endless.encode())
+    code, out, err = cli("verify", P, "--time-limit", "3")
+    assert (code, err) == (2, "")
+    assert out.startswith(f"{P}:10: error: the code block starting 'x = 0' fails: running code block 2 took "
+                          "more than 3 s, the time limit per step (set with --time-limit or the plugin's time_limit)")
+    assert ", 1 code block ran, 1 failed, 0 marked not to run, " in out
