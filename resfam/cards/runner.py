@@ -410,7 +410,6 @@ class RunJob:
     page: str
     blocks: list[CodeBlock]
     retire_worker = True  # a worker that ran a page's code is not reused: the next page starts afresh
-    activity = "running the code of"
 
     @property
     def model_id(self) -> str:  # what the pool's progress lines and failures name
