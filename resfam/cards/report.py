@@ -123,9 +123,9 @@ def report_json(report: Report) -> dict[str, Any]:
 def _code_counts(report: Report) -> dict[str, int]:
     runs = report.stats.code
     if runs is None:
-        return {"ran": 0, "cached": 0, "marked": 0, "failed": 0, "not_run": 0}
+        return {"ran": 0, "cached": 0, "marked": 0, "failed": 0, "not_run": 0, "seconds": 0.0}
     return {"ran": runs.count("ran", "cached"), "cached": runs.count("cached"), "marked": runs.count("marked"),
-            "failed": runs.count("failed"), "not_run": runs.count("not run")}
+            "failed": runs.count("failed"), "not_run": runs.count("not run"), "seconds": round(runs.seconds, 3)}
 
 
 def write_json(report: Report, path: str | os.PathLike[str]) -> None:

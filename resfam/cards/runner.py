@@ -425,6 +425,7 @@ class CodeRuns:
     ("ran", "cached", "marked", "failed" or "not run": after a failure), and the counts."""
 
     states: dict[str, list[tuple[CodeBlock, str]]] = field(default_factory=dict)
+    seconds: float = 0.0  # the time the runs took (nothing but cache lookups when every block is cached)
 
     def count(self, *states: str) -> int:
         return sum(1 for blocks in self.states.values() for _, state in blocks if state in states)

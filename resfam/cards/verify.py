@@ -293,8 +293,10 @@ def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: 
             result.findings += in_code + check_prose_names(result.card, sorted(registry), zoo.package_dir)
             if in_code or result.errors:  # an unknown model ID: the code renders with it
                 wrong_names.add(result.path)
+    started = time.perf_counter()
     runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks and path not in wrong_names},
                               zoo)
+    runs.seconds = time.perf_counter() - started
     for path in wrong_names:
         runs.states[path] = [(block, "not run" if block.run else "marked") for block in pages[path]]
     for result in results:
