@@ -33,7 +33,7 @@ from resfam.cards.cli import main
 CORPUS = Path(__file__).parent / "bad_cards"
 GOOD = (CORPUS / "good.md").read_text(encoding="utf-8")
 P = "templates/models/resnet.md"  # where every card is put, and so the path in every finding
-SNIPPETS = "```python\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
+SNIPPETS = "```python\nimport resfam\n\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
 
 
 def E(line: int | None, message: str, hint: str) -> str:
@@ -59,7 +59,32 @@ RENDER_SECONDS = 1.0  # for endless-loop.md; a card renders in milliseconds
 # text-doubled-without-end.md must reach the memory limit, not a short time limit, on a loaded machine too
 SHORT_TIME_LIMIT = {"endless-loop.md"}
 
+CODE_HINT = "fix the code (or the template that writes it); a block that must not run is marked by <!-- no-run --> " \
+            "on the line before its fence (docs/measurement.md)"
+REGISTRY = "the registered models are listed by: python -m resfam"
+
 EXPECTED: dict[str, list[str]] = {
+    # -- the code and the names on the page (issue 20)
+    "code-block-fails.md": [E(9, "the code block starting 'config = resfam.get_model_confg(\"resnet18\")' fails: "
+                                 "AttributeError: module 'resfam' has no attribute 'get_model_confg' (raised at "
+                                 "resfam/_lazy.py:22)", CODE_HINT)],
+    "code-unknown-model.md": [E(9, "the code block starting 'model = resfam.create_model(\"resnet5O\")' names the "
+                                   "model 'resnet5O', which is not registered",
+                                "did you mean resnet50, resnet50d, resnet152d? " + REGISTRY)],
+    "prose-unknown-model.md": [E(4, "the prose names the model 'resnet50_gn', which is not registered",
+                                 "did you mean resnet50, resnet50d, resnest50d? " + REGISTRY)],
+    "prose-missing-file.md": [E(4, "the prose names the file 'resfam/models/resnets.py', which does not exist",
+                                "check the path (relative to the folder holding resfam/)")],
+    "prose-renamed-function.md": [E(4, "the prose names 'resfam.get_model_confg', but resfam defines no "
+                                       "'get_model_confg'", "did you mean resfam.get_model_config, "
+                                    "resfam.get_model_entry, resfam.default_config? check the name in "
+                                    "resfam/__init__.py")],
+    "prose-unknown-class.md": [E(4, "the prose names the class 'BottleNeck', which no module of resfam defines",
+                                 "did you mean Bottleneck, Res2NetBottleneck? a bare CamelCase name in inline code is "
+                                 "read as a class of the zoo; write another library's class with its module "
+                                 "(nn.Conv2d)")],
+    "in-collection-undefined.md": [E(23, "resnet18 is 'In Collection' 'ResNt', which the 'Collections' list does not "
+                                         "define", "use one of: ResNet")],
     # -- the file as a whole
     "empty.md": [E(None, "the file is empty: a card template needs a summary and a model-index block", SCAFFOLD)],
     "only-blank-lines.md": [
@@ -223,7 +248,7 @@ GENERATED = {
     "crlf-and-a-tab.md": lambda: GOOD.replace("    Layers: 18", "\tLayers: 18").replace("\n", "\r\n").encode(),
 }
 MKDOCS_CASES = ["empty.md", "tab-indentation.md", "python-object-tag.md", "latin-1-byte.md", "unknown-id.md",
-                "jinja-syntax-error.md"]
+                "jinja-syntax-error.md", "code-block-fails.md"]
 
 
 def card_bytes(name: str) -> bytes:
@@ -342,6 +367,7 @@ def test_the_good_card_builds(tmp_path, shared_cache):
     build = mkdocs_build(root / "mkdocs.yml", tmp_path, shared_cache)
     assert build.returncode == 0, build.output
     assert (build.site / "models" / "resnet" / "index.html").is_file()
+    assert "✓ ran in this build" in (build.site / "models" / "resnet" / "index.html").read_text(encoding="utf-8")
     assert build.network_attempts == []
     assert source_snapshot(root) == build.sources_before
 
@@ -395,7 +421,7 @@ def test_a_corrupt_cache_entry_is_measured_again(corruption, project_with, cli, 
     code, out, err = cli("verify", P, cache=cache)
     assert (code, err) == (0, "")
     assert re.fullmatch(r"ok: 1 card, 1 model: 9 figures ok, 0 drifts, 0 errors, 0 warnings "
-                        r"\(1 model measured, [0-9.]+ s\)\n", out)
+                        r"\(1 model measured, 1 code block ran, 0 marked not to run, [0-9.]+ s\)\n", out)
     # written again, whole
     rewritten = entries_of(cache, "measurement", "resnet18").values()
     assert RESNET18_MEASURED.parameters in [value.get("parameters") for value in rewritten]
@@ -427,3 +453,58 @@ def test_verify_makes_no_network_access(tmp_path):
     assert "(1 model measured, " in done.stdout
     assert "measured 1/1: resnet18 (224 px)" in done.stderr
     assert network_attempts(env) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Warnings fail --strict (issue 20): verify passes without it, and says why --strict fails
+
+WARNED = {
+    "stage-list-by-hand": (GOOD.replace("instead of learning unreferenced functions.\n",
+                                        "instead of learning unreferenced functions. resnet18 stacks 2, 2, 2, 2 "
+                                        "blocks.\n"),
+                           f"{P}:4: warning: the prose writes the stage layout '2, 2, 2, 2 blocks' by hand, which "
+                           "the build does not check; the code measures resnet18 blocks: 2, 2, 2, 2\n"
+                           "    hint: write {{ models.resnet18.blocks | join(', ') }} instead (the template's "
+                           "variables: resfam/cards/render.py)"),
+    "collection-without-models": (GOOD.replace("- Name: ResNet\n", "- Name: ResNet\n- Name: ResNet-C\n", 1),
+                                  f"{P}:22: warning: the collection 'ResNet-C' has no model: no entry is 'In "
+                                  "Collection' 'ResNet-C'\n    hint: add 'In Collection: ResNet-C' to its models, "
+                                  "or remove the collection"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WARNED))
+def test_a_warning_passes_verify_and_fails_verify_strict(name, project_with, cli):
+    card, warning = WARNED[name]
+    project_with(card.encode())
+    code, out, err = cli("verify", P)
+    assert (code, err) == (0, "")
+    assert out.startswith(warning + "\nok: 1 card, 1 model: ")
+    assert cli("verify", P, "--strict")[:2] == (1, out)
+
+
+@pytest.mark.slow  # a real `mkdocs build`
+def test_a_warning_fails_the_strict_site_build(tmp_path, shared_cache):
+    card, warning = WARNED["collection-without-models"]
+    build = mkdocs_build(make_project(tmp_path / "project", card.encode()) / "mkdocs.yml", tmp_path, shared_cache)
+    assert build.returncode == 1 and f"WARNING -  resfam: {warning}" in build.output, build.output
+
+
+def test_a_block_marked_not_to_run_is_counted_and_not_run(project_with, cli):
+    marked = GOOD.replace("{% include 'code_snippets.md' %}\n", "{% include 'code_snippets.md' %}\n\n<!-- no-run: "
+                          "partial -->\n```python\nmodel.fit(images, ...)\n```\n")
+    project_with(marked.encode())
+    code, out, err = cli("verify", P)
+    assert (code, err) == (0, "")
+    assert "1 code block ran, 0 marked" not in out and ", 1 code block ran, 1 marked not to run, " in out
+
+
+def test_a_block_over_the_time_limit_is_an_error_at_its_line(project_with, cli):
+    endless = GOOD.replace("{% include 'code_snippets.md' %}\n", "{% include 'code_snippets.md' %}\n\n```python\n"
+                           "x = 0\nwhile True: x = model.eval()\n```\n")
+    project_with(endless.encode())
+    code, out, err = cli("verify", P, "--time-limit", "3")
+    assert (code, err) == (2, "")
+    assert out.startswith(f"{P}:10: error: the code block starting 'x = 0' fails: running code block 2 took "
+                          "more than 3 s, the time limit per step (set with --time-limit or the plugin's time_limit)")
+    assert ", 1 code block ran, 1 failed, 0 marked not to run, " in out

@@ -156,12 +156,20 @@ def test_unknown_keys_are_kept_and_warned_about():
     assert entry.raw["Foo"] == "bar"
 
 
-def test_in_collection_not_in_collections_is_a_warning():
+def test_in_collection_not_in_collections_is_an_error():
     text = "<!--\nCollections:\n- Name: ResNet\nModels:\n- Name: a\n  In Collection: ResNt\n-->\n"
-    card = parse_card(PATH, text)
-    assert [w.format() for w in card.warnings] == [
-        f"{PATH}:5: warning: a is 'In Collection' 'ResNt', which the 'Collections' list does not name\n"
+    with pytest.raises(CardError) as raised:
+        parse_card(PATH, text)
+    assert [f.format() for f in raised.value.findings] == [
+        f"{PATH}:5: error: a is 'In Collection' 'ResNt', which the 'Collections' list does not define\n"
         "    hint: use one of: ResNet"]
+
+
+def test_a_collection_no_model_is_in_is_a_warning():
+    text = "<!--\nCollections:\n- Name: ResNet\n- Name: Spare\nModels:\n- Name: a\n  In Collection: ResNet\n-->\n"
+    assert [w.format() for w in parse_card(PATH, text).warnings] == [
+        f"{PATH}:4: warning: the collection 'Spare' has no model: no entry is 'In Collection' 'Spare'\n"
+        "    hint: add 'In Collection: Spare' to its models, or remove the collection"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,3 +77,36 @@ def test_a_figure_in_a_sentence_that_names_no_model_still_says_what_to_write():
 ])
 def test_ordinary_numbers_and_non_prose_are_not_flagged(prose):
     assert findings(prose) == []
+
+
+STAGES = {"resnet50": {**FACTS["resnet50"], "blocks": [3, 4, 6, 3], "widths": [256, 512, 1024, 2048],
+                       "inner_widths": [64, 128, 256, 512], "stem_widths": [64]}}
+
+
+@pytest.mark.parametrize("sentence, literal, expression", [
+    ("`resnet50` stacks 3, 4, 6, 3 blocks.", "3, 4, 6, 3 blocks", "{{ models.resnet50.blocks | join(', ') }}"),
+    ("`resnet50` stacks 3-4-6-3 bottleneck blocks.", "3-4-6-3 bottleneck blocks",
+     "{{ models.resnet50.blocks | join(', ') }}"),
+    ("`resnet50` has 3, 4, 6 and 3 blocks per stage.", "3, 4, 6 and 3 blocks",
+     "{{ models.resnet50.blocks | join(', ') }}"),
+    ("Its stages end in [256, 512, 1024, 2048] channels.", "[256, 512, 1024, 2048] channels",
+     "{{ models.resnet50.widths | join(', ') }}"),
+    ("Its bottlenecks are 64, 128, 256, 512 channels wide.", "64, 128, 256, 512 channels",
+     "{{ models.resnet50.inner_widths | join(', ') }}"),
+])
+def test_a_stage_layout_written_by_hand_is_flagged_with_the_expression_to_write(sentence, literal, expression):
+    card = parse_card("templates/models/resnet.md", "# ResNet\n\n" + sentence + "\n\n" + BLOCK)
+    [finding] = literal_figures(card, STAGES)
+    assert (finding.status, finding.line, finding.model, finding.strict) == ("warning", 3, "resnet50", True)
+    assert f"the prose writes the stage layout {literal!r} by hand" in finding.message
+    assert finding.hint.startswith(f"write {expression} instead")
+
+
+@pytest.mark.parametrize("prose", [
+    "a fixed blur (the 3x3 binomial filter [1, 2, 1] x [1, 2, 1] / 16, as blocks downsample)",
+    "`resnet50` uses {{ models.resnet50.blocks | join(', ') }} blocks.",
+    "Trained in 3 stages: 10, 20, 30 epochs.",
+])
+def test_other_number_lists_are_not_stage_layouts(prose):
+    card = parse_card("templates/models/resnet.md", "# ResNet\n\n" + prose + "\n\n" + BLOCK)
+    assert literal_figures(card, STAGES) == []

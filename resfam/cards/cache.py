@@ -8,6 +8,8 @@ An entry is found by its key and trusted only if the code behind it is unchanged
   the worker process's own code `cards/worker.py` and `cards/dependencies.py`, and `cards/architecture.py`).
   The parent's side of the worker pool (`cards/pool.py`) and the limits that bound the work
   (`cards/limits.py`) change no figure, so editing them keeps every entry;
+- a code run's key (`cards/runner.py`) is the block's text, the page's earlier blocks, the versions
+  and the hash of the runner's code; its sources are the files whose code ran;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
   worker that computed it. A measurement depends on the files that define its model (the module that
   registers it, the modules its builder and its layers come from, and every resfam module those import,
@@ -219,6 +221,18 @@ class MeasurementCache:
         """`depends_on`: per file, what of it the model depends on (`dependencies.record`); without it,
         the entry holds only while every file of `sources` is unchanged."""
         self._write(self.measurement_key(model_id, kwargs, image_size), sources, value, depends_on)
+
+    # -- code runs (cards/runner.py) ------------------------------------------------------------
+
+    def get_code_run(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """A block's cached run; `key`: its text, the page's earlier blocks, the versions, the runner's code."""
+        entry = self._read({"format": CACHE_FORMAT, "kind": "code", **key})
+        if entry is None or not entry["sources"] or not self.sources.matches(entry["sources"]):
+            return None
+        return entry["value"]
+
+    def put_code_run(self, key: dict[str, Any], sources: dict[str, str | None], value: dict[str, Any]) -> None:
+        self._write({"format": CACHE_FORMAT, "kind": "code", **key}, sources, value)
 
     def holds_no_measurement(self) -> bool:
         """Whether no measurement at all is stored (a first run; the cache off): every model is to measure."""

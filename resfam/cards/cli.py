@@ -1,8 +1,8 @@
 """`resfam-cards`: verify the model cards against the code, sync figures back, scaffold a new card.
 
     resfam-cards verify [PATH...] [--tolerance FIELD=PCT]... [--strict]
-                                                        exit 0 clean, 1 drift (--strict: or a literal figure in
-                                                        the prose, or an unfinished card), 2 bad input
+                                                        exit 0 clean, 1 drift (--strict: or any warning),
+                                                        2 bad input
                         [--format github]               findings as GitHub Actions annotations
                         [--format json]                 the report as JSON on stdout
                         [--json FILE [--force]]         also the JSON report in FILE (a new file, or a report
@@ -570,8 +570,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "file, nor one in the project's templates/, docs/ or resfam/)")
     verify_command.add_argument("-v", "--verbose", action="store_true", help="list every figure, also the ok ones")
     verify_command.add_argument("--strict", action="store_true",
-                                help="a figure the prose writes out instead of citing the measurement fails too "
-                                     "(exit 1), as in mkdocs build --strict")
+                                help="every warning fails too (exit 1), as in mkdocs build --strict")
     verify_command.add_argument("--format", choices=("text", "github", "json"), default="text",
                                 help="text (default); github: each finding as a GitHub Actions workflow "
                                      "command, shown on the pull request's changed lines; json: the report as "

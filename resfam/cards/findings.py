@@ -20,8 +20,9 @@ class Finding:
     claimed, measured: the card's value and the code's value, for ok and drift.
     drift_pct: (claimed - measured) / measured * 100, for numeric fields.
     message: what is wrong, in one line; hint: how to fix it (a command or an edit).
-    strict: a warning that the strict checks fail on (`verify --strict`, `mkdocs build --strict`): a
-        figure the prose writes out instead of citing the measurement. Other warnings never fail.
+    strict: a warning about prose written by hand where the template could cite the code (a literal
+        figure, a stage list). The strict checks (`verify --strict`, `mkdocs build --strict`) fail on
+        every warning, this kind and the others alike.
     """
 
     status: Status

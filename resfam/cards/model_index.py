@@ -525,6 +525,7 @@ class _CardParser:
                        hint="start the block with 'Type: model-index' and 'Models:'")
             return None
         collections: list[str] = []
+        collection_lines: dict[str, int] = {}
         models: list[ModelClaims] = []
         models_seen = False
         for key, key_node, value in self.entries(root, "the model-index block"):
@@ -534,7 +535,7 @@ class _CardParser:
                                                     f"{_shown_node(value)}",
                                hint="write 'Type: model-index'")
             elif key == "Collections":
-                collections = self.read_collections(value)
+                collections, collection_lines = self.read_collections(value), self.collection_lines(value)
             elif key == "Models":
                 models_seen = True
                 models = self.read_models(value)
@@ -547,9 +548,15 @@ class _CardParser:
         for entry in models:
             in_collection = entry.raw.get("In Collection")
             if known_collections and isinstance(in_collection, str) and in_collection not in known_collections:
-                self.warning(entry.line, f"{entry.name} is 'In Collection' {in_collection!r}, which the "
-                                         f"'Collections' list does not name",
-                             hint=f"use one of: {', '.join(sorted(known_collections))}", model=entry.name)
+                self.error(entry.line, f"{entry.name} is 'In Collection' {in_collection!r}, which the "
+                                       f"'Collections' list does not define",
+                           hint=f"use one of: {', '.join(sorted(known_collections))}", model=entry.name)
+        used = {entry.raw.get("In Collection") for entry in models}
+        for name in collections:
+            if name not in used:
+                self.warning(collection_lines.get(name), f"the collection {name!r} has no model: no entry is "
+                                                         f"'In Collection' {name!r}",
+                             hint=f"add 'In Collection: {name}' to its models, or remove the collection")
         first_in_collection = next((m.raw.get("In Collection") for m in models
                                     if isinstance(m.raw.get("In Collection"), str)), None)
         collection = (collections[0] if collections else first_in_collection) or family_of(self.path)
@@ -557,6 +564,15 @@ class _CardParser:
                     models=models, block_start_line=start_line, block_end_line=end_line,
                     warnings=self.warnings, block_span=(block.content_start, block.content_end),
                     raw=_plain(root))
+
+    def collection_lines(self, node: yaml.Node) -> dict[str, int]:
+        """{collection Name: its line}, for the collections `read_collections` reads."""
+        lines = {}
+        for item in node.value if isinstance(node, yaml.SequenceNode) else ():
+            for key, value in item.value if isinstance(item, yaml.MappingNode) else ():
+                if _key_text(key) == "Name" and isinstance(_scalar(value), str):
+                    lines.setdefault(_scalar(value), self.line_of(value))
+        return lines
 
     def read_collections(self, node: yaml.Node) -> list[str]:
         if not isinstance(node, yaml.SequenceNode):

@@ -40,6 +40,7 @@ from .fields import (
 )
 from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
+from .runner import CodeBlock, mark_ran
 
 if TYPE_CHECKING:
     from .bench import Benchmark
@@ -82,6 +83,7 @@ class CardPage:
     measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source_url: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)  # what measured the figures (verify.Report)
+    code: Sequence[tuple[CodeBlock, str]] = ()  # the page's Python blocks and how each ran (runner.py)
 
     @property
     def title(self) -> str:
@@ -93,7 +95,7 @@ class CardPage:
         """The page of a card the engine verified, at `src_uri` in the site; `versions` measured it."""
         return cls(src_uri=src_uri, path=result.path, family=family_of(result.path), card=result.card,
                    markdown=result.markdown, findings=result.findings, measured=result.measurements,
-                   source_url=source_url, versions=dict(versions or {}))
+                   source_url=source_url, versions=dict(versions or {}), code=list(result.code))
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def card_page(page: CardPage, *, show_findings: bool) -> str:
     never gets here with problems, since they fail it.
     """
     markdown = page.markdown if page.markdown is not None else f"# {page.title}\n"
-    markdown = strip_model_index(markdown)
+    markdown = strip_model_index(mark_ran(markdown, page.code, page.versions))
     models = _models_section(page)
     if models:
         markdown = insert_before_first(markdown, level=2, text=models)

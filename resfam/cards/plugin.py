@@ -21,9 +21,9 @@ folder at the path of one of them that `resfam-cards pages` wrote (it carries th
 the build's own; any other is an error.
 
 - `mkdocs build`: any drift or bad card stops the build with the engine's report (a PluginError:
-  no traceback, and a failure even without --strict). A figure the prose writes out instead of
-  citing the measurement is a MkDocs warning, which `--strict` fails on; the engine's other warnings
-  (an unknown key, say) are logged and kept as written.
+  no traceback, and a failure even without --strict). Every warning of the engine (a figure the
+  prose writes out instead of citing the measurement, an unknown key, ...) is a MkDocs warning, which
+  `--strict` fails on.
 - Card pages an explicit `nav` leaves out are added to it, after the cards it lists: a new family
   needs only its template.
 - A model that takes too long or too much memory to measure, or crashes its worker, is an error on
@@ -119,8 +119,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
         if not report.ok:
             log.warning("resfam: problems shown at the top of their card pages:\n%s", format_report(report).rstrip())
         else:
-            for finding in report.warnings:  # kept as written; a strict one fails `mkdocs build --strict`
-                (log.warning if finding.strict else log.info)("resfam: %s", finding.format())
+            for finding in report.warnings:  # a MkDocs warning: `mkdocs build --strict` fails on every one
+                log.warning("resfam: %s", finding.format())
 
         settings = SiteSettings(self.templates_dir, overview=self.config.overview, source_url=self.config.source_url,
                                 family_order=self.family_order, site_url=config.site_url,

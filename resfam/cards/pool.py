@@ -81,9 +81,10 @@ class StillWorking:
     step: str
     seconds: float
     where: str | None = None  # the line the worker is executing: 'resfam/models/resnet.py:120 in forward'
+    activity: str = "measuring"  # what the worker does with `model_id` ("running the code of" a card page)
 
     def __str__(self) -> str:
-        what = f"measuring {self.model_id}" if self.model_id else "starting a measuring worker"
+        what = f"{self.activity} {self.model_id}" if self.model_id else "starting a measuring worker"
         where = f": at {self.where}" if self.where else ""
         return f"still {what}, {self.step}{where}: {self.seconds:.0f} s"
 
@@ -170,9 +171,11 @@ class _WorkerProcess:
             self.process.stdin.flush()
         except OSError:
             raise WorkerError(self._death_message()) from None
-        return self._receive(request.get("model"), on_waiting)
+        return self._receive(request.get("model"), on_waiting, "running the code of" if request.get("op") == "run"
+                             else "measuring")
 
-    def _receive(self, model_id: str | None, on_waiting: WaitingCallback | None) -> dict[str, Any]:
+    def _receive(self, model_id: str | None, on_waiting: WaitingCallback | None,
+                 activity: str = "measuring") -> dict[str, Any]:
         """The next reply that is not a step; WorkerError when the worker dies or overruns a step."""
         started = step_started = said = time.monotonic()
         while True:
@@ -187,7 +190,7 @@ class _WorkerProcess:
                     self.kill()
                     raise WorkerError(over_time_limit(self.step, allowed, "the worker was stopped")) from None
                 if on_waiting is not None:
-                    on_waiting(StillWorking(model_id, self.step, now - started, self.where))
+                    on_waiting(StillWorking(model_id, self.step, now - started, self.where, activity))
                 said = now
                 continue
             if line is None:
@@ -348,6 +351,7 @@ class WorkerPool:
 
     def measure(self, jobs: list[MeasureJob], on_result: Callable[[MeasureJob, dict[str, Any]], None],
                 on_waiting: WaitingCallback | None = None) -> None:
+        """(Also runs `runner.RunJob`s: a page's code, answered "ran"; its worker is retired after it.)"""
         pending = deque(jobs)
         events: queue.Queue = queue.Queue()  # ("result", job, reply) or ("waiting", StillWorking)
 
@@ -361,16 +365,18 @@ class WorkerPool:
                         return
                     job = pending.popleft()
                 started = time.monotonic()
+                worker = None
                 try:
                     worker = self._worker(slot, tell_waiting)
                     started = time.monotonic()
                     reply = worker.ask(job.request(), tell_waiting)
-                    if reply.get("op") != "measured":
+                    if reply.get("op") not in ("measured", "ran"):
                         reply = dict(reply, op="failed", error=failure_message(reply, self.limits))
                 except Exception as error:  # noqa: BLE001 - every job gets an answer, or the caller waits forever
                     message = str(error) if isinstance(error, WorkerError) else f"{type(error).__name__}: {error}"
-                    reply = {"op": "failed", "model": job.model_id, "error": message}
-                if reply["op"] == "failed" and self._startup_error is None:
+                    reply = {"op": "failed", "model": job.model_id, "error": message,
+                             "step": worker.step if worker is not None else None}
+                if (reply["op"] == "failed" or getattr(job, "retire_worker", False)) and self._startup_error is None:
                     self._retire(slot)
                 reply.setdefault("seconds", time.monotonic() - started)
                 events.put(("result", job, reply))

@@ -11,7 +11,10 @@ own text, a number followed by a unit of a figure the card verifies:
     layers, -layer                   Layers         e.g. '50 layers', 'the 50-layer models'
 
 and reports each as a warning at its file:line, saying what the code measures (for the model the
-sentence names, when it names one) and the template expression to write instead. The rule is narrow
+sentence names, when it names one) and the template expression to write instead. So is a stage layout
+written out by hand: three or more whole numbers in a list followed, within three words, by `blocks`,
+`channels` or `widths` ("stacks 3, 8, 36, 3 blocks", "widths [256, 512, 1024, 2048]"): write
+`{{ models.ID.blocks | join(', ') }}` (or `.widths`, `.inner_widths`, `.stem_widths`) instead. The rule is narrow
 on purpose: a number must be followed by one of these units (an adjective such as 'more' may sit
 between), so years, kernel sizes ('3x3'), strides, channel counts, epochs and citations never trip it;
 nor does anything that is not prose: Jinja tags and expressions (a cited figure), code (fenced or
@@ -50,6 +53,15 @@ _NOT_PROSE = re.compile(
     re.DOTALL | re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
 
+# A stage layout written out by hand: three or more whole numbers in a list ("3, 8, 36, 3",
+# "3-4-6-3", "[64, 128, 256, 512]", "3, 4, 6 and 3"), then, within a few words, what they count.
+_STAGE_LIST = re.compile(
+    r"(?<![\w.,-])\[?(?P<numbers>\d+(?:(?:[ \t]*,[ \t]*(?:and[ \t]+)?|[ \t]+and[ \t]+|-)\d+){2,})\]?(?![\w.-]*\d)"
+    r"(?P<between>[ \t]*(?:[A-Za-z()-]+[ \t]+){0,3}?)(?P<kind>blocks?|channels?|widths?)(?![\w-])", re.IGNORECASE)
+# what the numbers count -> the stage facts of the template's `models.ID` they may be (render.py)
+_STAGE_FACTS = {"block": ("blocks",), "channel": ("widths", "inner_widths", "stem_widths"),
+                "width": ("widths", "inner_widths", "stem_widths")}
+
 # field -> its name in the template's `models.ID` (render.py)
 _EXPRESSIONS = {"Parameters": "parameters", "FLOPs": "flops", "Activations": "activations",
                 "File Size": "file_size", "Layers": "layers"}
@@ -81,6 +93,33 @@ def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[
             f"the prose writes {literal!r} as a literal figure, which the build does not check; {what}",
             hint=f"write {expression} instead (the template's variables: resfam/cards/render.py)",
             model=_model_name(card, model_id), field=field, claimed=literal, measured=measured, strict=True))
+    return findings + _stage_lists(card, facts, prose, mention)
+
+
+def _stage_lists(card: Card, facts: Mapping[str, Mapping[str, Any]], prose: str,
+                 mention: re.Pattern | None) -> list[Finding]:
+    """A warning for every stage layout the prose writes out by hand (blocks per stage, stage widths)."""
+    text = card.text
+    findings = []
+    for match in _STAGE_LIST.finditer(prose):
+        numbers = [int(number) for number in re.findall(r"\d+", match.group("numbers"))]
+        kind = match.group("kind").lower().rstrip("s")
+        model_id = _named_model(text, match, mention) or (card.models[0].model_id if card.models else "ID")
+        model_facts = facts.get(model_id, {})
+        # the layout the numbers stand for: the one they equal, else the first of their kind
+        names = _STAGE_FACTS[kind]
+        name = next((name for name in names if model_facts.get(name) == numbers), names[0])
+        reference = f"models.{model_id}" if re.fullmatch(r"[A-Za-z_]\w*", model_id) else f"models[{model_id!r}]"
+        literal = " ".join(match.group().split())
+        measured = model_facts.get(name)
+        what = (f"the code measures {model_id} {name.replace('_', ' ')}: {', '.join(map(str, measured))}"
+                if measured is not None else "the code measures the stage layout of each model")
+        findings.append(Finding(
+            "warning", card.path, len(LINE_BREAK.findall(text, 0, match.start())) + 1,
+            f"the prose writes the stage layout {literal!r} by hand, which the build does not check; {what}",
+            hint=f"write {{{{ {reference}.{name} | join(', ') }}}} instead (the template's variables: "
+                 "resfam/cards/render.py)",
+            model=_model_name(card, model_id), claimed=numbers, measured=measured, strict=True))
     return findings
 
 

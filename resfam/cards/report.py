@@ -17,6 +17,7 @@ from typing import Any
 
 from .findings import Finding
 from .outputs import REPORT_GENERATOR
+from .runner import summary as code_summary
 from .sync import write_atomic
 from .verify import Report
 
@@ -83,6 +84,9 @@ def summary_line(report: Report, *, strict: bool = False) -> str:
     if stats.cpu_fallbacks:
         cost.append(f"{_count(len(stats.cpu_fallbacks), 'figure set')} traced on the CPU: the shape-only trace "
                     "failed, -v says why")
+    code = code_summary(stats.code) if stats.code is not None else None
+    if code:
+        cost.append(code)
     cost.append(f"{stats.seconds:.1f} s")
     verdict = "FAILED" if (report.strict_exit_code if strict else report.exit_code) else "ok"
     return (f"{verdict}: {_count(len(report.cards), 'card')}, {_count(models, 'model')}: {figures} figures ok, "
@@ -117,6 +121,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "cached_figure_sets": report.stats.cached_sizes,
             "cpu_fallbacks": len(report.stats.cpu_fallbacks),
             "seconds": round(report.stats.seconds, 3),
+            "code_blocks": _code_counts(report),
         },
         "tolerances_pct": report.tolerances,
         "cards": [
@@ -131,6 +136,14 @@ def report_json(report: Report) -> dict[str, Any]:
         ],
         "coverage": [finding.to_dict() for finding in report.coverage],
     }
+
+
+def _code_counts(report: Report) -> dict[str, int]:
+    runs = report.stats.code
+    if runs is None:
+        return {"ran": 0, "cached": 0, "marked": 0, "failed": 0, "not_run": 0, "seconds": 0.0}
+    return {"ran": runs.count("ran", "cached"), "cached": runs.count("cached"), "marked": runs.count("marked"),
+            "failed": runs.count("failed"), "not_run": runs.count("not run"), "seconds": round(runs.seconds, 3)}
 
 
 def json_text(report: Report) -> str:

@@ -7,7 +7,9 @@
 For each card: parse it (`model_index.parse_card`), render it (`render.render_template`, to catch
 template errors and to hand the Markdown to the site), resolve every model ID in the registry, measure
 every model it names (`measure`, in worker processes, through the cache), compare every claimed figure
-with its tolerance, and check the cards against each other. Every outcome is a `Finding`.
+with its tolerance, and check the cards against each other; then check the names each page gives the
+zoo (`names`) and run the Python code of each page (`runner`, in the same workers, through the same
+cache). Every outcome is a `Finding`.
 
 Measuring happens in fresh worker processes (`pool.WorkerPool`), so a long-running process sees the
 model files as they are now; this process never imports the models to verify. Each (model, image
@@ -33,9 +35,11 @@ from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_
 from .findings import CardError, Finding
 from .limits import Limits
 from .model_index import Card, Claim, ModelClaims, parse_card
+from .names import check_code_names, check_prose_names
 from .pool import WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
+from .runner import CodeBlock, page_blocks, run_code
 from .unfinished import unfinished_findings
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
 
@@ -90,6 +94,7 @@ class CardResult(FindingsView):
     models: dict[str, MeasuredModel] = field(default_factory=dict)
     cited: dict[str, int] = field(default_factory=dict)  # {model ID: line} named in the prose as models.ID
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the template's `models`: {model ID: facts}
+    code: list[tuple[CodeBlock, str]] = field(default_factory=list)  # its Python blocks and how each ran (runner.py)
 
 
 @dataclass
@@ -116,9 +121,9 @@ class Report(FindingsView):
 
     @property
     def strict_exit_code(self) -> int:
-        """`exit_code`, with the strict warnings (a figure the prose writes out) failing too, as 1: what
-        `verify --strict` returns, as `mkdocs build --strict` fails on the same warnings."""
-        return self.exit_code or (1 if any(finding.strict for finding in self.warnings) else 0)
+        """`exit_code`, with every warning failing too, as 1: what `verify --strict` returns, as
+        `mkdocs build --strict` fails on the same warnings (as MkDocs's own --strict fails on its own)."""
+        return self.exit_code or (1 if self.warnings else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +174,10 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
             _check_coverage(results, zoo, templates_dir, list(without_card))
         architecture_tags = zoo.architecture_tags()
         versions = dict(zoo.cache.versions)
-    # rendered after measuring: the prose cites the same measurement as the tables
-    for path, result in zip(card_paths, results, strict=False):
-        _render_card(result, path, templates_dir, measured)
+        # rendered after measuring: the prose cites the same measurement as the tables
+        for path, result in zip(card_paths, results, strict=False):
+            _render_card(result, path, templates_dir, measured)
+        _run_code(results, card_paths, templates_dir, zoo)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
@@ -269,6 +275,36 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
     except CardError as error:
         result.findings += error.findings
     result.findings += literal_figures(result.card, result.facts)
+
+
+def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: Path, zoo: ZooMeasurer) -> None:
+    """Check the names each rendered page gives the zoo (`names.py`), and run its Python blocks as a
+    reader would (`runner.py`), when the zoo loads."""
+    pages = {result.path: page_blocks(result.markdown, result.path, templates_dir_for(path, templates_dir))
+             for path, result in zip(card_paths, results, strict=False) if result.markdown is not None}
+    if not pages:
+        return
+    try:
+        registry = zoo.registry()
+    except WorkerError:
+        return  # every card already says the zoo cannot be loaded
+    wrong_names = set()  # pages whose code is not run: it would fail on what is already reported
+    for result in results:
+        if result.path in pages:
+            in_code = [] if result.errors else check_code_names(pages[result.path], sorted(registry))
+            result.findings += in_code + check_prose_names(result.card, sorted(registry), zoo.package_dir)
+            if in_code or result.errors:  # an unknown model ID: the code renders with it
+                wrong_names.add(result.path)
+    started = time.perf_counter()
+    runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks and path not in wrong_names},
+                              zoo)
+    runs.seconds = time.perf_counter() - started
+    for path in wrong_names:
+        runs.states[path] = [(block, "not run" if block.run else "marked") for block in pages[path]]
+    for result in results:
+        result.code = runs.states.get(result.path, [])
+        result.findings += failures.get(result.path, [])
+    zoo.stats.code = runs
 
 
 def claimed_image_size(model: ModelClaims) -> int:

@@ -22,6 +22,9 @@ when the zoo cannot be imported; then answers each request line on stdin with on
             "dependencies": {file: what of it the model depends on (cards/dependencies.py)}, "seconds",
             "versions", "code"}
         -> {"op": "failed", "model", "error", "step", "cause", "where", "versions", "code"}
+    {"op": "run", "model": card page, "blocks": [code, ...]}
+        -> {"op": "ran", "model", "blocks": [{"output", "error", "block", "line", "cause"}, ...],
+            "sources": {file: sha256}, "seconds", "versions", "code"}   (cards/runner.py)
 
 Before each step of its work (importing the model zoo; for a model: building, counting, saving,
 tracing at N px) the worker sends `{"op": "step", "step": NAME}`, and while the step runs, every
@@ -205,7 +208,37 @@ class _Server:
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
             return dict(reply, **self.provenance())
+        if request.get("op") == "run":
+            return dict(self.run_code(request["model"], list(request["blocks"])), **self.provenance())
         return {"op": "failed", "model": request.get("model"), "error": f"unknown request {request.get('op')!r}"}
+
+    def run_code(self, page: str, blocks: list[str]) -> dict[str, Any]:
+        """Run a page's code blocks as a reader would (`cards/runner.py`); the parent retires this worker
+        afterwards, since the code may have changed anything in it."""
+        from resfam.cards import runner
+
+        def describe(error: BaseException) -> dict[str, Any]:
+            if isinstance(error, _StepTimeUp):
+                return {"cause": "time", "error": f"{self.current_step} took more than {self.seconds:g} s, the "
+                                                  "time limit per step (set with --time-limit or the plugin's "
+                                                  "time_limit)"}
+            if _out_of_memory(error):
+                return {"cause": "memory", "error": f"{describe_error(error, self.relative)}: over the memory "
+                                                    "limit per worker (--memory-limit, the plugin's memory_limit)"}
+            return {"cause": "error", "error": runner.describe_failure(error, _where(error, self.relative))}
+
+        started = time.perf_counter()
+        self.current_step = None
+        try:
+            outcomes, files = runner.serve_run(blocks, self.step, describe)
+        except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - setting up the run failed: the page's first block
+            return {"op": "failed", "model": page, **self.failure(error)}
+        used = {relative for relative in map(self.relative.of_file, files)
+                if relative is not None and not relative.startswith(self.cache_module.CARDS_FOLDER)}
+        tree = self.cache_module.SourceTree(self.package_dir)
+        return {"op": "ran", "model": page, "blocks": outcomes,
+                "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(used))},
+                "seconds": time.perf_counter() - started}
 
     def registry_facts(self) -> dict[str, Any]:
         from resfam.registry import get_model_entry, list_models

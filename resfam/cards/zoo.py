@@ -133,6 +133,7 @@ class RunStats:
     registry_from_cache: bool = False
     # {(model ID, image size): why the shape-only trace failed} for the figures counted on the CPU instead
     cpu_fallbacks: dict[tuple[str, int], str] = field(default_factory=dict)
+    code: Any = None  # runner.CodeRuns: the Python blocks of the pages and how each ran
 
 
 def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
