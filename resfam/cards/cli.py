@@ -11,9 +11,10 @@
                                                         config.json), from cards that verify
 
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N,
---time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker) and --quiet
-(no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
-written, and exit code 2.
+--time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker), --quiet
+(no progress lines on stderr), --zoo SOURCE (resfam, timm or package.module:attribute; default resfam)
+and --code-url TEMPLATE (`Code:` as a URL of {path}, {line}, {version}). Bad input is reported one
+problem per line, all together, with nothing written, and exit code 2.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from .sync import (
 )
 from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Report, resolve_tolerances, shown_path, verify
 from .zoo import Progress, ZooMeasurer
+from .zoos import DEFAULT_ZOO, listing_hint
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -118,18 +120,18 @@ def _new(args: argparse.Namespace) -> int:
         try:
             registry = zoo.registry()
         except WorkerError as error:
-            raise CardError([Finding("error", "resfam", None, f"cannot load the resfam model zoo: {error}",
+            raise CardError([Finding("error", args.zoo, None, f"cannot load the {args.zoo} model zoo: {error}",
                                      hint="fix the model code at the place named")]) from None
-        families = sorted({model.family for model in registry.values()})
-        if args.family not in families:
+        families = sorted({model.family for model in registry.values() if model.family is not None})
+        if families and args.family not in families:
             problems.append(Finding("error", "FAMILY", None, f"unknown family {args.family!r}",
                                     hint=f"the registered families are: {', '.join(families)}"))
         for model_id in args.models:
             registered = registry.get(model_id)
             if registered is None:
                 problems.append(Finding("error", "--model", None, f"unknown model {model_id!r}",
-                                        hint="the registered models are listed by: python -m resfam"))
-            elif registered.family != args.family and args.family in families:
+                                        hint=f"the registered models are listed by: {listing_hint(args.zoo)}"))
+            elif registered.family is not None and registered.family != args.family and args.family in families:
                 problems.append(Finding("error", "--model", None, f"{model_id} is registered in family "
                                                                   f"{registered.family!r}, not {args.family!r}",
                                         hint=f"use: new {registered.family} --model {model_id}"))
@@ -142,7 +144,8 @@ def _new(args: argparse.Namespace) -> int:
     if failed:
         raise CardError(failed)
     text = card_template(args.collection or args.family,
-                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
+                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()},
+                         snippets=(Path(args.templates) / "code_snippets.md").is_file())
     parse_card(shown_path(target), text)  # what `new` writes must read back
     if not args.write:
         sys.stdout.write(text)
@@ -206,16 +209,16 @@ def _status(findings: list[Finding]) -> str:
 # Scaffolding
 
 
-def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
+def card_template(collection: str, models: dict[str, dict[str, Any]], snippets: bool = True) -> str:
     """A new card template: placeholders for the text, and the model-index block with every field
-    the code gives (`models`: {model ID: {card field: value}}), written as `sync --fill` writes them."""
+    the code gives (`models`: {model ID: {card field: value}}), written as `sync --fill` writes them;
+    with `snippets`, it includes the templates folder's code_snippets.md."""
     lines = [
         f"# {collection}",
         "",
         f"TODO: what is new about {collection}, in a few sentences, and the paper it comes from.",
         "",
-        "{% include 'code_snippets.md' %}",
-        "",
+        *(["{% include 'code_snippets.md' %}", ""] if snippets else []),
         "## How do I train this model?",
         "",
         "TODO: the training recipe, or where to find it.",
@@ -250,13 +253,16 @@ def _run_verify(args: argparse.Namespace) -> Report:
     tolerances, limits = _settings(args)
     return verify(args.paths or None, templates_dir=args.templates, tolerances=tolerances,
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
-                  max_workers=args.workers, limits=limits, without_card=args.without_card)
+                  max_workers=args.workers, limits=limits, without_card=args.without_card, zoo=args.zoo,
+                  code_url=args.code_url, coverage=getattr(args, "coverage", None) or ["*"])
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir(args.templates))
+    project_dir = Path(args.templates).resolve().parent  # where a zoo of the project's own is found
     return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=args.workers,
-                       limits=_limits(args))
+                       limits=_limits(args), zoo=args.zoo, code_url=args.code_url,
+                       project_dir=None if args.zoo == DEFAULT_ZOO else project_dir)
 
 
 def _progress(args: argparse.Namespace):
@@ -358,6 +364,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--memory-limit", metavar="SIZE",
                         help=f"the memory (address space) each measuring process may use, e.g. 2GiB "
                              f"(default: {format_size(DEFAULT_MEMORY)})")
+    common.add_argument("--zoo", default=DEFAULT_ZOO, metavar="SOURCE",
+                        help="where the models come from: resfam (default), timm, or package.module:attribute "
+                             "(an object of your own package; one in the project folder is found there)")
+    common.add_argument("--code-url", metavar="TEMPLATE",
+                        help="Code: as a URL made of {path}, {line} and {version} (a zoo outside the repository), "
+                             "e.g. https://github.com/huggingface/pytorch-image-models/blob/v{version}/{path}#L{line}")
     tolerance = argparse.ArgumentParser(add_help=False)
     tolerance.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
                            help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "
@@ -368,6 +380,9 @@ def _parser() -> argparse.ArgumentParser:
     checking.add_argument("--without-card", action="append", default=[], metavar="ID",
                           help="a registered model left without a card on purpose (repeatable); a full run "
                                "fails on any other model that no card lists")
+    checking.add_argument("--coverage", action="append", default=[], metavar="PATTERN",
+                          help="a full run asks a card only of the model IDs these shell-style patterns match "
+                               "(repeatable; default: every model)")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")

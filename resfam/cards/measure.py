@@ -4,7 +4,7 @@
     FLOPs        fvcore FlopCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
     Activations  fvcore ActivationCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
     File Size    bytes of torch.save(model.state_dict())
-    Layers       model.nominal_depth
+    Layers       model.nominal_depth (the zoo's `nominal_depth`; None where the zoo gives none)
 
 and, for the prose of the cards, the stage layout (`stage_layout`): the output channels of each stem
 convolution, and per stage its blocks, their type and its widths.
@@ -108,7 +108,7 @@ class ModelMeasurement:
     parameters: int
     flops: int
     file_size: int
-    layers: int
+    layers: int | None  # None: the zoo states no nominal depth
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     unexpected_uncounted_ops: dict[str, int] = field(default_factory=dict)  # see FlopCount
     flops_method: str = ON_SHAPES
@@ -146,10 +146,10 @@ def no_weight_init() -> Iterator[None]:
             setattr(nn.init, name, function)
 
 
-def build_for_counting(model_id: str, **kwargs: Any) -> nn.Module:
-    """The registered model `model_id`, uninitialised, in eval mode."""
+def build_for_counting(model_id: str, create: Callable[..., nn.Module] = create_model, **kwargs: Any) -> nn.Module:
+    """The model `model_id` of a zoo (`create`, resfam's by default), uninitialised, in eval mode."""
     with no_weight_init():
-        model = create_model(model_id, **kwargs)
+        model = create(model_id, **kwargs)
     return model.eval()
 
 
@@ -345,18 +345,22 @@ def _convolutions(module: nn.Module) -> list[nn.Conv2d]:
     return [layer for layer in module.modules() if isinstance(layer, nn.Conv2d)]
 
 
-def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
-                        step: Step = _unnamed_step) -> list[ModelMeasurement]:
+def _nominal_depth(model: nn.Module) -> int:
+    return int(model.nominal_depth)
+
+
+def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int], step: Step = _unnamed_step,
+                        depth: Callable[[nn.Module], int | None] = _nominal_depth) -> list[ModelMeasurement]:
     """Every figure of an already built (uninitialised) `model`, FLOPs and activations at each of
     `image_sizes`, and its stage layout.
 
     The model is used up: FLOPs are counted last, on the model itself moved to the meta device. Each
     part of the work runs inside `step(name)` ("counting", "saving", "tracing at 224 px"): the worker
-    times each and says which one a failure happened in.
+    times each and says which one a failure happened in. `depth` is the zoo's nominal depth.
     """
     with step("counting"):
         parameters = count_parameters(model)
-        layers = int(model.nominal_depth)
+        layers = depth(model)
         layout = stage_layout(model)
     with step("saving"):
         file_size = checkpoint_size(model)

@@ -41,6 +41,7 @@ REPORTED_FIELDS = {field.name: field.label for field in fields_where(compare=REP
 _ROW_ORDER = tuple(field.name for field in FIELDS if field.label)
 
 PROBLEM_STATUSES = ("drift", "error")
+NOT_CHECKED = "not checked"  # a figure's status when the zoo gives no fact to check it with
 
 
 @dataclass
@@ -93,9 +94,12 @@ class Figure:
     @property
     def status(self) -> str:
         """drift or error (the engine's finding), verified (measured and equal to the card), measured (not
-        on the card: the value is the measurement) or reported (stated on the card, not measured)."""
+        on the card: the value is the measurement), not checked (the zoo gives no fact for it) or reported
+        (stated on the card, not measured)."""
         if self.finding is not None and self.finding.status in PROBLEM_STATUSES:
             return self.finding.status
+        if self.finding is not None and self.finding.status == "unchecked":
+            return NOT_CHECKED
         if self.measured_only:
             return "measured"
         if self.finding is not None and self.finding.status == "ok":
@@ -290,6 +294,8 @@ def _mark(figure: Figure, measurement: str) -> str:
     if figure.status == "verified":
         title = f"Verified when this page was built: {how}. {finding.message}"
         return f'[✓ verified]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
+    if figure.status == NOT_CHECKED:
+        return f'[not checked with this zoo]({measurement}#zoos "{_title(finding.message)}")'
     return "—"
 
 
@@ -315,6 +321,26 @@ FIELDS_TABLE_MARK = "<!-- resfam: table of fields -->"
 TAGS_TABLE_MARK = "<!-- resfam: architecture tags -->"
 _COMPARISONS = {EXACT: "equal", TAGS: "the same set, both ways", SOURCE: "the same file (and line)",
                 REPORTED: "reported, not checked"}
+
+
+def default_measurement_page() -> str:
+    """The measurement page of a project that writes none (a zoo of its own): a section per field that
+    the card marks link to, the tables `measurement_page` fills in, and what "not checked" means."""
+    lines = ["# How the figures are measured", "",
+             "Every build measures the models from the code and compares each figure of each card.", "",
+             FIELDS_TABLE_MARK, ""]
+    for anchor_id in dict.fromkeys(card_field.anchor for card_field in FIELDS if card_field.anchor):
+        hows = [card_field for card_field in FIELDS if card_field.anchor == anchor_id]
+        lines += [f"## {hows[0].label} {{ #{anchor_id} }}", "",
+                  " ".join(f"{card_field.name}: {card_field.how}." for card_field in hows), ""]
+        if anchor_id == "architecture":
+            lines += [TAGS_TABLE_MARK, ""]
+    lines += ["## Not checked with this zoo { #zoos }", "",
+              "A field the card states but the zoo gives no fact for (a zoo without nominal depths has no "
+              "Layers) is shown as not checked: neither a pass nor a drift.", "",
+              "## Reported figures { #reported }", "",
+              "Accuracies are reported with the weights by their publishers; the build does not measure them.", ""]
+    return "\n".join(lines)
 
 
 def measurement_page(markdown: str, tolerances: Mapping[str, float], architecture_tags: Mapping[str, str]) -> str:

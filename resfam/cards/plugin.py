@@ -13,6 +13,9 @@
           workers: null              # measuring processes; default: as many as cores and memory allow
           time_limit: 120            # seconds per step of measuring a model (building, each image size)
           memory_limit: 4 GiB        # per measuring process
+          zoo: resfam                # or timm, or package.module:attribute (docs: Verified cards for your own zoo)
+          code_url: null             # `Code:` as a URL of {path}, {line}, {version}: a zoo outside the repository
+          coverage: ["*"]            # a build asks a card only of the model IDs these patterns match
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
 the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
@@ -52,16 +55,24 @@ from mkdocs.structure.pages import Page
 if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 ms a build otherwise)
     from mkdocs.livereload import LiveReloadServer
 
-from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
+from .cache import cache_subfolder, default_cache_dir
 from .catalog import model_catalog, models_json
 from .findings import CardError
 from .model_index import family_of
-from .pages import MEASUREMENT_PAGE, CardPage, card_page, measurement_page, overview_page
+from .pages import (
+    MEASUREMENT_PAGE,
+    CardPage,
+    card_page,
+    default_measurement_page,
+    measurement_page,
+    overview_page,
+)
 from .pool import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .render import start_renderer
 from .report import format_report
 from .verify import CardResult, Report, card_templates, verify
-from .zoo import Progress
+from .zoo import Progress, zoo_folder
+from .zoos import DEFAULT_ZOO
 
 # "mkdocs.plugins.resfam" under MkDocs; under ProperDocs, which serves `mkdocs` imports from its own
 # package, "properdocs.plugins.resfam": a logger its command line shows
@@ -82,6 +93,9 @@ class ResfamConfig(base.Config):
     workers = c.Optional(c.Type(int))
     time_limit = c.Optional(c.Type((int, float, str)))  # None: pool.DEFAULT_STEP_SECONDS
     memory_limit = c.Optional(c.Type((int, str)))  # None: pool.DEFAULT_MEMORY
+    zoo = c.Type(str, default=DEFAULT_ZOO)  # zoos.py: resfam, timm or package.module:attribute
+    code_url = c.Optional(c.Type(str))
+    coverage = c.ListOfItems(c.Type(str), default=["*"])
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -95,6 +109,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self.templates_dir = self._project_path(config, self.config.templates_dir)
+        self.project_dir = os.path.dirname(os.path.abspath(self.templates_dir))  # as verify() finds the zoo
         if not os.path.isdir(os.path.join(self.templates_dir, "models")):
             raise PluginError(f"resfam: no card templates: {self.templates_dir}/models/ does not exist "
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
@@ -119,6 +134,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             for finding in report.warnings:  # kept as written; a strict one fails `mkdocs build --strict`
                 (log.warning if finding.strict else log.info)("resfam: %s", finding.format())
 
+        if files.get_file_from_path(MEASUREMENT_PAGE) is None:  # a project that explains none: the engine's
+            self._add(files, config, MEASUREMENT_PAGE, default_measurement_page())
         pages = sorted((self._card_page(result, report.versions) for result in report.cards), key=self._family_rank)
         for page in pages:
             file = self._add(files, config, page.src_uri, card_page(page, show_findings=self.serving))
@@ -160,7 +177,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig, builder: Any) -> LiveReloadServer:
         server.watch(self.templates_dir)
-        server.watch(str(PACKAGE_DIR))
+        server.watch(str(zoo_folder(self.config.zoo, self.project_dir)))
         return server
 
     # -----------------------------------------------------------------------------------------
@@ -170,7 +187,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             return verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
                           cache_dir=self.cache_dir, use_cache=self.config.cache,
                           progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
-                          without_card=self.config.without_card)
+                          without_card=self.config.without_card, zoo=self.config.zoo,
+                          code_url=self.config.code_url, coverage=self.config.coverage)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
 

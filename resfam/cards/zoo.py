@@ -10,18 +10,20 @@ pipeline around it is described in docs/architecture.md.
 """
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
-from .fields import synced_fields
+from .fields import DEFAULT_IMAGE_SIZE, synced_fields
+from .findings import CardError, Finding
 from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
-
-PACKAGE_NAME = "resfam"  # `Code:` paths are relative to the folder holding the package
+from .zoos import DEFAULT_ZOO, split_source, zoo_package
 
 ProgressCallback = Callable[["Progress | StillWorking"], None]
 
@@ -45,36 +47,50 @@ class Progress:
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """What the registry says about a model ID (as a worker read it from the code on disk)."""
+    """What the zoo says about a model ID (as a worker read it from the code on disk); None for a fact
+    the zoo does not give (zoos.Zoo): the fields that need it are not checked with this zoo."""
 
     model_id: str
-    family: str
-    config: Mapping[str, Any]
-    sources: tuple[str, ...]  # the resfam source files that define it, relative to the package
+    family: str | None
+    config: Mapping[str, Any] | None
+    sources: tuple[str, ...]  # the source files that define it, relative to the zoo's package
     defined_in: str | None = None  # the module that registers it, relative to the package
     defined_at: int | None = None  # the line of that module that registers it
+    package: str = "resfam"  # the zoo's package: `Code:` paths start with it
+    code_url: str | None = None  # `Code:` as a URL: a template of {path}, {line}, {version}
+    version: str = ""  # of the zoo's package, for `code_url`
 
     @property
     def image_size(self) -> int:
-        return int(self.config["image_size"])
+        """The default config's image size (FLOPs are counted there), 224 when the zoo gives none."""
+        return int((self.config or {}).get("image_size", DEFAULT_IMAGE_SIZE))
 
     @property
     def code(self) -> str | None:
-        """The file that registers the model, relative to the repository root (as `Code:` names it)."""
-        return f"{PACKAGE_NAME}/{self.defined_in}" if self.defined_in else None
+        """Where the model is registered, as `Code:` names it: the file relative to the folder holding
+        the zoo's package (resfam/models/resnet.py), or the URL the `code_url` template makes of it."""
+        if not self.defined_in:
+            return None
+        path = f"{self.package}/{self.defined_in}"
+        if self.code_url:
+            return self.code_url.format(path=path, line=self.defined_at, version=self.version)
+        return path
 
     @property
     def config_values(self) -> dict[str, Any]:
-        """The fields the registered config and registration give, as a card writes them."""
+        """The fields the default config and registration give, as a card writes them (those the zoo
+        gives no fact for are left out)."""
         values = {}
         for card_field in synced_fields():
             source, key = card_field.measured_from
-            if source == "config":
-                values[card_field.name] = self.config[key]
-            elif source == "registry":
-                values[card_field.name] = getattr(self, key)
-        values["Image Size"] = self.image_size
-        values["Crop Pct"] = float(values["Crop Pct"])
+            value = (self.config or {}).get(key) if source == "config" else \
+                getattr(self, key) if source == "registry" else None
+            if value is not None:
+                values[card_field.name] = value
+        if "Image Size" in values:
+            values["Image Size"] = int(values["Image Size"])
+        if "Crop Pct" in values:
+            values["Crop Pct"] = float(values["Crop Pct"])
         return values
 
 
@@ -95,7 +111,7 @@ class MeasuredModel:
         for card_field in synced_fields():
             source, key = card_field.measured_from
             measurement = self.by_size.get(image_size) if card_field.per_image_size else first
-            if source == "measurement" and measurement is not None:
+            if source == "measurement" and measurement is not None and measurement[key] is not None:
                 values[card_field.name] = measurement[key]
         return {**values, **self.registered.config_values}
 
@@ -110,8 +126,8 @@ class MeasuredModel:
         stages = layout["stages"]
         return {
             "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
-            "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
-            "crop_pct": values["Crop Pct"], "interpolation": values["Interpolation"],
+            "file_size": values["File Size"], "layers": values.get("Layers"), "image_size": self.registered.image_size,
+            "crop_pct": values.get("Crop Pct"), "interpolation": values.get("Interpolation"),
             "blocks": [stage["blocks"] for stage in stages],
             "block": stages[0]["block"] if stages else "",
             "widths": [stage["width"] for stage in stages],
@@ -138,7 +154,9 @@ def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
     if registered.code is None:
         return None
     anchored = isinstance(claimed, str) and re.search(r"#L[0-9]+\Z", claimed) is not None
-    return f"{registered.code}#L{registered.defined_at}" if anchored and registered.defined_at else registered.code
+    if anchored and registered.defined_at and not registered.code_url:
+        return f"{registered.code}#L{registered.defined_at}"
+    return registered.code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,12 +170,20 @@ class ZooMeasurer:
 
     def __init__(self, *, package_dir: str | os.PathLike[str] | None = None,
                  cache_dir: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
-                 max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None):
+                 max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None,
+                 zoo: str = DEFAULT_ZOO, project_dir: str | os.PathLike[str] | None = None,
+                 code_url: str | None = None):
         self.package_dir = Path(package_dir).resolve() if package_dir is not None else PACKAGE_DIR
-        self.sources = SourceTree(self.package_dir)
+        self.zoo = zoo
+        self.zoo_package = zoo_package_of(zoo)
+        self.code_url = code_url
+        self.sources = SourceTree(zoo_folder(zoo, project_dir, self.package_dir), self.package_dir)
         self.snapshot = self.sources.snapshot()
-        self.cache = MeasurementCache(cache_dir, self.sources)
-        self.pool = WorkerPool(self.package_dir, max_workers, limits)
+        self.code_snapshot = self.sources.code_digests()
+        self.cache = MeasurementCache(cache_dir, self.sources, zoo=zoo, zoo_package=self.zoo_package)
+        arguments = () if zoo == DEFAULT_ZOO and project_dir is None else \
+            ("--zoo", zoo, *(("--project", os.path.abspath(project_dir)) if project_dir is not None else ()))
+        self.pool = WorkerPool(self.package_dir, max_workers, limits, zoo=arguments)
         self.progress = progress
         self.stats = stats if stats is not None else RunStats()
         self._registry: dict[str, RegisteredModel] | None = None
@@ -186,7 +212,7 @@ class ZooMeasurer:
         """The registry facts the cache holds for the sources as they are (looked up once)."""
         if not self._looked_in_cache:
             self._looked_in_cache = True
-            self._registry, self._architecture_tags = _registered_models(self.cache.get_registry())
+            self._registry, self._architecture_tags = self._registered_models(self.cache.get_registry())
             self.stats.registry_from_cache = self._registry is not None
         return self._registry
 
@@ -195,7 +221,7 @@ class ZooMeasurer:
         if self._cached_registry() is None:
             reply = self.pool.registry(self.progress)
             facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags")}
-            self._registry, self._architecture_tags = _registered_models(facts)
+            self._registry, self._architecture_tags = self._registered_models(facts)
             if self._registry is None:
                 raise WorkerError("the measuring worker sent malformed registry facts")
             if self._unchanged(reply, reply["hashes"], every_file=True):
@@ -259,7 +285,7 @@ class ZooMeasurer:
         and the versions are those of the cache key."""
         code = reply.get("code") or {}
         if reply.get("versions") != self.cache.versions or set(code) != set(MEASUREMENT_CODE) \
-                or any(self.snapshot.get(name) != digest for name, digest in code.items()):
+                or any(self.code_snapshot.get(name) != digest for name, digest in code.items()):
             return False
         if every_file:
             expected = self.sources.model_sources()
@@ -268,7 +294,40 @@ class ZooMeasurer:
         return all(digest is not None and self.snapshot.get(name) == digest for name, digest in hashes.items())
 
 
-def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
+    def _registered_models(self, facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
+        return _registered_models(facts, self.zoo_package, self.code_url, self.cache.versions.get(self.zoo_package, ""))
+
+
+def zoo_package_of(zoo: str) -> str:
+    """The top-level package of the zoo SOURCE; CardError for a SOURCE of the wrong form."""
+    try:
+        return zoo_package(zoo)
+    except ValueError as error:
+        raise CardError([Finding("error", "zoo", None, str(error),
+                                 hint="e.g. --zoo timm, or --zoo mypackage.zoo:ZOO (docs: Verified cards for "
+                                      "your own zoo)")]) from None
+
+
+def zoo_folder(zoo: str, project_dir: str | os.PathLike[str] | None, package_dir: Path = PACKAGE_DIR) -> Path:
+    """The folder of the zoo's package (resfam's is `package_dir`), found as the worker will import it
+    (the project folder first on the module path) without importing it; CardError when there is none."""
+    package = zoo_package_of(zoo)
+    if zoo == DEFAULT_ZOO:
+        return package_dir
+    if zoo != package:
+        split_source(zoo)
+    search = [os.path.abspath(project_dir)] if project_dir is not None else []
+    spec = importlib.machinery.PathFinder.find_spec(package, [*search, *sys.path])
+    if spec is None or not spec.submodule_search_locations:
+        raise CardError([Finding("error", "zoo", None, f"the zoo {zoo!r}: no package {package!r} in "
+                                 f"{search[0] if search else 'the installed packages'} or the installed packages",
+                                 hint="install it (for timm: pip install 'resfam[timm]'), or put the package in "
+                                      "the project folder")])
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+def _registered_models(facts: Any, package: str = "resfam", code_url: str | None = None,
+                       version: str = "") -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
     """Registry facts as RegisteredModels and the architecture tags' vocabulary, or (None, None) when they
     are not well-formed (a foreign entry)."""
     if not isinstance(facts, dict) or not isinstance(facts.get("models"), dict) \
@@ -276,7 +335,7 @@ def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, d
         return None, None
     try:
         models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]),
-                                        fact.get("defined_in"), fact.get("defined_at"))
+                                        fact.get("defined_in"), fact.get("defined_at"), package, code_url, version)
                   for name, fact in facts["models"].items()}
         for model in models.values():
             _ = model.config_values  # every config field is there and of the right kind
@@ -285,7 +344,7 @@ def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, d
     return models, {str(tag): str(definition) for tag, definition in facts["architecture_tags"].items()}
 
 
-_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int, "layers": int,
+_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int,
                        "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "architecture": list,
                        "layout": dict}
 _STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
@@ -293,7 +352,8 @@ _STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
 
 def _valid_measurement(value: Any, model_id: str, image_size: int) -> dict[str, Any] | None:
     """A cached measurement, if it has every field with the right type for this model and size."""
-    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS):
+    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS) \
+            or not (value.get("layers") is None or _is_count(value.get("layers"))):
         return None
     if value["model_id"] != model_id or value["image_size"] != image_size:
         return None
