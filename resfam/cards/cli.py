@@ -50,6 +50,7 @@ from .sync import (
     write_atomic,
 )
 from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Report, resolve_tolerances, shown_path, verify
+from .vocabulary import read_vocabulary
 from .zoo import Progress, ZooMeasurer
 from .zoos import DEFAULT_ZOO, listing_hint
 
@@ -254,7 +255,8 @@ def _run_verify(args: argparse.Namespace) -> Report:
     return verify(args.paths or None, templates_dir=args.templates, tolerances=tolerances,
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
                   max_workers=args.workers, limits=limits, without_card=args.without_card, zoo=args.zoo,
-                  code_url=args.code_url, coverage=getattr(args, "coverage", None) or ["*"])
+                  code_url=args.code_url, coverage=getattr(args, "coverage", None) or ["*"],
+                  vocabulary=args.vocabulary)
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
@@ -262,6 +264,7 @@ def _measurer(args: argparse.Namespace) -> ZooMeasurer:
     project_dir = Path(args.templates).resolve().parent  # where a zoo of the project's own is found
     return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=args.workers,
                        limits=_limits(args), zoo=args.zoo, code_url=args.code_url,
+                       vocabulary=read_vocabulary(args.vocabulary),
                        project_dir=None if args.zoo == DEFAULT_ZOO else project_dir)
 
 
@@ -370,6 +373,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--code-url", metavar="TEMPLATE",
                         help="Code: as a URL made of {path}, {line} and {version} (a zoo outside the repository), "
                              "e.g. https://github.com/huggingface/pytorch-image-models/blob/v{version}/{path}#L{line}")
+    common.add_argument("--vocabulary", metavar="FILE",
+                        help="architecture tags for classes the zoo owns: a YAML list of class, tag, definition")
     tolerance = argparse.ArgumentParser(add_help=False)
     tolerance.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
                            help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "

@@ -115,6 +115,7 @@ class ModelMeasurement:
     architecture: list[str] = field(default_factory=list)  # the architecture tags the model shows
     activations: int = 0
     layout: dict[str, Any] = field(default_factory=dict)  # see stage_layout
+    classes: list[str] = field(default_factory=list)  # its modules' classes and their bases (vocabulary.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -367,8 +368,11 @@ def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
     counts = _count_flops(model, image_sizes, in_place=True, step=step)
     with step("finding the architecture tags"):
         architecture = tags_of(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+        classes = sorted({f"{cls.__module__}.{cls.__qualname__}" for module in model.modules()
+                          for cls in type(module).__mro__ if cls.__module__ != "builtins"})
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
-                             flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout)
+                             flops.unexpected_uncounted_ops, flops.method, architecture, flops.activations, layout,
+                             classes)
             for size, flops in zip(image_sizes, counts, strict=False)]
 
 

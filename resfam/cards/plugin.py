@@ -16,6 +16,7 @@
           zoo: resfam                # or timm, or package.module:attribute (docs: Verified cards for your own zoo)
           code_url: null             # `Code:` as a URL of {path}, {line}, {version}: a zoo outside the repository
           coverage: ["*"]            # a build asks a card only of the model IDs these patterns match
+          vocabulary: null           # a file of architecture tags for classes the zoo owns (vocabulary.py)
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `pages` turns
 the result into Markdown and `catalog` into the site's `models.json`; this module only hands that to
@@ -96,6 +97,7 @@ class ResfamConfig(base.Config):
     zoo = c.Type(str, default=DEFAULT_ZOO)  # zoos.py: resfam, timm or package.module:attribute
     code_url = c.Optional(c.Type(str))
     coverage = c.ListOfItems(c.Type(str), default=["*"])
+    vocabulary = c.Optional(c.Type(str))  # relative to mkdocs.yml
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -114,6 +116,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             raise PluginError(f"resfam: no card templates: {self.templates_dir}/models/ does not exist "
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
+        self.vocabulary = self.config.vocabulary and self._project_path(config, self.config.vocabulary)
         self.limits = self._limits(config)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
         self.family_order = list(self.config.families)  # the overview's order; families not in it come last
@@ -188,7 +191,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                           cache_dir=self.cache_dir, use_cache=self.config.cache,
                           progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
                           without_card=self.config.without_card, zoo=self.config.zoo,
-                          code_url=self.config.code_url, coverage=self.config.coverage)
+                          code_url=self.config.code_url, coverage=self.config.coverage,
+                          vocabulary=self.vocabulary)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
 

@@ -36,6 +36,7 @@ from .model_index import Card, Claim, ModelClaims, parse_card
 from .pool import Limits, WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
+from .vocabulary import read_vocabulary
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
 from .zoos import DEFAULT_ZOO, listing_hint
 
@@ -142,7 +143,8 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
            without_card: Iterable[str] | None = None,
            zoo: str = DEFAULT_ZOO,
            code_url: str | None = None,
-           coverage: Iterable[str] = ("*",)) -> Report:
+           coverage: Iterable[str] = ("*",),
+           vocabulary: str | os.PathLike[str] | None = None) -> Report:
     """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
 
     without_card: with a list (the command line and the build give one, empty or not), a full run (no
@@ -163,6 +165,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         of the project folder, the one holding `templates_dir`, is found there).
     code_url: `Code:` as a URL, a template of {path}, {line} and {version} (a zoo outside the repository).
     coverage: shell-style patterns: a full run's coverage check asks a card only of the IDs they match.
+    vocabulary: a file of architecture tags for classes the zoo owns (`vocabulary.py`).
 
     Raises CardError for bad arguments (an unknown or negative tolerance, no card templates found);
     everything about the cards themselves is in the report.
@@ -175,7 +178,8 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     project_dir = Path(os.path.abspath(templates_dir)).parent
     with ZooMeasurer(package_dir=package_dir, cache_dir=_cache_dir(cache_dir, templates_dir, use_cache),
                      progress=progress, max_workers=max_workers, limits=limits, stats=stats, zoo=zoo,
-                     project_dir=None if zoo == DEFAULT_ZOO else project_dir, code_url=code_url) as measurer:
+                     project_dir=None if zoo == DEFAULT_ZOO else project_dir, code_url=code_url,
+                     vocabulary=read_vocabulary(vocabulary)) as measurer:
         measurer.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
         measured = _check_against_code(results, measurer, tolerances)

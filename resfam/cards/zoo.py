@@ -23,6 +23,7 @@ from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
 from .fields import DEFAULT_IMAGE_SIZE, synced_fields
 from .findings import CardError, Finding
 from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
+from .vocabulary import ClassTag
 from .zoos import DEFAULT_ZOO, split_source, zoo_package
 
 ProgressCallback = Callable[["Progress | StillWorking"], None]
@@ -172,11 +173,12 @@ class ZooMeasurer:
                  cache_dir: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
                  max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None,
                  zoo: str = DEFAULT_ZOO, project_dir: str | os.PathLike[str] | None = None,
-                 code_url: str | None = None):
+                 code_url: str | None = None, vocabulary: Mapping[str, ClassTag] | None = None):
         self.package_dir = Path(package_dir).resolve() if package_dir is not None else PACKAGE_DIR
         self.zoo = zoo
         self.zoo_package = zoo_package_of(zoo)
         self.code_url = code_url
+        self.vocabulary = dict(vocabulary or {})  # tags of classes the zoo owns, from the docs project
         self.sources = SourceTree(zoo_folder(zoo, project_dir, self.package_dir), self.package_dir)
         self.snapshot = self.sources.snapshot()
         self.code_snapshot = self.sources.code_digests()
@@ -229,8 +231,22 @@ class ZooMeasurer:
         return self._registry
 
     def architecture_tags(self) -> dict[str, str]:
-        """Every tag a card's Architecture list may name, with its definition (after `registry()`)."""
-        return dict(self._architecture_tags or {})
+        """Every tag a card's Architecture list may name, with its definition (after `registry()`); a
+        vocabulary file's tag that the zoo's classes define otherwise is a CardError."""
+        tags = dict(self._architecture_tags or {})
+        for name, entry in self.vocabulary.items():
+            if tags.get(entry.tag, entry.definition) != entry.definition:
+                raise CardError([Finding("error", "vocabulary", None, f"the tag {entry.tag!r} of {name} is defined "
+                                         "differently by a class of the zoo", hint="use the zoo's definition")])
+            tags[entry.tag] = entry.definition
+        return tags
+
+    def _with_vocabulary(self, measurement: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A measurement whose architecture tags include those the vocabulary file gives its classes."""
+        extra = {self.vocabulary[name].tag for name in measurement.get("classes", ()) if name in self.vocabulary}
+        if not extra:
+            return measurement
+        return {**measurement, "architecture": sorted({*measurement["architecture"], *extra})}
 
     def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
         """Each model measured at each of its `sizes`: {model ID: MeasuredModel}."""
@@ -276,7 +292,8 @@ class ZooMeasurer:
             if model_id in errors:
                 measured[model_id] = MeasuredModel(registered, error=errors[model_id])
                 continue
-            measured[model_id] = MeasuredModel(registered, {size: found[model_id, size] for size in sizes[model_id]})
+            measured[model_id] = MeasuredModel(registered, {size: self._with_vocabulary(found[model_id, size])
+                                                            for size in sizes[model_id]})
         return measured
 
     def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:

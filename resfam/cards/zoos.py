@@ -131,19 +131,20 @@ class TimmZoo(Zoo):
             return None
         values: dict[str, Any] = {"image_size": int(config.input_size[-1]), "crop_pct": float(config.crop_pct),
                                   "interpolation": config.interpolation}
-        if config.url:
-            values["url"] = config.url
-        elif config.hf_hub_id:
+        # where timm loads the default weights from: the Hub repository when there is one, else the URL
+        if config.hf_hub_id:
             values["url"] = f"https://huggingface.co/{config.hf_hub_id}"
+        elif config.url:
+            values["url"] = config.url
         return values
 
     def defined_at(self, model_id: str) -> tuple[str, int] | None:
         function = inspect.unwrap(self.registry.model_entrypoint(model_id))
         return os.path.abspath(function.__code__.co_filename), function.__code__.co_firstlineno
 
-    def family(self, model_id: str) -> str | None:
-        module = self.registry.get_arch_name(model_id) and self.registry._model_to_module.get(model_id)
-        return module.replace("_", "-") if module else None
+    def family(self, model_id: str) -> str:
+        """The timm module that registers the model, as a slug (vision_transformer: vision-transformer)."""
+        return self.registry.model_entrypoint(model_id).__module__.rsplit(".", 1)[-1].replace("_", "-")
 
     def source_files(self, model_id: str) -> Iterable[str]:
         return files_of_modules(referenced_modules(self.registry.model_entrypoint(model_id)))
