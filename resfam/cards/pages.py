@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .fields import DEFAULT_IMAGE_SIZE, EXACT, FIELDS, REPORTED, SOURCE, TAGS, TOLERANCE, fields_where
 from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
+from .zoos import built_as
 
 if TYPE_CHECKING:
     from .catalog import CatalogModel
@@ -302,10 +303,13 @@ def _mark(figure: Figure, measurement: str) -> str:
 def measured_with(versions: Mapping[str, str], measurement: str) -> str:
     """How a page's figures were made, in a note: the versions that measured them and the conventions.
     Nothing in it depends on when the page was built, so unchanged code rebuilds the same page."""
-    tools = [f"{name} {versions[name]}" for name in ("torch", "fvcore", "resfam") if name in versions]
+    # the zoo's package is the one measured with that the engine does not always use (cache.installed_versions)
+    zoo = next((name for name in versions if name not in ("python", "torch", "fvcore", "resfam")), "resfam")
+    tools = [f"{name} {versions[name]}" for name in dict.fromkeys(("torch", "fvcore", "resfam", zoo))
+             if versions.get(name, "not installed") != "not installed"]
     made = f"with {_joined(tools)}, " if tools else ""
     return (f"**How these figures were made.** Measured {made}on the CPU, each model built as "
-            "`resfam.create_model(ID)` (the 1000-class head) and put in evaluation mode; FLOPs and "
+            f"{built_as(zoo)} (the 1000-class head) and put in evaluation mode; FLOPs and "
             "activations for one image at the model's image size. FLOPs follow fvcore's convention: one "
             f"multiply-add is one FLOP. See [how the figures are measured]({measurement}).\n")
 

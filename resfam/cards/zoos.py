@@ -176,6 +176,14 @@ def listing_hint(source: str) -> str:
     return _LISTING.get(source, f"{source.replace(':', '.')}.list_models()")
 
 
+# How a zoo's package builds a model, for the note of a card page (`package` from the measured versions)
+_BUILT_AS = {"resfam": "`resfam.create_model(ID)`", "timm": "`timm.create_model(ID)`"}
+
+
+def built_as(package: str) -> str:
+    return _BUILT_AS.get(package, f"the {package} zoo's `create_model(ID)`")
+
+
 def split_source(source: str) -> tuple[str, str]:
     """('package.module', 'attribute') of a `package.module:attribute` SOURCE; ValueError otherwise."""
     module_name, _, attribute = source.partition(":")
