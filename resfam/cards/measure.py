@@ -381,9 +381,10 @@ def measure_model(model_id: str, image_sizes: list[int], **kwargs: Any) -> list[
     return measure_built_model(model_id, build_for_counting(model_id, **kwargs), image_sizes)
 
 
-def naive_flops(model_id: str, image_size: int) -> int:
-    """The contract's FLOPs computed literally: default initialisation and a real forward pass."""
-    return _naive_count(FlopCountAnalysis, model_id, image_size)
+def naive_flops(model_id: str, image_size: int, create: Callable[..., nn.Module] = create_model) -> int:
+    """The contract's FLOPs computed literally: default initialisation and a real forward pass (of the
+    model of the zoo `create`, resfam's by default)."""
+    return _naive_count(FlopCountAnalysis, model_id, image_size, create)
 
 
 def naive_activations(model_id: str, image_size: int) -> int:
@@ -391,8 +392,9 @@ def naive_activations(model_id: str, image_size: int) -> int:
     return _naive_count(ActivationCountAnalysis, model_id, image_size)
 
 
-def _naive_count(analysis_class: type[JitModelAnalysis], model_id: str, image_size: int) -> int:
-    model = create_model(model_id)
+def _naive_count(analysis_class: type[JitModelAnalysis], model_id: str, image_size: int,
+                 create: Callable[..., nn.Module] = create_model) -> int:
+    model = create(model_id)
     analysis = analysis_class(model.eval(), torch.zeros(1, 3, image_size, image_size))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     return int(analysis.total())
