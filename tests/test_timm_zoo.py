@@ -105,3 +105,18 @@ def test_coverage_asks_a_card_only_of_the_selected_ids(built):
     assert done.returncode == 1, done.stdout
     drifts = [line for line in done.stdout.splitlines() if "is registered but on no card" in line]
     assert len(drifts) == 1 and "efficientnet_b4 (family efficientnet)" in drifts[0]
+
+
+def test_an_old_timm_name_is_resolved_and_the_card_told_which_to_write(built):
+    project, env, _ = built
+    path = project / "templates" / "models" / "convnext.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("    ID: convnext_atto\n", "    ID: convnext_tiny_in22ft1k\n", 1), encoding="utf-8")
+    try:
+        done = run([str(TIMM_BIN / "resfam-cards"), "verify", *OPTIONS, "templates/models/convnext.md"], project, env)
+    finally:
+        path.write_text(text, encoding="utf-8")
+    assert done.returncode == 2, done.stdout
+    assert "'convnext_tiny_in22ft1k' is an old name: the timm zoo builds 'convnext_tiny.fb_in22k_ft_in1k'" \
+        in done.stdout
+    assert "hint: write ID: convnext_tiny (its weights tag: fb_in22k_ft_in1k)" in done.stdout

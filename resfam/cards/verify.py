@@ -331,7 +331,7 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
         for model in result.card.models:
             registered = registry.get(model.model_id)
             if registered is None:
-                result.findings.append(_unknown_id(result, model, registry, zoo.zoo))
+                result.findings.append(_unknown_id(result, model, registry, zoo.zoo, zoo.renamed()))
                 continue
             found = measured[model.model_id]
             result.models[model.name] = found
@@ -341,10 +341,17 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
 
 
 def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel],
-                zoo: str) -> Finding:
+                zoo: str, renamed: Mapping[str, str]) -> Finding:
     closest = difflib.get_close_matches(model.model_id, list(registry), n=3, cutoff=0.5)
     line = model.id.line if model.id is not None else model.line
     what = "ID" if model.id is not None else "Name (the entry has no ID)"
+    new = renamed.get(model.model_id)
+    if new is not None:  # the zoo resolves the old name to the model (and weights tag) it builds
+        model_id, _, weights = new.partition(".")
+        return Finding("error", result.path, line, f"{model.name}: {model.model_id!r} is an old name: the {zoo} "
+                                                   f"zoo builds {new!r} for it",
+                       hint=f"write ID: {model_id}" + (f" (its weights tag: {weights})" if weights else ""),
+                       model=model.name, field="ID", claimed=model.model_id, measured=model_id)
     hint = f"did you mean {', '.join(closest)}? " if closest else ""
     return Finding("error", result.path, line, f"{model.name}: unknown model {what} {model.model_id!r}",
                    hint=hint + f"the registered models are listed by: {listing_hint(zoo)}", model=model.name,

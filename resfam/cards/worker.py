@@ -18,7 +18,7 @@ when the zoo cannot be imported; then answers each request line on stdin with on
 
     {"op": "registry"}
         -> {"op": "registry", "models": {ID: {"family", "config", "sources", "defined_in", "defined_at"}},
-            "architecture_tags": {tag: definition},
+            "architecture_tags": {tag: definition}, "renamed": {old ID: new name},
             "hashes": {file: sha256}, "versions", "code"}
     {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
         -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256}, "seconds",
@@ -195,7 +195,7 @@ class _Server:
         if request.get("op") == "registry":
             hashes = self.cache_module.SourceTree(self.zoo_dir, self.package_dir).snapshot()
             return {"op": "registry", "models": self.facts, "architecture_tags": self.architecture_tags,
-                    "hashes": hashes, **self.provenance()}
+                    "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes, **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
             return dict(reply, **self.provenance())

@@ -190,6 +190,7 @@ class ZooMeasurer:
         self.stats = stats if stats is not None else RunStats()
         self._registry: dict[str, RegisteredModel] | None = None
         self._architecture_tags: dict[str, str] | None = None
+        self._renamed: dict[str, str] = {}
         self._looked_in_cache = False
 
     def __enter__(self) -> ZooMeasurer:
@@ -214,7 +215,9 @@ class ZooMeasurer:
         """The registry facts the cache holds for the sources as they are (looked up once)."""
         if not self._looked_in_cache:
             self._looked_in_cache = True
-            self._registry, self._architecture_tags = self._registered_models(self.cache.get_registry())
+            facts = self.cache.get_registry()
+            self._registry, self._architecture_tags = self._registered_models(facts)
+            self._renamed = _renamed(facts)
             self.stats.registry_from_cache = self._registry is not None
         return self._registry
 
@@ -222,13 +225,19 @@ class ZooMeasurer:
         """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
         if self._cached_registry() is None:
             reply = self.pool.registry(self.progress)
-            facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags")}
+            facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags"),
+                     "renamed": reply.get("renamed") or {}}
             self._registry, self._architecture_tags = self._registered_models(facts)
+            self._renamed = _renamed(facts)
             if self._registry is None:
                 raise WorkerError("the measuring worker sent malformed registry facts")
             if self._unchanged(reply, reply["hashes"], every_file=True):
                 self.cache.put_registry(facts, self.sources.model_sources())
         return self._registry
+
+    def renamed(self) -> dict[str, str]:
+        """{old ID: the name the zoo builds instead} (after `registry()`)."""
+        return dict(self._renamed)
 
     def architecture_tags(self) -> dict[str, str]:
         """Every tag a card's Architecture list may name, with its definition (after `registry()`); a
@@ -313,6 +322,11 @@ class ZooMeasurer:
 
     def _registered_models(self, facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
         return _registered_models(facts, self.zoo_package, self.code_url, self.cache.versions.get(self.zoo_package, ""))
+
+
+def _renamed(facts: Any) -> dict[str, str]:
+    renamed = facts.get("renamed") if isinstance(facts, dict) else None
+    return {str(old): str(new) for old, new in renamed.items()} if isinstance(renamed, dict) else {}
 
 
 def zoo_package_of(zoo: str) -> str:

@@ -22,6 +22,8 @@ need that fact are then "not checked with this zoo", on the page and in models.j
     nominal_depth(model)        the depth a model's name gives (resnet50: 50): the card's Layers
     source_files(ID)            the files the model's definition depends on, besides `defined_at`'s
                                 (the worker adds what the model imports while it is built)
+    renamed_models()            {old ID: the name the zoo builds instead}: a card that writes an old
+                                name is told which to write
 
 `Zoo` is the base class with those defaults; `ResfamZoo` and `TimmZoo` are two implementations. The
 engine has no branch on which zoo it runs: what a zoo gives is what it checks. docs/architecture.md
@@ -66,6 +68,9 @@ class Zoo:
 
     def source_files(self, model_id: str) -> Iterable[str]:
         return ()
+
+    def renamed_models(self) -> dict[str, str] | None:
+        return None
 
 
 class ResfamZoo(Zoo):
@@ -148,6 +153,10 @@ class TimmZoo(Zoo):
 
     def source_files(self, model_id: str) -> Iterable[str]:
         return files_of_modules(referenced_modules(self.registry.model_entrypoint(model_id)))
+
+    def renamed_models(self) -> dict[str, str]:
+        """timm's deprecated names and what timm builds for each (a name with a weights tag)."""
+        return {old: new for old, new in self.registry._deprecated_models.items() if new}
 
 
 _BUILT_IN = {"resfam": ResfamZoo, "timm": TimmZoo}
