@@ -303,8 +303,7 @@ def _mark(figure: Figure, measurement: str) -> str:
 def measured_with(versions: Mapping[str, str], measurement: str) -> str:
     """How a page's figures were made, in a note: the versions that measured them and the conventions.
     Nothing in it depends on when the page was built, so unchanged code rebuilds the same page."""
-    # the zoo's package is the one measured with that the engine does not always use (cache.installed_versions)
-    zoo = next((name for name in versions if name not in ("python", "torch", "fvcore", "resfam")), "resfam")
+    zoo = zoo_package_of(versions)
     tools = [f"{name} {versions[name]}" for name in dict.fromkeys(("torch", "fvcore", "resfam", zoo))
              if versions.get(name, "not installed") != "not installed"]
     made = f"with {_joined(tools)}, " if tools else ""
@@ -312,6 +311,12 @@ def measured_with(versions: Mapping[str, str], measurement: str) -> str:
             f"{built_as(zoo)} (the 1000-class head) and put in evaluation mode; FLOPs and "
             "activations for one image at the model's image size. FLOPs follow fvcore's convention: one "
             f"multiply-add is one FLOP. See [how the figures are measured]({measurement}).\n")
+
+
+def zoo_package_of(versions: Mapping[str, str]) -> str:
+    """The zoo's package, from the versions that measured a page: the one the engine does not always use
+    (cache.installed_versions); resfam when there is none."""
+    return next((name for name in versions if name not in ("python", "torch", "fvcore", "resfam")), "resfam")
 
 
 def _joined(items: Sequence[str]) -> str:
