@@ -265,7 +265,7 @@ def _measurer(args: argparse.Namespace) -> ZooMeasurer:
     return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=args.workers,
                        limits=_limits(args), zoo=args.zoo, code_url=args.code_url,
                        vocabulary=read_vocabulary(args.vocabulary),
-                       project_dir=None if args.zoo == DEFAULT_ZOO else project_dir)
+                       project_dir=project_dir)
 
 
 def _progress(args: argparse.Namespace):

@@ -178,7 +178,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     project_dir = Path(os.path.abspath(templates_dir)).parent
     with ZooMeasurer(package_dir=package_dir, cache_dir=_cache_dir(cache_dir, templates_dir, use_cache),
                      progress=progress, max_workers=max_workers, limits=limits, stats=stats, zoo=zoo,
-                     project_dir=None if zoo == DEFAULT_ZOO else project_dir, code_url=code_url,
+                     project_dir=project_dir, code_url=code_url,
                      vocabulary=read_vocabulary(vocabulary)) as measurer:
         measurer.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]

@@ -8,10 +8,10 @@ The worker is started by path,
 
 rather than as `python -m resfam.cards.worker`, because `-m` imports the resfam package and
 `resfam.cards` through the ordinary import, before the worker could set up its own. The worker then
-loads the zoo SOURCE (`zoos.load_zoo`; resfam's by default) with the project folder DIR first on the
-module path, and asks it for each model's facts (`zoos.Zoo`). The resfam sources, and those of a zoo
-inside the project folder, are always compiled from the files as they are now: a stale `.pyc` (same
-size, same second) is never used.
+loads the zoo SOURCE (`zoos.load_zoo`; resfam's by default) with the project folder DIR on the module
+path (after the folder holding resfam), and asks it for each model's facts (`zoos.Zoo`). The resfam
+sources, and those of a zoo inside the project folder, are always compiled from the files as they are
+now: a stale `.pyc` (same size, same second) is never used.
 
 Protocol: JSON lines. The worker first sends `{"op": "ready", ...}`, or `{"op": "fatal", "error": ...}`
 when the zoo cannot be imported; then answers each request line on stdin with one line on stdout:
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if sys.path and os.path.realpath(sys.path[0] or ".") == os.path.dirname(os.path.realpath(__file__)):
         sys.path.pop(0)
     sys.path.insert(0, str(root))
-    if args.project:
-        sys.path.insert(0, os.path.realpath(args.project))
+    if args.project:  # after the engine's folder: a package of the project cannot shadow resfam
+        sys.path.insert(1, os.path.realpath(args.project))
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land on stderr
     return _Server(root / "resfam", protocol, args.threads, args.time_limit, args.memory_limit,
@@ -130,7 +130,8 @@ class _Server:
         zoo_spec = importlib.util.find_spec(zoos.zoo_package(self.zoo_source))
         if self.project and zoo_spec is not None and zoo_spec.submodule_search_locations:
             zoo_dir = Path(list(zoo_spec.submodule_search_locations)[0]).resolve()
-            if zoo_dir.is_relative_to(Path(self.project).resolve()):  # the user's own code, being edited
+            if zoo_dir != self.package_dir.resolve() and zoo_dir.is_relative_to(Path(self.project).resolve()):
+                # the user's own code, being edited
                 _compile_fresh_from_source(zoo_dir)
 
         limits.leave_interrupts_to_parent()

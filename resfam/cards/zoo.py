@@ -24,7 +24,7 @@ from .fields import DEFAULT_IMAGE_SIZE, synced_fields
 from .findings import CardError, Finding
 from .pool import Limits, MeasureJob, StillWorking, WorkerError, WorkerPool
 from .vocabulary import ClassTag
-from .zoos import DEFAULT_ZOO, split_source, zoo_package
+from .zoos import DEFAULT_ZOO, zoo_package
 
 ProgressCallback = Callable[["Progress | StillWorking"], None]
 
@@ -183,8 +183,7 @@ class ZooMeasurer:
         self.snapshot = self.sources.snapshot()
         self.code_snapshot = self.sources.code_digests()
         self.cache = MeasurementCache(cache_dir, self.sources, zoo=zoo, zoo_package=self.zoo_package)
-        arguments = () if zoo == DEFAULT_ZOO and project_dir is None else \
-            ("--zoo", zoo, *(("--project", os.path.abspath(project_dir)) if project_dir is not None else ()))
+        arguments = ("--zoo", zoo, *(("--project", os.path.abspath(project_dir)) if project_dir is not None else ()))
         self.pool = WorkerPool(self.package_dir, max_workers, limits, zoo=arguments)
         self.progress = progress
         self.stats = stats if stats is not None else RunStats()
@@ -340,15 +339,12 @@ def zoo_package_of(zoo: str) -> str:
 
 
 def zoo_folder(zoo: str, project_dir: str | os.PathLike[str] | None, package_dir: Path = PACKAGE_DIR) -> Path:
-    """The folder of the zoo's package (resfam's is `package_dir`), found as the worker will import it
-    (the project folder first on the module path) without importing it; CardError when there is none."""
+    """The folder of the zoo's package, found as the worker will import it (the folder holding the
+    engine's package `package_dir`, then the project folder, then the installed packages) without
+    importing it; CardError when there is none."""
     package = zoo_package_of(zoo)
-    if zoo == DEFAULT_ZOO:
-        return package_dir
-    if zoo != package:
-        split_source(zoo)
     search = [os.path.abspath(project_dir)] if project_dir is not None else []
-    spec = importlib.machinery.PathFinder.find_spec(package, [*search, *sys.path])
+    spec = importlib.machinery.PathFinder.find_spec(package, [str(package_dir.parent), *search, *sys.path])
     if spec is None or not spec.submodule_search_locations:
         raise CardError([Finding("error", "zoo", None, f"the zoo {zoo!r}: no package {package!r} in "
                                  f"{search[0] if search else 'the installed packages'} or the installed packages",
