@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = timm ]; then
     # timm needs torchvision, and PyPI's torchvision does not load beside the CPU torch 2.13.0 of .venv;
-    # this pair installs together (a CUDA build that runs on the CPU, ~5.5 GB). torch is pinned first and
+    # this pair installs together (a CUDA build that runs on the CPU; the venv is 5.7 GB). torch is pinned first and
     # again with timm and resfam, so that no step replaces it with an unpinned one.
     python3 -m venv .venv-timm
     .venv-timm/bin/pip install -q --upgrade pip
