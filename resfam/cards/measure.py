@@ -127,24 +127,29 @@ class ModelMeasurement:
 
 @contextlib.contextmanager
 def no_weight_init() -> Iterator[None]:
-    """Every in-place initialiser of `torch.nn.init` (kaiming_normal_, uniform_, ones_, ...) does
-    nothing inside this block: layers and models keep the memory `torch.empty` gave them."""
-    initialisers = {
-        name: function
-        for name, function in vars(nn.init).items()
-        if name.endswith("_") and not name.startswith("_") and callable(function)
-    }
+    """Every in-place initialiser of `torch.nn.init` (kaiming_normal_, uniform_, ones_, ...), and the
+    in-place random fills of tensors that a zoo's own initialisers are made of (timm's trunc_normal_
+    starts with `Tensor.uniform_`), do nothing inside this block: layers and models keep the memory
+    `torch.empty` gave them."""
+    initialisers = [(nn.init, name, function) for name, function in vars(nn.init).items()
+                    if name.endswith("_") and not name.startswith("_") and callable(function)]
+    initialisers += [(torch.Tensor, name, getattr(torch.Tensor, name)) for name in _RANDOM_FILLS]
 
     def leave_as_is(tensor, *args, **kwargs):
         return tensor
 
     try:
-        for name in initialisers:
-            setattr(nn.init, name, leave_as_is)
+        for owner, name, _ in initialisers:
+            setattr(owner, name, leave_as_is)
         yield
     finally:
-        for name, function in initialisers.items():
-            setattr(nn.init, name, function)
+        for owner, name, function in initialisers:
+            setattr(owner, name, function)
+
+
+# torch.Tensor's in-place random fills (and erfinv_, which a truncated normal applies to the uniform fill)
+_RANDOM_FILLS = ("normal_", "uniform_", "bernoulli_", "exponential_", "log_normal_", "geometric_", "cauchy_",
+                 "random_", "erfinv_")
 
 
 def build_for_counting(model_id: str, create: Callable[..., nn.Module] = create_model, **kwargs: Any) -> nn.Module:

@@ -154,7 +154,7 @@ class _Server:
 
             self.measure_module = measure
             self.cache_module = cache
-            self.facts = self.registry_facts()
+            self.model_ids = set(self.zoo.list_models())
             self.architecture_tags = architecture.vocabulary(self.zoo.package)
         # the trace's kernels, registered once for every model this worker measures; kept open (and
         # referenced: a dropped block is closed by the collector) until the worker exits
@@ -195,7 +195,7 @@ class _Server:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "registry":
             hashes = self.cache_module.SourceTree(self.zoo_dir, self.package_dir).snapshot()
-            return {"op": "registry", "models": self.facts, "architecture_tags": self.architecture_tags,
+            return {"op": "registry", "models": self.registry_facts(), "architecture_tags": self.architecture_tags,
                     "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes, **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
@@ -203,24 +203,23 @@ class _Server:
         return {"op": "failed", "model": request.get("model"), "error": f"unknown request {request.get('op')!r}"}
 
     def registry_facts(self) -> dict[str, Any]:
-        """Per model ID what the zoo says of it (None for a fact it does not give)."""
+        """Per model ID what the zoo says of it (None for a fact it does not give); asked of one worker."""
+        return {name: self.model_facts(name) for name in sorted(self.model_ids)}
+
+    def model_facts(self, name: str) -> dict[str, Any]:
         fact = self.fact
-        every_file = set(self.cache_module.SourceTree(self.zoo_dir, self.package_dir).model_sources())
-        facts = {}
-        for name in self.zoo.list_models():
-            site = fact(self.zoo, "defined_at", name)
-            defined_in = self.relative.of_file(site[0]) if site else None
-            defining = {file for file in map(self.relative.of_file, [*(fact(self.zoo, "source_files", name) or ()),
-                                                                     defined_in and site[0]]) if file}
-            # defined outside the zoo's own module code: it may depend on anything
-            facts[name] = {"family": fact(self.zoo, "family", name),
-                           "config": fact(self.zoo, "default_config", name),
-                           "sources": sorted(self.imports.closure(defining if defined_in else defining | every_file)),
-                           "defined_in": defined_in, "defined_at": site[1] if defined_in else None}
-        return facts
+        site = fact(self.zoo, "defined_at", name)
+        defined_in = self.relative.of_file(site[0]) if site else None
+        defining = {file for file in map(self.relative.of_file, [*(fact(self.zoo, "source_files", name) or ()),
+                                                                 defined_in and site[0]]) if file}
+        if not defined_in:  # defined outside the zoo's own module code: it may depend on anything
+            defining |= set(self.cache_module.SourceTree(self.zoo_dir, self.package_dir).model_sources())
+        return {"family": fact(self.zoo, "family", name), "config": fact(self.zoo, "default_config", name),
+                "sources": sorted(self.imports.closure(defining)), "defined_in": defined_in,
+                "defined_at": site[1] if defined_in else None}
 
     def measure(self, model_id: str, kwargs: dict[str, Any], image_sizes: list[int]) -> dict[str, Any]:
-        if model_id not in self.facts:
+        if model_id not in self.model_ids:
             return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
         started = time.perf_counter()
         self.current_step = None
@@ -238,7 +237,7 @@ class _Server:
         finally:
             del model
             _settle()  # one model at a time in memory
-        defining = set(self.facts[model_id]["sources"]) | {
+        defining = set(self.model_facts(model_id)["sources"]) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
         tree = self.cache_module.SourceTree(self.zoo_dir, self.package_dir)
         return {"op": "measured", "model": model_id,
@@ -321,16 +320,23 @@ class _ImportGraph:
         self.package_dir = package_dir
         self.package = package
         self._imports: dict[str, set[str]] = {}
+        self._closures: dict[str, frozenset[str]] = {}
 
     def closure(self, files: Iterable[str]) -> set[str]:
-        done: set[str] = set()
-        todo = list(files)
-        while todo:
-            current = todo.pop()
-            if current not in done:
-                done.add(current)
-                todo.extend(self.imports_of(current))
-        return done
+        """The files and every file they import, transitively (each file's closure found once)."""
+        return set().union(*(self.closure_of(file) for file in files))
+
+    def closure_of(self, file: str) -> frozenset[str]:
+        if file not in self._closures:
+            done: set[str] = set()
+            todo = [file]
+            while todo:
+                current = todo.pop()
+                if current not in done:
+                    done.add(current)
+                    todo.extend(self.imports_of(current))
+            self._closures[file] = frozenset(done)
+        return self._closures[file]
 
     def imports_of(self, relative: str) -> set[str]:
         if relative not in self._imports:
