@@ -124,8 +124,8 @@ def test_an_old_timm_name_is_resolved_and_the_card_told_which_to_write(built):
 
 def test_the_hub_export_of_timm_cards_names_timm(built, tmp_path):
     project, env, _ = built
-    done = run([str(TIMM_BIN / "resfam-cards"), "export", "hub", str(tmp_path / "hub"), *OPTIONS,
-                "templates/models/densenet.md"], project, env)
+    done = run([str(TIMM_BIN / "resfam-cards"), "export", "hub", str(tmp_path / "hub"), "templates/models/densenet.md",
+                *OPTIONS], project, env)
     assert done.returncode == 0, done.stdout
     readme = (tmp_path / "hub" / "densenet121" / "README.md").read_text(encoding="utf-8")
     assert "library_name: timm" in readme and 'timm.create_model("densenet121", pretrained=True)' in readme
