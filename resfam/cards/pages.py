@@ -342,7 +342,7 @@ def default_measurement_page() -> str:
         hows = [card_field for card_field in FIELDS if card_field.anchor == anchor_id]
         lines += [f"## {hows[0].label} {{ #{anchor_id} }}", "",
                   " ".join(f"{card_field.name}: {card_field.how}." for card_field in hows), ""]
-        if anchor_id == "architecture":
+        if any(card_field.compare == TAGS for card_field in hows):  # the vocabulary, after its field
             lines += [TAGS_TABLE_MARK, ""]
     lines += ["## Not checked with this zoo { #zoos }", "",
               "A field the card states but the zoo gives no fact for (a zoo without nominal depths has no "
