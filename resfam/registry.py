@@ -26,10 +26,16 @@ FAMILY_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model; `defined_in` and `defined_at` are the file and line of the module code that
+    registers it (past the helpers on the way to `register_model`, whose files are `via`)."""
+
     name: str
     family: str
     builder: Callable[..., nn.Module] = field(repr=False)
     config: ModelConfig
+    defined_in: str | None = None
+    defined_at: int | None = None
+    via: tuple[str, ...] = ()
 
 
 class UnknownModelError(KeyError):
@@ -73,11 +79,13 @@ def register_model(name: str, family: str, config: ModelConfig):
                          "is not a slug; use lowercase letters, digits and single hyphens, e.g. 'wide-resnet' "
                          "(the family names its card template, templates/models/<family>.md)")
 
+    defined_in, defined_at, via = _registration_site()
+
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"{_registering_line()}: model {name!r} is registered twice; every model ID "
                              "names one model: choose another ID")
-        _REGISTRY[name] = ModelEntry(name, family, fn, config)
+        _REGISTRY[name] = ModelEntry(name, family, fn, config, defined_in, defined_at, via)
         return fn
 
     return wrap
@@ -92,6 +100,20 @@ def _registering_line() -> str:
             and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame = frame.f_back
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _registration_site() -> tuple[str | None, int | None, tuple[str, ...]]:
+    """Where `register_model` is called from: the file and line of the module code on the call stack
+    (a model module's line, also when a helper such as `register_resnet` calls it) and every file on
+    the way there. The card engine's `Code:` check reads it (docs/architecture.md)."""
+    frame = sys._getframe(2)  # register_model's caller
+    files = []
+    while frame is not None:
+        files.append(os.path.abspath(frame.f_code.co_filename))
+        if frame.f_code.co_name == "<module>":
+            return files[-1], frame.f_lineno, tuple(dict.fromkeys(files))
+        frame = frame.f_back
+    return None, None, tuple(dict.fromkeys(files))
 
 
 def closest_names(name: str, n: int = 3) -> list[str]:

@@ -1,15 +1,18 @@
 """How long building the site takes, against what a simple CI script would spend and against MkDocs
 building the same pages without the plugin.
 
-    .venv/bin/python scripts/bench_build.py
+    .venv/bin/python scripts/bench_build.py                                # resfam's site
+    .venv-timm/bin/python scripts/bench_build.py --project examples/timm   # another docs project and its zoo
 
-One run, on a temporary copy of templates/, docs/ and mkdocs.yml with a fresh cache folder (the
-project's own cache and templates are never touched), prints:
+One run, on a temporary copy of templates/, docs/ and mkdocs.yml (of another `--project`: of its whole
+folder) with a fresh cache folder (the project's own cache and templates are never touched), with the
+zoo and the settings of its mkdocs.yml (the resfam plugin's zoo, code_url, vocabulary), prints:
 
-1. naive baseline: every model of every card, in sequence, created with default initialisation and
-   counted by fvcore at the card's image size (`measure.naive_flops`);
+1. naive baseline: every model of every card, in sequence, created by the zoo with default
+   initialisation and counted by fvcore at the card's image size (`measure.naive_flops`);
 2. cold verification: `verify()` of every card with an empty cache, with the default settings (as
-   many measuring workers as the cores and the memory allow);
+   many measuring workers as the cores and the memory allow); how many models the shape-only trace
+   could not take, so that their FLOPs were counted on the CPU;
 3. a first `mkdocs build --strict` of the whole site: the measurements come from the cache, the
    theme's compiled templates go into it (shown, not compared);
 4. warm builds, every cache filled (three builds, the median counts), alternating with
@@ -67,27 +70,56 @@ def say(message: str) -> None:
 # Phases: each runs in a fresh process and prints one JSON line on stdout
 
 
+def plugin_settings(project: Path) -> dict[str, Any]:
+    """The resfam plugin's settings in the project's mkdocs.yml (tags such as !ENV read as null)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    config = yaml.load((project / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
+    for plugin in config.get("plugins") or []:
+        if isinstance(plugin, dict) and "resfam" in plugin:
+            return plugin["resfam"] or {}
+    return {}
+
+
+def verify_settings(project: Path) -> dict[str, Any]:
+    """verify()'s arguments for the zoo and its settings in mkdocs.yml."""
+    settings = plugin_settings(project)
+    vocabulary = settings.get("vocabulary")
+    return {"zoo": settings.get("zoo", "resfam"), "code_url": settings.get("code_url"),
+            "vocabulary": project / vocabulary if vocabulary else None}
+
+
 def phase_naive(project: Path) -> dict[str, Any]:
     from resfam.cards.measure import naive_flops
     from resfam.cards.model_index import parse_card
     from resfam.cards.verify import claimed_image_size
+    from resfam.cards.zoos import load_zoo
 
+    sys.path.insert(0, str(project))  # a zoo of the project's own, as the measuring workers find it
+    zoo = load_zoo(verify_settings(project)["zoo"])
     counted = 0
     for path in sorted((project / "templates" / "models").glob("*.md")):
         for model in parse_card(path).models:
             started = time.perf_counter()
-            naive_flops(model.model_id, claimed_image_size(model))
+            naive_flops(model.model_id, claimed_image_size(model), zoo.create_model)
             counted += 1
             say(f"  naive {counted}: {model.model_id} {time.perf_counter() - started:.1f} s")
     return {"measured": counted, "workers": 0, "ok": True}
 
 
 def phase_cold(project: Path) -> dict[str, Any]:
+    from resfam.cards.measure import ON_CPU
     from resfam.cards.verify import verify
 
     report = verify(templates_dir=project / "templates", cache_dir=project / "cache",
-                    progress=lambda progress: say(f"  {progress}"))
-    return _outcome(report)
+                    progress=lambda progress: say(f"  {progress}"), **verify_settings(project))
+    on_cpu = sorted({model_id for card in report.cards for model_id, measured in card.models.items()
+                     if any(size.get("flops_method") == ON_CPU for size in measured.by_size.values())})
+    return dict(_outcome(report), on_cpu=on_cpu)
 
 
 def phase_build(project: Path) -> dict[str, Any]:
@@ -160,7 +192,7 @@ def run_phase(name: str, project: Path, label: str) -> dict[str, Any]:
     environment = dict(os.environ, RESFAM_CACHE_DIR=str(project / "cache"), NO_MKDOCS_2_WARNING="1")
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as output:
-        process = subprocess.Popen([sys.executable, __file__, "--phase", name, "--project", str(project)],
+        process = subprocess.Popen([sys.executable, __file__, "--phase", name, "--work", str(project)],
                                    cwd=project, env=environment, stdout=output, text=True)
         sampled = 0
         while process.poll() is None:
@@ -219,13 +251,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def copy_project(target: Path) -> Path:
+def copy_project(source: Path, target: Path) -> Path:
     project = target / "project"
-    project.mkdir()
-    for folder in ("templates", "docs"):
-        shutil.copytree(REPO / folder, project / folder)
-    shutil.copy2(REPO / "mkdocs.yml", project / "mkdocs.yml")
-    shutil.copytree(REPO / "docs", project / "plain" / "docs")  # the generated pages join it (export phase)
+    if source == REPO:
+        project.mkdir()
+        for folder in ("templates", "docs"):
+            shutil.copytree(REPO / folder, project / folder)
+        shutil.copy2(REPO / "mkdocs.yml", project / "mkdocs.yml")
+    else:  # another docs project: all of it (its zoo's package, its vocabulary file)
+        shutil.copytree(source, project, ignore=shutil.ignore_patterns(".resfam-cache", "site", "__pycache__"))
+    shutil.copytree(project / "docs", project / "plain" / "docs")  # the generated pages join it (export phase)
     return project
 
 
@@ -271,15 +306,20 @@ def _version(distribution: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", type=Path, default=REPO,
+                        help="the docs project (the folder of its mkdocs.yml; default: resfam's own site)")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)  # a phase's copy of the project
     args = parser.parse_args()
     if args.phase:
-        run_phase_here(args.phase, args.project)
+        run_phase_here(args.phase, args.work)
         return 0
+    source = args.project.resolve()
+    if not (source / "mkdocs.yml").is_file():
+        sys.exit(f"bench_build: {args.project} has no mkdocs.yml: give the folder of a docs project")
 
     with tempfile.TemporaryDirectory(prefix="resfam-bench-") as folder:
-        project = copy_project(Path(folder))
+        project = copy_project(source, Path(folder))
         naive = run_phase("naive", project, "naive baseline (create + fvcore)")
         cold = run_phase("cold", project, "cold verification (empty cache)")
         first = run_phase("build", project, "first build (fills the template cache)")
@@ -308,12 +348,15 @@ def main() -> int:
          "/".join(str(r["measured"]) for r in rebuilds)),
     ]
 
-    print(f"resfam build benchmark, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"resfam build benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {source.name}, "
+          f"zoo {verify_settings(source)['zoo']}")
     print(f"machine: {machine()}")
     for name, runs in (("warm builds", warm_runs), ("plain MkDocs builds", plain_runs), ("rebuilds", rebuilds)):
         print(f"{name}: {', '.join('{:.2f}'.format(run['seconds']) for run in runs)} s")
     print(f"edits: {'; '.join(edits)}")
     print(f"plugin overhead (warm build / plain MkDocs): {overhead:.2f}x")
+    print(f"FLOPs counted on the CPU (the shape-only trace could not take them): {len(cold['on_cpu'])} of "
+          f"{cold['measured']} models{': ' + ', '.join(cold['on_cpu']) if cold['on_cpu'] else ''}")
     print()
     print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'CPU s':>6} {'others':>6} {'peak memory':>11}  models measured")
     for result, ratio, measured in rows:

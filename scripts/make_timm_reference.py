@@ -1,8 +1,8 @@
 """Regenerate tests/fixtures/timm-reference.json from timm: for maintainers who have timm installed.
 
-    pip install timm                                          # not a resfam dependency
-    .venv/bin/python scripts/make_timm_reference.py           # every registered model ID
-    .venv/bin/python scripts/make_timm_reference.py wide_resnet50_2 [ID ...]   # add or update these only
+    bash scripts/install.sh timm                                    # once: .venv-timm, with timm and resfam
+    .venv-timm/bin/python scripts/make_timm_reference.py           # every registered model ID
+    .venv-timm/bin/python scripts/make_timm_reference.py wide_resnet50_2 [ID ...]   # add or update these only
 
 For each ID, timm's model of that name (no pretrained weights) gets the deterministic weight fill of
 tests/fixtures/reference_fill.py; the file records its parameter count, its state_dict layout (key,
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         import timm  # only here: resfam does not depend on timm
     except ImportError:
         fail("timm is not installed. This script is for maintainers who regenerate the reference: "
-             "install timm (pip install timm) in a separate environment with resfam, and run it there.")
+             "run bash scripts/install.sh timm, then this script with .venv-timm/bin/python (docs/adding-a-model.md).")
     import torch
 
     import resfam

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh test
+# The timm zoo's tests (tests/test_timm_zoo.py) run the engine from a second venv: timm needs torchvision,
+# which does not load beside .venv's torch (docs/architecture.md, "Zoos"). Made once (5.7 GB, ~7 min).
+if [ ! -x .venv-timm/bin/resfam-cards ]; then bash scripts/install.sh timm; fi
 # Debian packages the tests run: Chromium and chromedriver (tests/test_browser.py), shellcheck (actionlint
 # runs it on the CI workflow's shell steps, tests/test_tooling.py). Installed when we can.
 packages=()

@@ -164,9 +164,11 @@ EXPECTED: dict[str, list[str]] = {
     "architecture-unknown-tag.md": [E(40, "resnet18 Architecture: 'Squeeze-and-Excitation' is not an architecture "
                                           "tag", "the tags are: 1x1 Convolution, Average Pooling, Batch Normalization, "
                                                  "Blur Pooling, Bottleneck Residual Block, Convolution, Dense "
-                                                 "Connections, Global Average Pooling, Grouped Convolution, Max "
-                                                 "Pooling, ReLU, Res2Net Block, ResNeXt Block, Residual Block, "
-                                                 "Residual Connection, Sigmoid Activation, Softmax, Split Attention "
+                                                 "Connections, Depthwise Convolution, Dropout, GELU, Global Average "
+                                                 "Pooling, Group Normalization, Grouped Convolution, Hard Swish, "
+                                                 "Layer Normalization, Max Pooling, Multi-Head Attention, ReLU, ReLU6, "
+                                                 "Res2Net Block, ResNeXt Block, Residual Block, Residual Connection, "
+                                                 "Sigmoid Activation, Softmax, Split Attention, Swish "
                                                  "(defined on the measurement page)")],
     "code-not-text.md": [E(34, "'Code' of resnet18 must be text, got 42",
                            "write the path of the file that registers the model, relative to the repository root, "

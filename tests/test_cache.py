@@ -17,7 +17,8 @@ import resfam
 from resfam.cards import dependencies
 from resfam.cards.cache import MeasurementCache, SourceTree, installed_versions
 from resfam.cards.verify import verify
-from resfam.cards.worker import _ImportGraph, _recording_imports, referenced_modules
+from resfam.cards.worker import _ImportGraph, _recording_imports
+from resfam.cards.zoos import referenced_modules
 
 MEASUREMENT = {"model_id": "m", "image_size": 224, "parameters": 1, "flops": 2, "file_size": 3, "layers": 4}
 

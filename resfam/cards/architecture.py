@@ -53,6 +53,14 @@ def _none(module: Any) -> bool:
     return False
 
 
+def _depthwise(module: Any) -> bool:
+    return _conv(module) and module.groups > 1 and module.groups == module.in_channels
+
+
+def _dropout(module: Any) -> bool:
+    return _torch_layer("Dropout", "Dropout1d", "Dropout2d", "Dropout3d")(module) and module.p > 0
+
+
 GENERIC_TAGS: dict[str, tuple[str, _ModuleTest, tuple[str, ...]]] = {
     "Convolution": ("a learned 2-d convolution layer (torch.nn.Conv2d)", _conv, ()),
     "1x1 Convolution": ("a convolution layer whose kernel is 1x1: it mixes channels, pixel by pixel",
@@ -75,6 +83,23 @@ GENERIC_TAGS: dict[str, tuple[str, _ModuleTest, tuple[str, ...]]] = {
                                "pooling layer with a 1x1 output", _global_average_pool, ()),
     "Dense Connections": ("a fully connected layer (torch.nn.Linear), such as the classifier",
                           _torch_layer("Linear"), ()),
+    "Depthwise Convolution": ("a convolution layer with one group per input channel: each channel filtered "
+                              "on its own", _depthwise, ()),
+    "Dropout": ("a dropout layer (torch.nn.Dropout, Dropout2d, ...) whose rate is above zero", _dropout, ()),
+    "Layer Normalization": ("a layer normalization layer, or the layer_norm operator in the traced graph",
+                            _torch_layer("LayerNorm"), ("aten::layer_norm",)),
+    "Group Normalization": ("a group normalization layer, or the group_norm operator in the traced graph",
+                            _torch_layer("GroupNorm"), ("aten::group_norm",)),
+    "GELU": ("the Gaussian error linear unit, as a layer or as an operator in the traced graph",
+             _torch_layer("GELU"), ("aten::gelu", "aten::gelu_")),
+    "Swish": ("x times sigmoid(x) (SiLU), as a torch.nn.SiLU layer or the silu operator in the traced graph",
+              _torch_layer("SiLU"), ("aten::silu", "aten::silu_")),
+    "Hard Swish": ("the piecewise-linear approximation of Swish, as a layer or an operator in the traced graph",
+                   _torch_layer("Hardswish"), ("aten::hardswish", "aten::hardswish_")),
+    "ReLU6": ("the rectified linear unit capped at 6 (torch.nn.ReLU6)", _torch_layer("ReLU6"), ("aten::relu6",)),
+    "Multi-Head Attention": ("attention over several heads: a torch.nn.MultiheadAttention layer, or scaled "
+                             "dot-product attention in the traced graph", _torch_layer("MultiheadAttention"),
+                             ("aten::scaled_dot_product_attention",)),
 }
 
 

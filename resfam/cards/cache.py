@@ -3,11 +3,12 @@
 An entry is found by its key and trusted only if the code behind it is unchanged:
 
 - key: what the value is of (a model ID and its arguments and an image size, or the registry),
-  the Python, torch, fvcore and resfam versions (read from the installed metadata, nothing is imported)
-  and the hash of the measurement code (`MEASUREMENT_CODE`: `cards/measure.py`, `cards/meta_kernels.py`,
-  the worker process's own code `cards/worker.py` and `cards/dependencies.py`, and `cards/architecture.py`).
-  The parent's side of the worker pool (`cards/pool.py`) and the limits that bound the work
-  (`cards/limits.py`) change no figure, so editing them keeps every entry;
+  the zoo SOURCE, the Python, torch, fvcore and resfam versions and that of the zoo's package (read
+  from the installed metadata, nothing is imported: upgrading timm re-measures) and the hash of the
+  measurement code (`MEASUREMENT_CODE`: `cards/measure.py`, `cards/meta_kernels.py`, the worker
+  process's own code `cards/worker.py` and `cards/dependencies.py`, `cards/architecture.py` and
+  `cards/zoos.py`). The parent's side of the worker pool (`cards/pool.py`) and the limits that bound the
+  work (`cards/limits.py`) change no figure, so editing them keeps every entry;
 - a code run's key (`cards/runner.py`) is the block's text, the page's earlier blocks, the versions
   and the hash of the runner's code; its sources are the files whose code ran;
 - sources: the content hash of every resfam source file the value depends on, as recorded by the
@@ -46,7 +47,7 @@ CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".resfam-cache"
 # the code that computes a figure, relative to the package
 MEASUREMENT_CODE = ("cards/measure.py", "cards/meta_kernels.py", "cards/worker.py", "cards/architecture.py",
-                    "cards/dependencies.py")
+                    "cards/dependencies.py", "cards/zoos.py")
 CARDS_FOLDER = "cards/"  # the card engine itself: not part of any model's definition
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the resfam package this module belongs to
 
@@ -92,17 +93,21 @@ def list_source_files(package_dir: Path) -> list[str]:
 
 
 class SourceTree:
-    """The resfam source files of one package folder and their content hashes, each read once.
+    """The source files of one zoo's package folder and their content hashes, each read once; the
+    measurement code is that of the resfam package `engine_dir` (default: the same folder).
 
     `snapshot()` reads them all at once: the verifier takes it before starting a worker, so a file that
     changes while models are measured can be recognised (the worker reports the hashes it saw).
     """
 
-    def __init__(self, package_dir: str | os.PathLike[str] = PACKAGE_DIR):
+    def __init__(self, package_dir: str | os.PathLike[str] = PACKAGE_DIR,
+                 engine_dir: str | os.PathLike[str] | None = None):
         self.package_dir = Path(package_dir).resolve()
         self._hashes: dict[str, str | None] = {}
         self._files: list[str] | None = None
         self._holds: dict[tuple[str, str], bool] = {}
+        engine = Path(engine_dir).resolve() if engine_dir is not None else self.package_dir
+        self.engine = self if engine == self.package_dir else SourceTree(engine)
 
     def files(self) -> list[str]:
         if self._files is None:
@@ -120,13 +125,17 @@ class SourceTree:
     def model_sources(self) -> dict[str, str | None]:
         """Hashes of every source file outside the card engine: what the registry facts depend on."""
         return {relative: self.digest(relative) for relative in self.files()
-                if not relative.startswith(CARDS_FOLDER)}
+                if self.engine is not self or not relative.startswith(CARDS_FOLDER)}
+
+    def code_digests(self) -> dict[str, str | None]:
+        """The hash of each file of the measurement code."""
+        return {relative: self.engine.digest(relative) for relative in MEASUREMENT_CODE}
 
     def code_hash(self) -> str:
         """One hash of the measurement code: a change to how things are measured changes every key."""
         combined = hashlib.sha256()
-        for relative in MEASUREMENT_CODE:
-            combined.update(f"{relative}\0{self.digest(relative)}\0".encode())
+        for relative, digest in self.code_digests().items():
+            combined.update(f"{relative}\0{digest}\0".encode())
         return combined.hexdigest()
 
     def matches(self, recorded: dict[str, str | None]) -> bool:
@@ -152,11 +161,11 @@ class SourceTree:
         return self._holds[key]
 
 
-def installed_versions() -> dict[str, str]:
-    """The versions a measurement depends on, from the installed package metadata (no import); the
-    card pages say which versions measured them."""
+def installed_versions(zoo_package: str = "resfam") -> dict[str, str]:
+    """The versions a measurement depends on, from the installed package metadata (no import): those
+    of the engine and of the zoo's package; the card pages say which versions measured them."""
     versions = {"python": platform.python_version()}
-    for distribution in ("torch", "fvcore", "resfam"):
+    for distribution in dict.fromkeys(("torch", "fvcore", "resfam", zoo_package)):
         try:
             versions[distribution] = metadata.version(distribution)
         except metadata.PackageNotFoundError:
@@ -172,10 +181,11 @@ class MeasurementCache:
     """Registry facts and measurements on disk, in `directory` (None: the cache is off)."""
 
     def __init__(self, directory: str | os.PathLike[str] | None, sources: SourceTree,
-                 versions: dict[str, str] | None = None):
+                 versions: dict[str, str] | None = None, zoo: str = "resfam", zoo_package: str = "resfam"):
         self.directory = Path(directory) if directory is not None else None
         self.sources = sources
-        self.versions = versions or installed_versions()
+        self.versions = versions or installed_versions(zoo_package)
+        self.zoo = zoo
         self.writes = 0
 
     @property
@@ -186,11 +196,11 @@ class MeasurementCache:
 
     def registry_key(self) -> dict[str, Any]:
         return {"format": CACHE_FORMAT, "kind": "registry", "versions": self.versions,
-                "code": self.sources.code_hash()}
+                "code": self.sources.code_hash(), "zoo": self.zoo}
 
     def measurement_key(self, model_id: str, kwargs: dict[str, Any], image_size: int) -> dict[str, Any]:
         return {"format": CACHE_FORMAT, "kind": "measurement", "model": model_id, "kwargs": kwargs,
-                "image_size": image_size, "versions": self.versions, "code": self.sources.code_hash()}
+                "image_size": image_size, "versions": self.versions, "code": self.sources.code_hash(), "zoo": self.zoo}
 
     # -- registry facts --------------------------------------------------------------------------
 

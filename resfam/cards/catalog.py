@@ -16,7 +16,7 @@ from typing import Any
 
 from .fields import BY_NAME, FIELDS
 from .model_index import percentage_value
-from .pages import REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_facts
+from .pages import NOT_CHECKED, REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_facts
 
 CATALOG_FORMAT = 1
 
@@ -24,6 +24,7 @@ CATALOG_FORMAT = 1
 UNITS = {field.name: field.unit for field in FIELDS if field.unit}  # from the table of fields
 REPORTED_CONVENTION = "reported with the weights by their publishers on {dataset}; not measured by the build"
 STATED_CONVENTION = "stated on the card; not checked by the build"
+NOT_CHECKED_CONVENTION = "stated on the card; not checked with this zoo, which gives no fact for it"
 
 _INTEGER = re.compile(r"[0-9]+\Z")
 _DECIMAL = re.compile(r"[0-9]*\.[0-9]+\Z")
@@ -32,7 +33,7 @@ _DECIMAL = re.compile(r"[0-9]*\.[0-9]+\Z")
 @dataclass(frozen=True)
 class CatalogFigure:
     value: Any  # as plain data: a number where the card's text is one, else the text
-    status: str  # verified, measured, reported, drift or error (see pages.Figure.status)
+    status: str  # verified, measured, not checked, reported, drift or error (see pages.Figure.status)
     unit: str | None
     convention: str  # how the figure is measured (verified, measured) or where it comes from (reported)
     measured: Any = None  # what the code measures, for a verified or drifting figure
@@ -78,6 +79,8 @@ def model_catalog(pages: Sequence[CardPage]) -> list[CatalogModel]:
 
 
 def _convention(field: str, status: str, dataset: str) -> str:
+    if status == NOT_CHECKED:
+        return NOT_CHECKED_CONVENTION
     if field in VERIFIED_FIELDS and status != "reported":  # the build measures it
         return VERIFIED_FIELDS[field][2]
     if field in REPORTED_FIELDS:  # an accuracy, or a publisher's statement recorded in the registry

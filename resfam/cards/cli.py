@@ -25,11 +25,12 @@
     resfam-cards --version
 
 Every command takes --templates DIR (default: templates), --no-cache, --cache-dir DIR, --workers N,
---time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker) and --quiet
-(no progress lines on stderr). Bad input is reported one problem per line, all together, with nothing
-written, and exit code 2. No command writes into the project's templates/, docs/ or resfam/ folders but
-what it exists to change (sync: the cards' figures; new: the new card), nor over a file it did not write
-(outputs.py).
+--time-limit SECONDS (per step of measuring a model), --memory-limit SIZE (per measuring worker), --quiet
+(no progress lines on stderr), --zoo SOURCE (resfam, timm or package.module:attribute; default resfam)
+and --code-url TEMPLATE (`Code:` as a URL of {path}, {line}, {version}). Bad input is reported one
+problem per line, all together, with nothing written, and exit code 2. No command writes into the
+project's templates/, docs/ or resfam/ folders but what it exists to change (sync: the cards' figures;
+new: the new card), nor over a file it did not write (outputs.py).
 
 An option that takes a path says so by its metavar: PATH (a card template read), FILE (a file), DIR (a
 folder), OUT (a folder written into) or DOCS (a docs folder), alone or as the end of a longer one
@@ -81,7 +82,9 @@ from .sync import (
 )
 from .unfinished import PLACEHOLDER, display_name
 from .verify import DEFAULT_TOLERANCES, MEASURED_FIELDS, Report, resolve_tolerances, shown_path, verify
+from .vocabulary import read_vocabulary
 from .zoo import Progress, ZooMeasurer
+from .zoos import DEFAULT_ZOO, listing_hint
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -163,10 +166,10 @@ def _new(args: argparse.Namespace) -> int:
         try:
             registry = zoo.registry()
         except WorkerError as error:
-            raise CardError([Finding("error", "resfam", None, f"cannot load the resfam model zoo: {error}",
+            raise CardError([Finding("error", args.zoo, None, f"cannot load the {args.zoo} model zoo: {error}",
                                      hint="fix the model code at the place named")]) from None
-        families = sorted({model.family for model in registry.values()})
-        if args.family not in families:
+        families = sorted({model.family for model in registry.values() if model.family is not None})
+        if families and args.family not in families:
             problems.append(Finding("error", "FAMILY", None, f"unknown family {args.family!r}",
                                     hint=f"the registered families are: {', '.join(families)}"))
         for model_id in args.models:
@@ -175,8 +178,8 @@ def _new(args: argparse.Namespace) -> int:
                 close = difflib.get_close_matches(model_id, list(registry), n=3, cutoff=0.5)
                 problems.append(Finding("error", "--model", None, f"unknown model {model_id!r}",
                                         hint=(f"did you mean {' or '.join(close)}? " if close else "")
-                                        + "the registered models are listed by: python -m resfam"))
-            elif registered.family != args.family and args.family in families:
+                                        + f"the registered models are listed by: {listing_hint(args.zoo)}"))
+            elif registered.family is not None and registered.family != args.family and args.family in families:
                 problems.append(Finding("error", "--model", None, f"{model_id} is registered in family "
                                                                   f"{registered.family!r}, not {args.family!r}",
                                         hint=f"use: new {registered.family} --model {model_id}"))
@@ -189,7 +192,8 @@ def _new(args: argparse.Namespace) -> int:
     if failed:
         raise CardError(failed)
     text = card_template(args.collection or display_name(args.family),
-                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()})
+                         {model_id: model.values(model.registered.image_size) for model_id, model in measured.items()},
+                         snippets=(Path(args.templates) / "code_snippets.md").is_file())
     parse_card(shown_path(target), text)  # what `new` writes must read back
     if not args.write:
         sys.stdout.write(text)
@@ -374,16 +378,16 @@ def _status(findings: list[Finding]) -> str:
 # Scaffolding
 
 
-def card_template(collection: str, models: dict[str, dict[str, Any]]) -> str:
+def card_template(collection: str, models: dict[str, dict[str, Any]], snippets: bool = True) -> str:
     """A new card template: placeholders for the text, and the model-index block with every field
-    the code gives (`models`: {model ID: {card field: value}}), written as `sync --fill` writes them."""
+    the code gives (`models`: {model ID: {card field: value}}), written as `sync --fill` writes them;
+    with `snippets`, it includes the templates folder's code_snippets.md."""
     lines = [
         f"# {collection}",
         "",
         f"{PLACEHOLDER} what is new about {collection}, in a few sentences, and the paper it comes from.",
         "",
-        "{% include 'code_snippets.md' %}",
-        "",
+        *(["{% include 'code_snippets.md' %}", ""] if snippets else []),
         "## How do I train this model?",
         "",
         f"{PLACEHOLDER} the training recipe, or where to find it.",
@@ -419,14 +423,19 @@ def _run_verify(args: argparse.Namespace) -> Report:
     _refuse(_cache_dir_problems(args))
     return verify(args.paths or None, templates_dir=args.templates, tolerances=tolerances,
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
-                  max_workers=args.workers, limits=limits, without_card=args.without_card)
+                  max_workers=args.workers, limits=limits, without_card=args.without_card, zoo=args.zoo,
+                  code_url=args.code_url, coverage=getattr(args, "coverage", None) or ["*"],
+                  vocabulary=args.vocabulary)
 
 
 def _measurer(args: argparse.Namespace) -> ZooMeasurer:
     _refuse(_cache_dir_problems(args))
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir(args.templates))
+    project_dir = Path(args.templates).resolve().parent  # where a zoo of the project's own is found
     return ZooMeasurer(cache_dir=cache_dir, progress=_progress(args), max_workers=args.workers,
-                       limits=_limits(args))
+                       limits=_limits(args), zoo=args.zoo, code_url=args.code_url,
+                       vocabulary=read_vocabulary(args.vocabulary),
+                       project_dir=project_dir)
 
 
 def _cache_dir_problems(args: argparse.Namespace) -> list[Finding]:
@@ -544,6 +553,14 @@ def _parser() -> argparse.ArgumentParser:
     measuring.add_argument("--memory-limit", metavar="SIZE",
                         help=f"the memory (address space) each measuring process may use, e.g. 2GiB "
                              f"(default: {format_size(DEFAULT_MEMORY)})")
+    common.add_argument("--zoo", default=DEFAULT_ZOO, metavar="SOURCE",
+                        help="where the models come from: resfam (default), timm, or package.module:attribute "
+                             "(an object of your own package; one in the project folder is found there)")
+    common.add_argument("--code-url", metavar="TEMPLATE",
+                        help="Code: as a URL made of {path}, {line} and {version} (a zoo outside the repository), "
+                             "e.g. https://github.com/huggingface/pytorch-image-models/blob/v{version}/{path}#L{line}")
+    common.add_argument("--vocabulary", metavar="FILE",
+                        help="architecture tags for classes the zoo owns: a YAML list of class, tag, definition")
     tolerance = argparse.ArgumentParser(add_help=False)
     tolerance.add_argument("--tolerance", action="append", default=[], metavar="FIELD=PCT",
                            help=f"relative tolerance in percent for {', '.join(MEASURED_FIELDS)} "
@@ -554,6 +571,9 @@ def _parser() -> argparse.ArgumentParser:
     checking.add_argument("--without-card", action="append", default=[], metavar="ID",
                           help="a registered model left without a card on purpose (repeatable); a full run "
                                "fails on any other model that no card lists")
+    checking.add_argument("--coverage", action="append", default=[], metavar="PATTERN",
+                          help="a full run asks a card only of the model IDs these shell-style patterns match "
+                               "(repeatable; default: every model)")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
     parser.set_defaults(default_templates="templates")

@@ -31,7 +31,7 @@ from ..config import LICENSE_NOT_STATED
 from .catalog import CatalogModel, model_catalog
 from .findings import CardError, Finding
 from .model_index import Card
-from .pages import CardPage, insert_before_first, strip_model_index
+from .pages import CardPage, insert_before_first, strip_model_index, zoo_package_of
 from .render import card_context, render_template
 from .sync import write_atomic
 from .verify import CardResult, Report, templates_dir_for
@@ -113,10 +113,12 @@ def _readme(model: CatalogModel, result: CardResult, templates_dir: Path, licens
     header = yaml.safe_dump(_metadata(model, card, license_id, versions), sort_keys=False, allow_unicode=True,
                             width=1000)
     measured_with = ", ".join(f"{name} {version}" for name, version in versions.items())
-    lead = (f"# {model.name}\n\n`{model.model_id}` is a {model.collection} image classifier from resfam, the "
-            f"ResNet family of image classifiers in PyTorch (`resfam.create_model(\"{model.model_id}\", "
-            f"pretrained=True)`). The verified figures below were measured from resfam's code ({measured_with}) "
-            "and match its model card; the accuracies are reported with the weights.\n")
+    zoo = zoo_package_of(versions)
+    what = "from resfam, the ResNet family of image classifiers in PyTorch" if zoo == LIBRARY_NAME else f"of {zoo}"
+    lead = (f"# {model.name}\n\n`{model.model_id}` is a {model.collection} image classifier {what} "
+            f"(`{zoo}.create_model(\"{model.model_id}\", pretrained=True)`). The verified figures below were "
+            f"measured from {zoo}'s code ({measured_with}) and match its model card; the accuracies are reported "
+            "with the weights.\n")
     body = _card_text(result, templates_dir, model.model_id)
     body = insert_before_first(body, level=2, text=_figures_table(model))
     return f"---\n{header}---\n\n{lead}\n{body.strip()}\n"
@@ -130,10 +132,10 @@ def _metadata(model: CatalogModel, card: Card, license_id: str, versions: dict[s
                for name, figure in model.figures.items()
                if name in entry.results and isinstance(figure.value, (int, float))]
     data: dict[str, Any] = {
-        "library_name": LIBRARY_NAME,
+        "library_name": zoo_package_of(versions),
         "pipeline_tag": PIPELINE_TAG,
         "license": license_id,
-        "tags": [LIBRARY_NAME, model.family, PIPELINE_TAG, "pytorch"],
+        "tags": [zoo_package_of(versions), model.family, PIPELINE_TAG, "pytorch"],
     }
     if dataset:
         data["datasets"] = [HUB_DATASETS.get(dataset, _slug(dataset))]

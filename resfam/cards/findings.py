@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Status = Literal["ok", "drift", "error", "warning"]
+Status = Literal["ok", "drift", "error", "warning", "unchecked"]
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,8 @@ class Finding:
     """One fact about a card.
 
     status: ok (the claim matches the code), drift (a figure differs beyond its tolerance),
-        error (bad input: the card cannot be read or checked), warning (kept, but worth a look).
+        error (bad input: the card cannot be read or checked), warning (kept, but worth a look),
+        unchecked (the card states a field the zoo gives no fact for: "not checked with this zoo").
     path: the template file, as given (relative to the project where possible).
     line: 1-based line in the template, or None when the problem is the whole file.
     model, field: the model-index entry and field concerned, where there is one.

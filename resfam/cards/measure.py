@@ -4,7 +4,7 @@
     FLOPs        fvcore FlopCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
     Activations  fvcore ActivationCountAnalysis(model.eval(), torch.zeros(1, 3, S, S)).total()
     File Size    bytes of torch.save(model.state_dict())
-    Layers       model.nominal_depth
+    Layers       model.nominal_depth (the zoo's `nominal_depth`; None where the zoo gives none)
 
 and, for the prose of the cards, the stage layout (`stage_layout`): the output channels of each stem
 convolution, and per stage its blocks, their type and its widths.
@@ -110,7 +110,7 @@ class ModelMeasurement:
     parameters: int
     flops: int
     file_size: int
-    layers: int
+    layers: int | None  # None: the zoo states no nominal depth
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     unexpected_uncounted_ops: dict[str, int] = field(default_factory=dict)  # see FlopCount
     flops_method: str = ON_SHAPES
@@ -121,6 +121,7 @@ class ModelMeasurement:
     architecture_evidence: dict[str, str] = field(default_factory=dict)  # {tag: how it was found}
     feature_channels: list[int] = field(default_factory=list)  # see stage_outputs
     feature_reduction: list[int] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # its modules' classes and their bases (vocabulary.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,30 +133,35 @@ class ModelMeasurement:
 
 @contextlib.contextmanager
 def no_weight_init() -> Iterator[None]:
-    """Every in-place initialiser of `torch.nn.init` (kaiming_normal_, uniform_, ones_, ...) does
-    nothing inside this block: layers and models keep the memory `torch.empty` gave them."""
-    initialisers = {
-        name: function
-        for name, function in vars(nn.init).items()
-        if name.endswith("_") and not name.startswith("_") and callable(function)
-    }
+    """Every in-place initialiser of `torch.nn.init` (kaiming_normal_, uniform_, ones_, ...), and the
+    in-place random fills of tensors that a zoo's own initialisers are made of (timm's trunc_normal_
+    starts with `Tensor.uniform_`), do nothing inside this block: layers and models keep the memory
+    `torch.empty` gave them."""
+    initialisers = [(nn.init, name, function) for name, function in vars(nn.init).items()
+                    if name.endswith("_") and not name.startswith("_") and callable(function)]
+    initialisers += [(torch.Tensor, name, getattr(torch.Tensor, name)) for name in _RANDOM_FILLS]
 
     def leave_as_is(tensor, *args, **kwargs):
         return tensor
 
     try:
-        for name in initialisers:
-            setattr(nn.init, name, leave_as_is)
+        for owner, name, _ in initialisers:
+            setattr(owner, name, leave_as_is)
         yield
     finally:
-        for name, function in initialisers.items():
-            setattr(nn.init, name, function)
+        for owner, name, function in initialisers:
+            setattr(owner, name, function)
 
 
-def build_for_counting(model_id: str, **kwargs: Any) -> nn.Module:
-    """The registered model `model_id`, uninitialised, in eval mode."""
+# torch.Tensor's in-place random fills (and erfinv_, which a truncated normal applies to the uniform fill)
+_RANDOM_FILLS = ("normal_", "uniform_", "bernoulli_", "exponential_", "log_normal_", "geometric_", "cauchy_",
+                 "random_", "erfinv_")
+
+
+def build_for_counting(model_id: str, create: Callable[..., nn.Module] = create_model, **kwargs: Any) -> nn.Module:
+    """The model `model_id` of a zoo (`create`, resfam's by default), uninitialised, in eval mode."""
     with no_weight_init():
-        model = create_model(model_id, **kwargs)
+        model = create(model_id, **kwargs)
     return model.eval()
 
 
@@ -382,29 +388,35 @@ def _convolutions(module: nn.Module) -> list[nn.Conv2d]:
     return [layer for layer in module.modules() if isinstance(layer, nn.Conv2d)]
 
 
-def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int],
-                        step: Step = _unnamed_step) -> list[ModelMeasurement]:
+def _nominal_depth(model: nn.Module) -> int:
+    return int(model.nominal_depth)
+
+
+def measure_built_model(model_id: str, model: nn.Module, image_sizes: list[int], step: Step = _unnamed_step,
+                        depth: Callable[[nn.Module], int | None] = _nominal_depth) -> list[ModelMeasurement]:
     """Every figure of an already built (uninitialised) `model`, FLOPs and activations at each of
     `image_sizes`, its stage layout and what each stage outputs (at the smallest of `image_sizes`).
 
     The model is used up: FLOPs are counted last, on the model itself moved to the meta device. Each
     part of the work runs inside `step(name)` ("counting", "saving", "tracing at 224 px"): the worker
-    times each and says which one a failure happened in.
+    times each and says which one a failure happened in. `depth` is the zoo's nominal depth.
     """
     with step("counting"):
         parameters = count_parameters(model)
-        layers = int(model.nominal_depth)
+        layers = depth(model)
         layout = stage_layout(model)
     with step("saving"):
         file_size = checkpoint_size(model)
     counts = _count_flops(model, image_sizes, in_place=True, step=step)
     with step("finding the architecture tags"):
         evidence = tag_evidence(model, frozenset().union(*(flops.traced_ops for flops in counts)))
+        classes = sorted({f"{cls.__module__}.{cls.__qualname__}" for module in model.modules()
+                          for cls in type(module).__mro__ if cls.__module__ != "builtins"})
     with step("finding the stage outputs"):
         channels, reduction = stage_outputs(model, min(image_sizes))
     return [ModelMeasurement(model_id, size, parameters, flops.total, file_size, layers, flops.uncounted_ops,
                              flops.unexpected_uncounted_ops, flops.method, sorted(evidence), flops.activations, layout,
-                             flops.fallback, evidence, channels, reduction)
+                             flops.fallback, evidence, channels, reduction, classes)
             for size, flops in zip(image_sizes, counts, strict=False)]
 
 
@@ -413,9 +425,10 @@ def measure_model(model_id: str, image_sizes: list[int], **kwargs: Any) -> list[
     return measure_built_model(model_id, build_for_counting(model_id, **kwargs), image_sizes)
 
 
-def naive_flops(model_id: str, image_size: int) -> int:
-    """The contract's FLOPs computed literally: default initialisation and a real forward pass."""
-    return _naive_count(FlopCountAnalysis, model_id, image_size)
+def naive_flops(model_id: str, image_size: int, create: Callable[..., nn.Module] = create_model) -> int:
+    """The contract's FLOPs computed literally: default initialisation and a real forward pass (of the
+    model of the zoo `create`, resfam's by default)."""
+    return _naive_count(FlopCountAnalysis, model_id, image_size, create)
 
 
 def naive_activations(model_id: str, image_size: int) -> int:
@@ -423,8 +436,9 @@ def naive_activations(model_id: str, image_size: int) -> int:
     return _naive_count(ActivationCountAnalysis, model_id, image_size)
 
 
-def _naive_count(analysis_class: type[JitModelAnalysis], model_id: str, image_size: int) -> int:
-    model = create_model(model_id)
+def _naive_count(analysis_class: type[JitModelAnalysis], model_id: str, image_size: int,
+                 create: Callable[..., nn.Module] = create_model) -> int:
+    model = create(model_id)
     analysis = analysis_class(model.eval(), torch.zeros(1, 3, image_size, image_size))
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     return int(analysis.total())

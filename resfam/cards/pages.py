@@ -41,6 +41,7 @@ from .fields import (
 from .findings import Finding
 from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
 from .runner import CodeBlock, mark_ran
+from .zoos import built_as
 
 if TYPE_CHECKING:
     from .bench import Benchmark
@@ -57,6 +58,7 @@ REPORTED_FIELDS = {field.name: field.label for field in fields_where(compare=REP
 _ROW_ORDER = tuple(field.name for field in FIELDS if field.label)
 
 PROBLEM_STATUSES = ("drift", "error")
+NOT_CHECKED = "not checked"  # a figure's status when the zoo gives no fact to check it with
 
 
 @dataclass
@@ -110,9 +112,12 @@ class Figure:
     @property
     def status(self) -> str:
         """drift or error (the engine's finding), verified (measured and equal to the card), measured (not
-        on the card: the value is the measurement) or reported (stated on the card, not measured)."""
+        on the card: the value is the measurement), not checked (the zoo gives no fact for it) or reported
+        (stated on the card, not measured)."""
         if self.finding is not None and self.finding.status in PROBLEM_STATUSES:
             return self.finding.status
+        if self.finding is not None and self.finding.status == "unchecked":
+            return NOT_CHECKED
         if self.measured_only:  # from the code; a publisher's statement recorded there stays reported
             return "reported" if BY_NAME[self.field].compare == REPORTED else "measured"
         if self.finding is not None and self.finding.status == "ok":
@@ -345,18 +350,28 @@ def _mark(figure: Figure, measurement: str, compact: bool = False) -> str:
     if figure.status == "verified":
         title = f"Verified when this page was built: {how}. {finding.message}"
         return f'[{"✓" if compact else "✓ verified"}]({measurement}#{section} "{_title(title)}"){{ .resfam-verified }}'
+    if figure.status == NOT_CHECKED:
+        return f'[{"n/c" if compact else "not checked with this zoo"}]({measurement}#zoos "{_title(finding.message)}")'
     return ""
 
 
 def measured_with(versions: Mapping[str, str], measurement: str) -> str:
     """How a page's figures were made, in a note: the versions that measured them and the conventions.
     Nothing in it depends on when the page was built, so unchanged code rebuilds the same page."""
-    tools = [f"{name} {versions[name]}" for name in ("torch", "fvcore", "resfam") if name in versions]
+    zoo = zoo_package_of(versions)
+    tools = [f"{name} {versions[name]}" for name in dict.fromkeys(("torch", "fvcore", "resfam", zoo))
+             if versions.get(name, "not installed") != "not installed"]
     made = f"with {_joined(tools)}, " if tools else ""
     return (f"**How these figures were made.** Measured {made}on the CPU, each model built as "
-            "`resfam.create_model(ID)` (the 1000-class head) and put in evaluation mode; FLOPs and "
+            f"{built_as(zoo)} (the 1000-class head) and put in evaluation mode; FLOPs and "
             "activations for one image at the model's image size. FLOPs follow fvcore's convention: one "
             f"multiply-add is one FLOP. See [how the figures are measured]({measurement}).\n")
+
+
+def zoo_package_of(versions: Mapping[str, str]) -> str:
+    """The zoo's package, from the versions that measured a page: the one the engine does not always use
+    (cache.installed_versions); resfam when there is none."""
+    return next((name for name in versions if name not in ("python", "torch", "fvcore", "resfam")), "resfam")
 
 
 def _joined(items: Sequence[str]) -> str:
@@ -373,6 +388,26 @@ FIELDS_TABLE = ".resfam/table-of-fields.md"
 TAGS_TABLE = ".resfam/architecture-tags.md"
 _COMPARISONS = {EXACT: "equal", TAGS: "the same set, both ways", SOURCE: "the same file (and line)",
                 REPORTED: "reported, not checked"}
+
+
+def default_measurement_page() -> str:
+    """The measurement page of a project that writes none (a zoo of its own): a section per field that
+    the card marks link to, the tables `measurement_page` fills in, and what "not checked" means."""
+    lines = ["# How the figures are measured", "",
+             "Every build measures the models from the code and compares each figure of each card.", "",
+             table_mark(FIELDS_TABLE), ""]
+    for anchor_id in dict.fromkeys(card_field.anchor for card_field in FIELDS if card_field.anchor):
+        hows = [card_field for card_field in FIELDS if card_field.anchor == anchor_id]
+        lines += [f"## {hows[0].label} {{ #{anchor_id} }}", "",
+                  " ".join(f"{card_field.name}: {card_field.how}." for card_field in hows), ""]
+        if any(card_field.compare == TAGS for card_field in hows):  # the vocabulary, after its field
+            lines += [table_mark(TAGS_TABLE), ""]
+    lines += ["## Not checked with this zoo { #zoos }", "",
+              "A field the card states but the zoo gives no fact for (a zoo without nominal depths has no "
+              "Layers) is shown as not checked: neither a pass nor a drift.", "",
+              "## Reported figures { #reported }", "",
+              "Accuracies are reported with the weights by their publishers; the build does not measure them.", ""]
+    return "\n".join(lines)
 
 
 def measurement_page(markdown: str, tolerances: Mapping[str, float], architecture_tags: Mapping[str, str]) -> str:

@@ -13,6 +13,10 @@
           workers: null              # measuring processes; default: as many as cores and memory allow
           time_limit: 120            # seconds per step of measuring a model (building, each image size)
           memory_limit: 4 GiB        # per measuring process
+          zoo: resfam                # or timm, or package.module:attribute (docs: Verified cards for your own zoo)
+          code_url: null             # `Code:` as a URL of {path}, {line}, {version}: a zoo outside the repository
+          coverage: ["*"]            # a build asks a card only of the model IDs these patterns match
+          vocabulary: null           # a file of architecture tags for classes the zoo owns (vocabulary.py)
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `site` turns
 the result into the site's files (`pages` makes the Markdown, `catalog` the `models.json`), as it does
@@ -54,16 +58,17 @@ if TYPE_CHECKING:  # only `mkdocs serve` needs it, and it loads it itself (~40 m
     from mkdocs.livereload import LiveReloadServer
 
 from .bench import Benchmark, read_benchmark
-from .cache import PACKAGE_DIR, cache_subfolder, default_cache_dir
+from .cache import cache_subfolder, default_cache_dir
 from .findings import CardError
 from .limits import MEMORY_LIMIT_HINT, TIME_LIMIT_HINT, Limits, LimitsError
 from .model_index import parse_card
-from .pages import MEASUREMENT_PAGE, measurement_page
+from .pages import MEASUREMENT_PAGE, default_measurement_page, measurement_page
 from .render import start_renderer
 from .report import fallback_lines, format_report
 from .site import OVERVIEW, SiteSettings, card_src_uri, family_order, is_generated, nav_entries, nav_paths, site_files
 from .verify import Report, card_templates, verify
-from .zoo import Progress
+from .zoo import Progress, zoo_folder
+from .zoos import DEFAULT_ZOO
 
 # "mkdocs.plugins.resfam" under MkDocs; under ProperDocs, which serves `mkdocs` imports from its own
 # package, "properdocs.plugins.resfam": a logger its command line shows
@@ -83,6 +88,10 @@ class ResfamConfig(base.Config):
     time_limit = c.Optional(c.Type((int, float, str)))  # None: limits.DEFAULT_STEP_SECONDS
     memory_limit = c.Optional(c.Type((int, str)))  # None: limits.DEFAULT_MEMORY
     benchmark = c.Optional(c.Type(str))  # a `resfam-cards bench` file, shown on the overview (never re-run)
+    zoo = c.Type(str, default=DEFAULT_ZOO)  # zoos.py: resfam, timm or package.module:attribute
+    code_url = c.Optional(c.Type(str))
+    coverage = c.ListOfItems(c.Type(str), default=["*"])
+    vocabulary = c.Optional(c.Type(str))  # relative to mkdocs.yml
 
 
 class ResfamPlugin(BasePlugin[ResfamConfig]):
@@ -96,10 +105,12 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig:
         self.templates_dir = self._project_path(config, self.config.templates_dir)
+        self.project_dir = os.path.dirname(os.path.abspath(self.templates_dir))  # as verify() finds the zoo
         if not os.path.isdir(os.path.join(self.templates_dir, "models")):
             raise PluginError(f"resfam: no card templates: {self.templates_dir}/models/ does not exist "
                               f"(set 'templates_dir' of the resfam plugin in {config.config_file_path})")
         self.cache_dir = self.config.cache_dir and self._project_path(config, self.config.cache_dir)
+        self.vocabulary = self.config.vocabulary and self._project_path(config, self.config.vocabulary)
         self.limits = self._limits(config)
         start_renderer()  # it starts up while MkDocs gathers the theme's files, before the cards need it
         templates = card_templates(self.templates_dir)
@@ -122,6 +133,8 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             for finding in report.warnings:  # a MkDocs warning: `mkdocs build --strict` fails on every one
                 log.warning("resfam: %s", finding.format())
 
+        if files.get_file_from_path(MEASUREMENT_PAGE) is None:  # a project that explains none: the engine's
+            self._add(files, config, MEASUREMENT_PAGE, default_measurement_page())
         settings = SiteSettings(self.templates_dir, overview=self.config.overview, source_url=self.config.source_url,
                                 family_order=self.family_order, site_url=config.site_url,
                                 directory_urls=config.use_directory_urls,
@@ -157,7 +170,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
 
     def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig, builder: Any) -> LiveReloadServer:
         server.watch(self.templates_dir)
-        server.watch(str(PACKAGE_DIR))
+        server.watch(str(zoo_folder(self.config.zoo, self.project_dir)))
         return server
 
     # -----------------------------------------------------------------------------------------
@@ -167,7 +180,9 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
             report = verify(templates_dir=self.templates_dir, tolerances=self.config.tolerances or None,
                             cache_dir=self.cache_dir, use_cache=self.config.cache,
                             progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
-                            without_card=self.config.without_card)
+                            without_card=self.config.without_card, zoo=self.config.zoo,
+                            code_url=self.config.code_url, coverage=self.config.coverage,
+                            vocabulary=self.vocabulary)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None
         for line in fallback_lines(report):  # slower, same figures: said, not a warning

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,13 +131,13 @@ class _WorkerProcess:
     """One worker process: `ask` sends a request and waits for the answer, keeping the time limit of
     each step the worker announces, and telling `on_waiting` every PROGRESS_SECONDS."""
 
-    def __init__(self, package_dir: Path, threads: int, limits: Limits):
+    def __init__(self, package_dir: Path, threads: int, limits: Limits, zoo: Sequence[str] = ()):
         script = package_dir / "cards" / "worker.py"
         environment = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.limits = limits
         self.process = subprocess.Popen(
             [sys.executable, str(script), "--root", str(package_dir.parent), "--threads", str(threads),
-             "--time-limit", repr(limits.seconds), "--memory-limit", str(limits.memory)],
+             "--time-limit", repr(limits.seconds), "--memory-limit", str(limits.memory), *zoo],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             encoding="utf-8", bufsize=1, cwd=str(package_dir.parent), env=environment,
         )
@@ -285,8 +285,9 @@ class WorkerPool:
     """
 
     def __init__(self, package_dir: str | os.PathLike[str], max_workers: int | None = None,
-                 limits: Limits = Limits(), cpus: int | None = None):
+                 limits: Limits = Limits(), cpus: int | None = None, zoo: Sequence[str] = ()):
         self.package_dir = Path(package_dir).resolve()
+        self.zoo = tuple(zoo)  # the worker's zoo arguments: --zoo SOURCE --project DIR
         self.limits = limits
         self.cpus = cpus or usable_cores()
         self.max_workers = max(1, min(max_workers or default_workers(limits, self.cpus), self.cpus))
@@ -316,7 +317,8 @@ class WorkerPool:
             raise WorkerError("the measuring was stopped")
         worker = self._workers.get(slot)
         if worker is None:
-            worker = self._workers[slot] = _WorkerProcess(self.package_dir, self.threads_per_worker, self.limits)
+            worker = _WorkerProcess(self.package_dir, self.threads_per_worker, self.limits, self.zoo)
+            self._workers[slot] = worker
             self.started += 1
         return worker
 

@@ -25,9 +25,9 @@ JSON_FORMAT = 1
 
 
 def format_report(report: Report, *, verbose: bool = False, strict: bool = False) -> str:
-    """Every error, drift and warning (with `verbose`, every ok figure too) and a summary line (with
-    `strict`, one that fails on the strict warnings, as `verify --strict` exits)."""
-    shown = [f for f in report.findings if verbose or f.status != "ok"]
+    """Every error, drift and warning (with `verbose`, every ok and not checked figure too) and a summary
+    line (with `strict`, one that fails on the strict warnings, as `verify --strict` exits)."""
+    shown = [f for f in report.findings if verbose or f.status not in _QUIET]
     lines = [finding.format() for finding in shown]
     lines += fallback_lines(report) if verbose else []
     lines.append(summary_line(report, strict=strict))
@@ -38,14 +38,15 @@ def format_github(report: Report, *, verbose: bool = False, strict: bool = False
     """Every error, drift and warning as a GitHub Actions workflow command (`::error file=...,line=...,
     title=...::message`), then the summary line as plain text. With `verbose`, the ok figures are listed
     as plain lines too (an annotation per figure would bury the problems)."""
-    lines = [github_command(finding) if finding.status != "ok" else finding.format()
-             for finding in report.findings if verbose or finding.status != "ok"]
+    lines = [github_command(finding) if finding.status not in _QUIET else finding.format()
+             for finding in report.findings if verbose or finding.status not in _QUIET]
     lines += fallback_lines(report) if verbose else []
     lines.append(summary_line(report, strict=strict))
     return "\n".join(lines) + "\n"
 
 
 # drift fails the check like an error does; a warning is kept as written
+_QUIET = ("ok", "unchecked")  # listed with --verbose only; the summary counts the fields not checked
 _GITHUB_LEVELS = {"error": "error", "drift": "error", "warning": "warning"}
 
 
@@ -89,9 +90,10 @@ def summary_line(report: Report, *, strict: bool = False) -> str:
         cost.append(code)
     cost.append(f"{stats.seconds:.1f} s")
     verdict = "FAILED" if (report.strict_exit_code if strict else report.exit_code) else "ok"
+    unchecked = f", {len(report.unchecked)} not checked with this zoo" if report.unchecked else ""
     return (f"{verdict}: {_count(len(report.cards), 'card')}, {_count(models, 'model')}: {figures} figures ok, "
             f"{_count(len(report.drifts), 'drift')}, {_count(len(report.errors), 'error')}, "
-            f"{_count(len(report.warnings), 'warning')} ({', '.join(cost)})")
+            f"{_count(len(report.warnings), 'warning')}{unchecked} ({', '.join(cost)})")
 
 
 def fallback_lines(report: Report) -> list[str]:
@@ -117,6 +119,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "drift": len(report.drifts),
             "error": len(report.errors),
             "warning": len(report.warnings),
+            "unchecked": len(report.unchecked),
             "measured_models": report.stats.measured_models,
             "cached_figure_sets": report.stats.cached_sizes,
             "cpu_fallbacks": len(report.stats.cpu_fallbacks),

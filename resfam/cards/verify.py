@@ -22,6 +22,7 @@ that crashes its worker, is an error on every card that names it, and the other 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 import os
 import time
@@ -41,7 +42,9 @@ from .prose import literal_figures
 from .render import card_context, cited_models, render_template
 from .runner import CodeBlock, page_blocks, run_code
 from .unfinished import unfinished_findings
+from .vocabulary import read_vocabulary
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
+from .zoos import DEFAULT_ZOO, listing_hint
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
@@ -69,6 +72,11 @@ class FindingsView:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.status == "warning"]
+
+    @property
+    def unchecked(self) -> list[Finding]:
+        """The fields the zoo gives no fact for ("not checked with this zoo")."""
+        return [f for f in self.findings if f.status == "unchecked"]
 
     @property
     def ok(self) -> bool:
@@ -139,7 +147,11 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
            package_dir: str | os.PathLike[str] | None = None,
            max_workers: int | None = None,
            limits: Limits = Limits(),
-           without_card: Iterable[str] | None = None) -> Report:
+           without_card: Iterable[str] | None = None,
+           zoo: str = DEFAULT_ZOO,
+           code_url: str | None = None,
+           coverage: Iterable[str] = ("*",),
+           vocabulary: str | os.PathLike[str] | None = None) -> Report:
     """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
 
     without_card: with a list (the command line and the build give one, empty or not), a full run (no
@@ -156,6 +168,11 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         at an edited copy).
     max_workers: measuring processes at most (default: `pool.default_workers`).
     limits: the time each step of measuring a model may take, the memory each worker may hold.
+    zoo: the zoo SOURCE the models come from (`zoos`: resfam, timm, package.module:attribute; a package
+        of the project folder, the one holding `templates_dir`, is found there).
+    code_url: `Code:` as a URL, a template of {path}, {line} and {version} (a zoo outside the repository).
+    coverage: shell-style patterns: a full run's coverage check asks a card only of the IDs they match.
+    vocabulary: a file of architecture tags for classes the zoo owns (`vocabulary.py`).
 
     Raises CardError for bad arguments (an unknown or negative tolerance, no card templates found);
     everything about the cards themselves is in the report.
@@ -165,24 +182,27 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     templates_dir = Path(templates_dir)
     card_paths = _card_paths(paths, templates_dir)
     stats = RunStats()
+    project_dir = Path(os.path.abspath(templates_dir)).parent
     with ZooMeasurer(package_dir=package_dir, cache_dir=_cache_dir(cache_dir, templates_dir, use_cache),
-                     progress=progress, max_workers=max_workers, limits=limits, stats=stats) as zoo:
-        zoo.start_early()
+                     progress=progress, max_workers=max_workers, limits=limits, stats=stats, zoo=zoo,
+                     project_dir=project_dir, code_url=code_url,
+                     vocabulary=read_vocabulary(vocabulary)) as measurer:
+        measurer.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
-        measured = _check_against_code(results, zoo, tolerances)
-        coverage = [] if paths or without_card is None else \
-            _check_coverage(results, zoo, templates_dir, list(without_card))
-        architecture_tags = zoo.architecture_tags()
-        versions = dict(zoo.cache.versions)
+        measured = _check_against_code(results, measurer, tolerances)
+        coverage_findings = [] if paths or without_card is None else \
+            _check_coverage(results, measurer, templates_dir, list(without_card), list(coverage))
+        architecture_tags = measurer.architecture_tags()
+        versions = dict(measurer.cache.versions)
         # rendered after measuring: the prose cites the same measurement as the tables
         for path, result in zip(card_paths, results, strict=False):
             _render_card(result, path, templates_dir, measured)
-        _run_code(results, card_paths, templates_dir, zoo)
+        _run_code(results, card_paths, templates_dir, measurer)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
     stats.seconds = time.perf_counter() - started
-    return Report(results, stats, tolerances, coverage, architecture_tags, versions)
+    return Report(results, stats, tolerances, coverage_findings, architecture_tags, versions)
 
 
 def resolve_tolerances(overrides: Mapping[str, Any] | None) -> dict[str, float]:
@@ -330,7 +350,7 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
         for result in cards:
             line = result.card.models[0].line if result.card.models else None
             result.findings.append(Finding(
-                "error", result.path, line, f"cannot load the resfam model zoo: {error}",
+                "error", result.path, line, f"cannot load the {zoo.zoo} model zoo: {error}",
                 hint="fix the model code at the place named; nothing on this card could be checked"))
         return {}
 
@@ -349,7 +369,7 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
         for model in result.card.models:
             registered = registry.get(model.model_id)
             if registered is None:
-                result.findings.append(_unknown_id(result, model, registry))
+                result.findings.append(_unknown_id(result, model, registry, zoo.zoo, zoo.renamed()))
                 continue
             found = measured[model.model_id]
             result.models[model.name] = found
@@ -358,13 +378,21 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
     return measured
 
 
-def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel]) -> Finding:
+def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel],
+                zoo: str, renamed: Mapping[str, str]) -> Finding:
     closest = difflib.get_close_matches(model.model_id, list(registry), n=3, cutoff=0.5)
     line = model.id.line if model.id is not None else model.line
     what = "ID" if model.id is not None else "Name (the entry has no ID)"
+    new = renamed.get(model.model_id)
+    if new is not None:  # the zoo resolves the old name to the model (and weights tag) it builds
+        model_id, _, weights = new.partition(".")
+        return Finding("error", result.path, line, f"{model.name}: {model.model_id!r} is an old name: the {zoo} "
+                                                   f"zoo builds {new!r} for it",
+                       hint=f"write ID: {model_id}" + (f" (its weights tag: {weights})" if weights else ""),
+                       model=model.name, field="ID", claimed=model.model_id, measured=model_id)
     hint = f"did you mean {', '.join(closest)}? " if closest else ""
     return Finding("error", result.path, line, f"{model.name}: unknown model {what} {model.model_id!r}",
-                   hint=hint + "the registered models are listed by: python -m resfam", model=model.name,
+                   hint=hint + f"the registered models are listed by: {listing_hint(zoo)}", model=model.name,
                    field="ID", claimed=model.model_id)
 
 
@@ -376,7 +404,7 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
     findings = []
 
     id_line = model.id.line if model.id is not None else model.line
-    if registered.family != result.card.family:
+    if registered.family is not None and registered.family != result.card.family:
         findings.append(Finding(
             "error", path, id_line,
             f"{name}: model {registered.model_id!r} is registered in family {registered.family!r}, not in "
@@ -394,7 +422,11 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
     values = measured.values(size) if measured.error is None else registered.config_values
     for card_field in fields_where(compare=(TOLERANCE, EXACT, TAGS, SOURCE)):
         claim = model.claim(card_field.name)
-        if claim is None or card_field.name not in values:
+        if claim is None:
+            continue
+        if card_field.name not in values:
+            if measured.error is None or card_field.measured_from[0] != "measurement":
+                findings.append(_not_checked(path, name, card_field.name, claim))
             continue
         value = values[card_field.name]
         if card_field.compare == TOLERANCE:
@@ -414,6 +446,14 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
             hint="check whether these operators do multiply-adds; fvcore's convention is the contract",
             model=name, field="FLOPs"))
     return findings
+
+
+def _not_checked(path: str, name: str, field_name: str, claim: Claim) -> Finding:
+    """A field the zoo gives no fact for: neither a pass nor a drift."""
+    return Finding("unchecked", path, claim.line, f"{name} {field_name}: {claim.value} is not checked with this zoo "
+                                                  "(it gives no fact for it)",
+                   hint="the facts each zoo gives are listed on the measurement page", model=name,
+                   field=field_name, claimed=claim.value)
 
 
 def _compare_tags(path: str, name: str, claim: Claim, measured: list[str], vocabulary: Mapping[str, str],
@@ -447,12 +487,7 @@ def _compare_tags(path: str, name: str, claim: Claim, measured: list[str], vocab
 
 def _compare_source(path: str, name: str, claim: Claim, registered: RegisteredModel, hint: str) -> Finding:
     """`Code:` against the file (and, with a `#L<n>` anchor, the line) that registers the model."""
-    expected = code_claim(claim.value, registered)
-    if registered.code is None:
-        return Finding("warning", path, claim.line, f"{name} Code: cannot tell which file registers "
-                                                    f"{registered.model_id!r} (not registered by a module's code)",
-                       hint="register the model with resfam.register_model in a module of resfam",
-                       model=name, field="Code", claimed=claim.value)
+    expected = code_claim(claim.value, registered)  # registered by a module's code (else not checked)
     if claim.value == expected:
         return Finding("ok", path, claim.line, f"{name} Code: {claim.value} registers the model",
                        model=name, field="Code", claimed=claim.value, measured=expected)
@@ -511,9 +546,10 @@ def format_percent(value: float | None) -> str:
 
 
 def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: Path,
-                    without_card: list[str]) -> list[Finding]:
-    """A registered model that no card names, and not left out on purpose, is a drift of the card
-    its family's template would hold; an opt-out that names no registered model is an error."""
+                    without_card: list[str], patterns: list[str]) -> list[Finding]:
+    """A registered model that `patterns` select, that no card names and that is not left out on
+    purpose is a drift of the card its family's template would hold; an opt-out that names no
+    registered model is an error."""
     if any(result.card is None for result in results):
         return []  # what an unreadable card lists is unknown; its error already fails the run
     try:
@@ -528,19 +564,23 @@ def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: 
             findings.append(Finding("error", "without_card", None,
                                     f"{model_id!r} is left without a card, but no such model is registered",
                                     hint=(f"did you mean {', '.join(close)}? " if close else "")
-                                    + "list registered model IDs only (python -m resfam lists them)",
+                                    + f"list registered model IDs only ({listing_hint(zoo.zoo)} lists them)",
                                     model=model_id, field="ID"))
         elif model_id in on_cards:
             findings.append(Finding("warning", "without_card", None,
                                     f"{model_id} is left without a card, yet a card lists it",
                                     hint="remove it from the list of models without a card", model=model_id))
     for model_id, registered in sorted(registry.items()):
-        if model_id in on_cards or model_id in without_card:
+        if model_id in on_cards or model_id in without_card \
+                or not any(fnmatch.fnmatchcase(model_id, pattern) for pattern in patterns):
             continue
-        card = shown_path(Path(templates_dir) / "models" / f"{registered.family}.md")
+        family = registered.family or "FAMILY"
+        card = shown_path(Path(templates_dir) / "models" / f"{family}.md")
         findings.append(Finding(
-            "drift", card, None, f"{model_id} (family {registered.family}) is registered but on no card",
-            hint=f"run: resfam-cards new {registered.family} --model {model_id}   (it prints the entry, with "
+            "drift", card if registered.family else shown_path(Path(templates_dir) / "models"), None,
+            f"{model_id} (family {family}) is registered but on no card" if registered.family else
+            f"{model_id} is registered but on no card",
+            hint=f"run: resfam-cards new {family} --model {model_id}   (it prints the entry, with "
                  f"measured figures, to paste into {card}); or list it among the models without a card "
                  "(--without-card, or the plugin's without_card setting)", model=model_id, field="ID"))
     return findings

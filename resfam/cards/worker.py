@@ -4,18 +4,21 @@ some long-running process (`mkdocs serve`) imported it when it started. Its pare
 The worker is started by path,
 
     python <resfam>/cards/worker.py --root <folder holding resfam> --threads N --time-limit S --memory-limit B
+                                    [--zoo SOURCE --project DIR]
 
 rather than as `python -m resfam.cards.worker`, because `-m` imports the resfam package and
 `resfam.cards` through the ordinary import, before the worker could set up its own. The worker then
-loads the zoo (`registry.load_zoo`) while watching where each model is registered. The resfam sources
-are always compiled from the files as they are now: a stale `.pyc` (same size, same second) is never used.
+loads the zoo SOURCE (`zoos.load_zoo`; resfam's by default) with the project folder DIR on the module
+path (after the folder holding resfam), and asks it for each model's facts (`zoos.Zoo`). The resfam
+sources, and those of a zoo inside the project folder, are always compiled from the files as they are
+now: a stale `.pyc` (same size, same second) is never used.
 
 Protocol: JSON lines. The worker first sends `{"op": "ready", ...}`, or `{"op": "fatal", "error": ...}`
 when the zoo cannot be imported; then answers each request line on stdin with one line on stdout:
 
     {"op": "registry"}
         -> {"op": "registry", "models": {ID: {"family", "config", "sources", "defined_in", "defined_at"}},
-            "architecture_tags": {tag: definition},
+            "architecture_tags": {tag: definition}, "renamed": {old ID: new name},
             "hashes": {file: sha256}, "versions", "code"}
     {"op": "measure", "model": ID, "kwargs": {}, "image_sizes": [224, ...]}
         -> {"op": "measured", "model", "measurements": [...], "sources": {file: sha256},
@@ -35,10 +38,11 @@ A failure says the step it happened in, its `cause` ("time", "memory" or "error"
 resfam source line the model's code had reached ("resfam/models/resnet.py:120"), when there is one.
 Ctrl-C is left to the parent, which stops its workers itself.
 
-`sources` are the files that define the model, '/'-separated relative to the resfam package: the module
-that registers it and the helpers on the way to `register_model`, the modules its builder refers to
-and its layers' classes come from, the modules imported while it is built and measured, and every
-resfam module those import when imported, transitively (read from the source). The hashes are read after the work,
+`sources` are the files that define the model, '/'-separated relative to the zoo's package (resfam's,
+timm's, yours): the module that registers it and what the zoo's `source_files` adds (for resfam, the
+helpers on the way to `register_model` and the modules its builder refers to), the modules its layers'
+classes come from, the modules imported while it is built and measured, and every module of the
+package those import when imported, transitively (read from the source). The hashes are read after the work,
 so the parent can tell whether a file changed while it was being measured. Anything a library prints
 goes to stderr, never into the protocol.
 """
@@ -62,7 +66,6 @@ import time
 import traceback
 import types
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--time-limit", type=float, help="seconds per step (default: none)")
     parser.add_argument("--memory-limit", type=int, help="bytes of address space (default: none)")
+    parser.add_argument("--zoo", default="resfam", help="the zoo SOURCE (resfam.cards.zoos)")
+    parser.add_argument("--project", help="the project folder, first on the module path (a zoo of your own)")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     # Run as a script, this file's folder is first on sys.path; the package's folder goes there instead.
     if sys.path and os.path.realpath(sys.path[0] or ".") == os.path.dirname(os.path.realpath(__file__)):
         sys.path.pop(0)
     sys.path.insert(0, str(root))
+    if args.project:  # after the engine's folder: a package of the project cannot shadow resfam
+        sys.path.insert(1, os.path.realpath(args.project))
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints land on stderr
-    return _Server(root / "resfam", protocol, args.threads, args.time_limit, args.memory_limit).run(sys.stdin)
+    return _Server(root / "resfam", protocol, args.threads, args.time_limit, args.memory_limit,
+                   args.zoo, args.project).run(sys.stdin)
 
 
 WHERE_SECONDS = 1.0  # how often a working worker says where it is
@@ -94,17 +102,24 @@ class _StepTimeUp(BaseException):
 
 class _Server:
     def __init__(self, package_dir: Path, protocol, threads: int, seconds: float | None = None,
-                 memory: int | None = None):
+                 memory: int | None = None, zoo: str = "resfam", project: str | None = None):
         self.package_dir = package_dir
         self.protocol = protocol
         self.threads = threads
         self.seconds = seconds
         self.memory = memory
+        self.zoo_source = zoo
+        self.project = project
         self.current_step: str | None = None
-        self.relative = _RelativePaths(package_dir)
-        self.imports = _ImportGraph(package_dir)
         self.sending = threading.Lock()  # the main thread's messages and the reports of where it is
         self.working = False  # a step has been announced and its request not yet answered
+        self.use_zoo_dir(package_dir, "resfam")  # until the zoo is loaded: where a failure is placed
+
+    def use_zoo_dir(self, zoo_dir: Path, package: str) -> None:
+        """The folder of the zoo's package: model files are named relative to it."""
+        self.zoo_dir, self.zoo_package = zoo_dir, package
+        self.relative = _RelativePaths(zoo_dir, package)
+        self.imports = _ImportGraph(zoo_dir, package)
 
     def send(self, message: dict[str, Any]) -> None:
         with self.sending:
@@ -139,7 +154,14 @@ class _Server:
 
     def start(self) -> None:
         _compile_fresh_from_source(self.package_dir)
-        from resfam.cards import limits
+        from resfam.cards import limits, zoos
+
+        zoo_spec = importlib.util.find_spec(zoos.zoo_package(self.zoo_source))
+        if self.project and zoo_spec is not None and zoo_spec.submodule_search_locations:
+            zoo_dir = Path(list(zoo_spec.submodule_search_locations)[0]).resolve()
+            if zoo_dir != self.package_dir.resolve() and zoo_dir.is_relative_to(Path(self.project).resolve()):
+                # the user's own code, being edited
+                _compile_fresh_from_source(zoo_dir)
 
         limits.leave_interrupts_to_parent()
         if self.memory:
@@ -149,7 +171,9 @@ class _Server:
 
         torch.set_num_threads(self.threads)
         with self.step("importing the model zoo"):
-            self.registrations = _import_zoo(self.package_dir, self.relative)
+            self.zoo, self.fact = zoos.load_zoo(self.zoo_source), zoos.fact
+            zoo_module = sys.modules[self.zoo.package]
+            self.use_zoo_dir(Path(zoo_module.__file__).resolve().parent, self.zoo.package)
             import resfam
 
             imported_from = Path(resfam.__file__).resolve().parent
@@ -159,11 +183,10 @@ class _Server:
 
             self.measure_module = measure
             self.cache_module = cache
-            self.dependencies = dependencies.ZooDependencies(
-                self.package_dir, self.imports._file_of,
-                {name: (site.module_file, site.module_line) for name, site in self.registrations.items()})
-            self.facts = self.registry_facts()
-            self.architecture_tags = architecture.vocabulary()
+            self.model_ids = set(self.zoo.list_models())
+            self.architecture_tags = architecture.vocabulary(self.zoo.package)
+            self.dependencies = dependencies.ZooDependencies(self.zoo_dir, self.imports._file_of,
+                                                             self.registration_sites())
         # the trace's kernels, registered once for every model this worker measures; kept open (and
         # referenced: a dropped block is closed by the collector) until the worker exits
         self.shape_only_tracing = contextlib.ExitStack()
@@ -191,7 +214,7 @@ class _Server:
         return failure
 
     def installed_versions(self) -> dict[str, str]:
-        return self.cache_module.installed_versions()
+        return self.cache_module.installed_versions(self.zoo_package)
 
     def provenance(self) -> dict[str, Any]:
         """What a result was computed with, read after computing it: the versions and the hashes of
@@ -202,9 +225,9 @@ class _Server:
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "registry":
-            hashes = self.cache_module.SourceTree(self.package_dir).snapshot()
-            return {"op": "registry", "models": self.facts, "architecture_tags": self.architecture_tags,
-                    "hashes": hashes, **self.provenance()}
+            hashes = self.cache_module.SourceTree(self.zoo_dir, self.package_dir).snapshot()
+            return {"op": "registry", "models": self.registry_facts(), "architecture_tags": self.architecture_tags,
+                    "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes, **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
             return dict(reply, **self.provenance())
@@ -241,25 +264,29 @@ class _Server:
                 "seconds": time.perf_counter() - started}
 
     def registry_facts(self) -> dict[str, Any]:
-        from resfam.registry import get_model_entry, list_models
+        """Per model ID what the zoo says of it (None for a fact it does not give); asked of one worker."""
+        return {name: self.model_facts(name) for name in sorted(self.model_ids)}
 
-        every_file = {f for f in self.cache_module.list_source_files(self.package_dir)
-                      if not f.startswith(self.cache_module.CARDS_FOLDER)}
-        facts = {}
-        for name in list_models():
-            entry = get_model_entry(name)
-            registration = self.registrations.get(name)
-            # Registered some other way than register_model: it may depend on anything.
-            defining = set(registration.files) if registration and registration.files else set(every_file)
-            defining |= self.relative.files_of_modules(referenced_modules(entry.builder))
-            facts[name] = {"family": entry.family, "config": registered_config(entry.config),
-                           "sources": sorted(self.imports.closure(defining)),
-                           "defined_in": registration.module_file if registration else None,
-                           "defined_at": registration.module_line if registration else None}
-        return facts
+    def registration_sites(self) -> dict[str, tuple[str | None, int]]:
+        """{model ID: (file relative to the zoo's folder, line)} of the statement that defines each model,
+        where the zoo says (cards/dependencies.py tells a model's own registration from the others')."""
+        sites = {name: self.fact(self.zoo, "defined_at", name) for name in self.model_ids}
+        return {name: (self.relative.of_file(site[0]), site[1]) for name, site in sites.items() if site}
+
+    def model_facts(self, name: str) -> dict[str, Any]:
+        fact = self.fact
+        site = fact(self.zoo, "defined_at", name)
+        defined_in = self.relative.of_file(site[0]) if site else None
+        defining = {file for file in map(self.relative.of_file, [*(fact(self.zoo, "source_files", name) or ()),
+                                                                 defined_in and site[0]]) if file}
+        if not defined_in:  # defined outside the zoo's own module code: it may depend on anything
+            defining |= set(self.cache_module.SourceTree(self.zoo_dir, self.package_dir).model_sources())
+        return {"family": fact(self.zoo, "family", name), "config": fact(self.zoo, "default_config", name),
+                "sources": sorted(self.imports.closure(defining)), "defined_in": defined_in,
+                "defined_at": site[1] if defined_in else None}
 
     def measure(self, model_id: str, kwargs: dict[str, Any], image_sizes: list[int]) -> dict[str, Any]:
-        if model_id not in self.facts:
+        if model_id not in self.model_ids:
             return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
         started = time.perf_counter()
         self.current_step = None
@@ -269,19 +296,20 @@ class _Server:
         try:
             with _recording_imports(used_modules):
                 with self.step("building"), recorder:
-                    model = self.measure_module.build_for_counting(model_id, **kwargs)
+                    model = self.measure_module.build_for_counting(model_id, create=self.zoo.create_model, **kwargs)
                 classes = {type(module) for module in model.modules()}
                 used_modules.update(cls.__module__ for cls in classes)
-                measurements = self.measure_module.measure_built_model(model_id, model, image_sizes, self.step)
+                depth = functools.partial(self.fact, self.zoo, "nominal_depth")
+                measurements = self.measure_module.measure_built_model(model_id, model, image_sizes, self.step, depth)
         except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - a model that cannot be measured is a finding
             return {"op": "failed", "model": model_id, **self.failure(error)}
         finally:
             del model
             _settle()  # one model at a time in memory
         ran = self.dependencies.used_by(model_id, recorder, classes, self.model_file)
-        defining = set(self.facts[model_id]["sources"]) | set(ran) | {
+        defining = set(self.model_facts(model_id)["sources"]) | set(ran) | {
             f for f in self.relative.files_of_modules(used_modules) if not f.startswith(self.cache_module.CARDS_FOLDER)}
-        tree = self.cache_module.SourceTree(self.package_dir)
+        tree = self.cache_module.SourceTree(self.zoo_dir, self.package_dir)
         sources = {f: tree.digest(f) for f in sorted(self.imports.closure(defining))}
         return {"op": "measured", "model": model_id,
                 "measurements": [measurement.to_json() for measurement in measurements],
@@ -317,10 +345,11 @@ def _settle() -> None:
 
 
 class _RelativePaths:
-    """File names and module names as '/'-separated paths relative to the package (None outside it)."""
+    """File names and module names as '/'-separated paths relative to the zoo's package (None outside it)."""
 
-    def __init__(self, package_dir: Path):
+    def __init__(self, package_dir: Path, package: str = "resfam"):
         self.package_dir = os.path.realpath(package_dir)
+        self.package = package  # its import name: a place in it is shown as "<package>/<path>:<line>"
         self._known: dict[str, str | None] = {}
 
     def of_file(self, filename: str | None) -> str | None:
@@ -340,51 +369,6 @@ class _RelativePaths:
             if relative is not None:
                 files.add(relative)
         return files
-
-
-@dataclass
-class _Registration:
-    """Where a model ID was registered: the module whose import registered it, and every source file on
-    the call stack from that module's code to `register_model` (the helpers on the way)."""
-
-    module_file: str | None = None
-    module_line: int | None = None  # the line of the module's code that registers it
-    files: set[str] = field(default_factory=set)
-
-
-def _import_zoo(package_dir: Path, relative: _RelativePaths) -> dict[str, _Registration]:
-    """Import resfam and load its zoo (which registers every model); return where each model ID was
-    registered."""
-    registry_file = os.path.realpath(package_dir / "registry.py")
-    sites: dict[str, _Registration] = {}
-
-    def observe(frame: types.FrameType, event: str, arg: Any) -> None:
-        code = frame.f_code
-        if event != "call" or code.co_name != "register_model" or os.path.realpath(code.co_filename) != registry_file:
-            return
-        name = frame.f_locals.get("name")
-        if not isinstance(name, str):
-            return
-        site = sites.setdefault(name, _Registration())
-        caller = frame.f_back
-        while caller is not None:
-            file = relative.of_file(caller.f_code.co_filename)
-            if file is not None:
-                site.files.add(file)
-            if caller.f_code.co_name == "<module>":
-                site.module_file, site.module_line = file, caller.f_lineno
-                break
-            caller = caller.f_back
-
-    previous = sys.getprofile()
-    sys.setprofile(observe)
-    try:
-        importlib.import_module("resfam")
-        # `import resfam` alone registers nothing: the registry loads the zoo on first use
-        importlib.import_module("resfam.registry").load_zoo()
-    finally:
-        sys.setprofile(previous)
-    return sites
 
 
 @contextlib.contextmanager
@@ -413,69 +397,30 @@ def _recording_imports(found: set[str]) -> Iterator[None]:
         found.update(set(sys.modules) - loaded_before)
 
 
-def referenced_modules(root: Any, depth: int = 6) -> set[str]:
-    """Names of the modules the objects reachable from `root` are defined in: a function's own module
-    and what its closure, defaults and `functools.partial` arguments hold (classes, functions, and
-    the values inside dicts, lists and tuples), a few levels deep."""
-    found: set[str] = set()
-    seen: set[int] = set()
-
-    def visit(obj: Any, level: int) -> None:
-        if level > depth or id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, type):
-            found.update(base.__module__ for base in obj.__mro__)
-        elif isinstance(obj, types.FunctionType):
-            found.add(obj.__module__)
-            cells = [cell.cell_contents for cell in obj.__closure__ or () if _cell_is_set(cell)]
-            for inner in [*cells, *(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values(),
-                          getattr(obj, "__wrapped__", None)]:
-                visit(inner, level + 1)
-        elif isinstance(obj, functools.partial):
-            for inner in [obj.func, *obj.args, *obj.keywords.values()]:
-                visit(inner, level + 1)
-        elif isinstance(obj, types.MethodType):
-            visit(obj.__func__, level + 1)
-        elif isinstance(obj, dict):
-            for inner in [*obj.keys(), *obj.values()]:
-                visit(inner, level + 1)
-        elif isinstance(obj, (list, tuple, set, frozenset)):
-            for inner in obj:
-                visit(inner, level + 1)
-        elif isinstance(obj, types.ModuleType):
-            found.add(obj.__name__)
-        elif obj is not None:
-            found.add(type(obj).__module__)
-
-    visit(root, 0)
-    return found
-
-
-def _cell_is_set(cell: types.CellType) -> bool:
-    try:
-        _ = cell.cell_contents
-    except ValueError:  # an empty cell
-        return False
-    return True
-
-
 class _ImportGraph:
-    """Which resfam source files a resfam source file imports, read from its syntax tree."""
+    """Which source files of the zoo's package one of them imports, read from its syntax tree."""
 
-    def __init__(self, package_dir: Path):
+    def __init__(self, package_dir: Path, package: str = "resfam"):
         self.package_dir = package_dir
+        self.package = package
         self._imports: dict[str, set[str]] = {}
+        self._closures: dict[str, frozenset[str]] = {}
 
     def closure(self, files: Iterable[str]) -> set[str]:
-        done: set[str] = set()
-        todo = list(files)
-        while todo:
-            current = todo.pop()
-            if current not in done:
-                done.add(current)
-                todo.extend(self.imports_of(current))
-        return done
+        """The files and every file they import, transitively (each file's closure found once)."""
+        return set().union(*(self.closure_of(file) for file in files))
+
+    def closure_of(self, file: str) -> frozenset[str]:
+        if file not in self._closures:
+            done: set[str] = set()
+            todo = [file]
+            while todo:
+                current = todo.pop()
+                if current not in done:
+                    done.add(current)
+                    todo.extend(self.imports_of(current))
+            self._closures[file] = frozenset(done)
+        return self._closures[file]
 
     def imports_of(self, relative: str) -> set[str]:
         if relative not in self._imports:
@@ -488,7 +433,7 @@ class _ImportGraph:
         except (OSError, SyntaxError, ValueError):
             return set()
         parts = relative[: -len(".py")].split("/")
-        package = ["resfam", *parts[:-1]]
+        package = [self.package, *parts[:-1]]
         found = set()
         for node in _module_level_imports(tree):
             if isinstance(node, ast.Import):
@@ -507,8 +452,8 @@ class _ImportGraph:
         return found
 
     def _file_of(self, module: list[str]) -> str | None:
-        """The source file of the resfam module `module` (as name parts), or None."""
-        if not module or module[0] != "resfam":
+        """The source file of the package's module `module` (as name parts), or None."""
+        if not module or module[0] != self.package:
             return None
         path = "/".join(module[1:])
         for candidate in ((path + ".py") if path else None, f"{path}/__init__.py" if path else "__init__.py"):
@@ -559,7 +504,7 @@ def describe_error(error: BaseException, relative: _RelativePaths) -> str:
     """One line: the error and where in the resfam sources it happened."""
     if isinstance(error, SyntaxError):
         where = relative.of_file(error.filename)
-        location = f" (resfam/{where}:{error.lineno})" if where else ""
+        location = f" ({relative.package}/{where}:{error.lineno})" if where else ""
         return f"{type(error).__name__}: {error.msg}{location}"
     where = _where(error, relative)
     location = f" ({where})" if where else ""
@@ -591,9 +536,10 @@ def _location(frame: types.FrameType, relative: _RelativePaths) -> str:
 
 
 def _model_code(frame: types.FrameType, relative: _RelativePaths) -> str | None:
-    """'resfam/<file>' when `frame` runs a resfam source file outside the card engine, else None."""
+    """'<package>/<file>' when `frame` runs a file of the zoo's package (outside resfam's card engine),
+    else None."""
     where = relative.of_file(frame.f_code.co_filename)
-    return f"resfam/{where}" if where is not None and not where.startswith("cards/") else None
+    return f"{relative.package}/{where}" if where is not None and not where.startswith("cards/") else None
 
 
 def _out_of_memory(error: BaseException) -> bool:

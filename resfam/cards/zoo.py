@@ -10,19 +10,22 @@ pipeline around it is described in docs/architecture.md.
 """
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
-from .fields import code_fields
+from .fields import DEFAULT_IMAGE_SIZE, code_fields
+from .findings import CardError, Finding
 from .limits import Limits
 from .pool import MeasureJob, StillWorking, WorkerError, WorkerPool
-
-PACKAGE_NAME = "resfam"  # `Code:` paths are relative to the folder holding the package
+from .vocabulary import ClassTag
+from .zoos import DEFAULT_ZOO, zoo_package
 
 ProgressCallback = Callable[["Progress | StillWorking"], None]
 
@@ -46,36 +49,50 @@ class Progress:
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """What the registry says about a model ID (as a worker read it from the code on disk)."""
+    """What the zoo says about a model ID (as a worker read it from the code on disk); None for a fact
+    the zoo does not give (zoos.Zoo): the fields that need it are not checked with this zoo."""
 
     model_id: str
-    family: str
-    config: Mapping[str, Any]
-    sources: tuple[str, ...]  # the resfam source files that define it, relative to the package
+    family: str | None
+    config: Mapping[str, Any] | None
+    sources: tuple[str, ...]  # the source files that define it, relative to the zoo's package
     defined_in: str | None = None  # the module that registers it, relative to the package
     defined_at: int | None = None  # the line of that module that registers it
+    package: str = "resfam"  # the zoo's package: `Code:` paths start with it
+    code_url: str | None = None  # `Code:` as a URL: a template of {path}, {line}, {version}
+    version: str = ""  # of the zoo's package, for `code_url`
 
     @property
     def image_size(self) -> int:
-        return int(self.config["image_size"])
+        """The default config's image size (FLOPs are counted there), 224 when the zoo gives none."""
+        return int((self.config or {}).get("image_size", DEFAULT_IMAGE_SIZE))
 
     @property
     def code(self) -> str | None:
-        """The file that registers the model, relative to the repository root (as `Code:` names it)."""
-        return f"{PACKAGE_NAME}/{self.defined_in}" if self.defined_in else None
+        """Where the model is registered, as `Code:` names it: the file relative to the folder holding
+        the zoo's package (resfam/models/resnet.py), or the URL the `code_url` template makes of it."""
+        if not self.defined_in:
+            return None
+        path = f"{self.package}/{self.defined_in}"
+        if self.code_url:
+            return self.code_url.format(path=path, line=self.defined_at, version=self.version)
+        return path
 
     @property
     def config_values(self) -> dict[str, Any]:
-        """The fields the registered config and registration give, as a card writes them."""
+        """The fields the default config and registration give, as a card writes them (those the zoo
+        gives no fact for are left out)."""
         values = {}
         for card_field in code_fields():
             source, key = card_field.measured_from
-            if source == "config":
-                values[card_field.name] = self.config[key]
-            elif source == "registry":
-                values[card_field.name] = getattr(self, key)
-        values["Image Size"] = self.image_size
-        values["Crop Pct"] = float(values["Crop Pct"])
+            value = (self.config or {}).get(key) if source == "config" else \
+                getattr(self, key) if source == "registry" else None
+            if value is not None:
+                values[card_field.name] = value
+        if "Image Size" in values:
+            values["Image Size"] = int(values["Image Size"])
+        if "Crop Pct" in values:
+            values["Crop Pct"] = float(values["Crop Pct"])
         return values
 
 
@@ -96,7 +113,7 @@ class MeasuredModel:
         for card_field in code_fields():
             source, key = card_field.measured_from
             measurement = self.by_size.get(image_size) if card_field.per_image_size else first
-            if source == "measurement" and measurement is not None:
+            if source == "measurement" and measurement is not None and measurement[key] is not None:
                 values[card_field.name] = measurement[key]
         return {**values, **self.registered.config_values}
 
@@ -111,8 +128,8 @@ class MeasuredModel:
         stages = layout["stages"]
         return {
             "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
-            "file_size": values["File Size"], "layers": values["Layers"], "image_size": values["Image Size"],
-            "crop_pct": values["Crop Pct"], "interpolation": values["Interpolation"],
+            "file_size": values["File Size"], "layers": values.get("Layers"), "image_size": self.registered.image_size,
+            "crop_pct": values.get("Crop Pct"), "interpolation": values.get("Interpolation"),
             "blocks": [stage["blocks"] for stage in stages],
             "block": stages[0]["block"] if stages else "",
             "widths": [stage["width"] for stage in stages],
@@ -142,7 +159,9 @@ def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
     if registered.code is None:
         return None
     anchored = isinstance(claimed, str) and re.search(r"#L[0-9]+\Z", claimed) is not None
-    return f"{registered.code}#L{registered.defined_at}" if anchored and registered.defined_at else registered.code
+    if anchored and registered.defined_at and not registered.code_url:
+        return f"{registered.code}#L{registered.defined_at}"
+    return registered.code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,16 +175,25 @@ class ZooMeasurer:
 
     def __init__(self, *, package_dir: str | os.PathLike[str] | None = None,
                  cache_dir: str | os.PathLike[str] | None = None, progress: ProgressCallback | None = None,
-                 max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None):
+                 max_workers: int | None = None, limits: Limits = Limits(), stats: RunStats | None = None,
+                 zoo: str = DEFAULT_ZOO, project_dir: str | os.PathLike[str] | None = None,
+                 code_url: str | None = None, vocabulary: Mapping[str, ClassTag] | None = None):
         self.package_dir = Path(package_dir).resolve() if package_dir is not None else PACKAGE_DIR
-        self.sources = SourceTree(self.package_dir)
+        self.zoo = zoo
+        self.zoo_package = zoo_package_of(zoo)
+        self.code_url = code_url
+        self.vocabulary = dict(vocabulary or {})  # tags of classes the zoo owns, from the docs project
+        self.sources = SourceTree(zoo_folder(zoo, project_dir, self.package_dir), self.package_dir)
         self.snapshot = self.sources.snapshot()
-        self.cache = MeasurementCache(cache_dir, self.sources)
-        self.pool = WorkerPool(self.package_dir, max_workers, limits)
+        self.code_snapshot = self.sources.code_digests()
+        self.cache = MeasurementCache(cache_dir, self.sources, zoo=zoo, zoo_package=self.zoo_package)
+        arguments = ("--zoo", zoo, *(("--project", os.path.abspath(project_dir)) if project_dir is not None else ()))
+        self.pool = WorkerPool(self.package_dir, max_workers, limits, zoo=arguments)
         self.progress = progress
         self.stats = stats if stats is not None else RunStats()
         self._registry: dict[str, RegisteredModel] | None = None
         self._architecture_tags: dict[str, str] | None = None
+        self._renamed: dict[str, str] = {}
         self._looked_in_cache = False
 
     def __enter__(self) -> ZooMeasurer:
@@ -190,7 +218,9 @@ class ZooMeasurer:
         """The registry facts the cache holds for the sources as they are (looked up once)."""
         if not self._looked_in_cache:
             self._looked_in_cache = True
-            self._registry, self._architecture_tags = _registered_models(self.cache.get_registry())
+            facts = self.cache.get_registry()
+            self._registry, self._architecture_tags = self._registered_models(facts)
+            self._renamed = _renamed(facts)
             self.stats.registry_from_cache = self._registry is not None
         return self._registry
 
@@ -198,17 +228,37 @@ class ZooMeasurer:
         """Every registered model ID (raises WorkerError when the zoo cannot be imported)."""
         if self._cached_registry() is None:
             reply = self.pool.registry(self.progress)
-            facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags")}
-            self._registry, self._architecture_tags = _registered_models(facts)
+            facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags"),
+                     "renamed": reply.get("renamed") or {}}
+            self._registry, self._architecture_tags = self._registered_models(facts)
+            self._renamed = _renamed(facts)
             if self._registry is None:
                 raise WorkerError("the measuring worker sent malformed registry facts")
             if self._unchanged(reply, reply["hashes"], every_file=True):
                 self.cache.put_registry(facts, self.sources.model_sources())
         return self._registry
 
+    def renamed(self) -> dict[str, str]:
+        """{old ID: the name the zoo builds instead} (after `registry()`)."""
+        return dict(self._renamed)
+
     def architecture_tags(self) -> dict[str, str]:
-        """Every tag a card's Architecture list may name, with its definition (after `registry()`)."""
-        return dict(self._architecture_tags or {})
+        """Every tag a card's Architecture list may name, with its definition (after `registry()`); a
+        vocabulary file's tag that the zoo's classes define otherwise is a CardError."""
+        tags = dict(self._architecture_tags or {})
+        for name, entry in self.vocabulary.items():
+            if tags.get(entry.tag, entry.definition) != entry.definition:
+                raise CardError([Finding("error", "vocabulary", None, f"the tag {entry.tag!r} of {name} is defined "
+                                         "differently by a class of the zoo", hint="use the zoo's definition")])
+            tags[entry.tag] = entry.definition
+        return tags
+
+    def _with_vocabulary(self, measurement: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A measurement whose architecture tags include those the vocabulary file gives its classes."""
+        extra = {self.vocabulary[name].tag for name in measurement.get("classes", ()) if name in self.vocabulary}
+        if not extra:
+            return measurement
+        return {**measurement, "architecture": sorted({*measurement["architecture"], *extra})}
 
     def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
         """Each model measured at each of its `sizes`: {model ID: MeasuredModel}."""
@@ -258,7 +308,8 @@ class ZooMeasurer:
             if model_id in errors:
                 measured[model_id] = MeasuredModel(registered, error=errors[model_id])
                 continue
-            measured[model_id] = MeasuredModel(registered, {size: found[model_id, size] for size in sizes[model_id]})
+            measured[model_id] = MeasuredModel(registered, {size: self._with_vocabulary(found[model_id, size])
+                                                            for size in sizes[model_id]})
         return measured
 
     def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:
@@ -267,7 +318,7 @@ class ZooMeasurer:
         and the versions are those of the cache key."""
         code = reply.get("code") or {}
         if reply.get("versions") != self.cache.versions or set(code) != set(MEASUREMENT_CODE) \
-                or any(self.snapshot.get(name) != digest for name, digest in code.items()):
+                or any(self.code_snapshot.get(name) != digest for name, digest in code.items()):
             return False
         if every_file:
             expected = self.sources.model_sources()
@@ -276,7 +327,42 @@ class ZooMeasurer:
         return all(digest is not None and self.snapshot.get(name) == digest for name, digest in hashes.items())
 
 
-def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
+    def _registered_models(self, facts: Any) -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
+        return _registered_models(facts, self.zoo_package, self.code_url, self.cache.versions.get(self.zoo_package, ""))
+
+
+def _renamed(facts: Any) -> dict[str, str]:
+    renamed = facts.get("renamed") if isinstance(facts, dict) else None
+    return {str(old): str(new) for old, new in renamed.items()} if isinstance(renamed, dict) else {}
+
+
+def zoo_package_of(zoo: str) -> str:
+    """The top-level package of the zoo SOURCE; CardError for a SOURCE of the wrong form."""
+    try:
+        return zoo_package(zoo)
+    except ValueError as error:
+        raise CardError([Finding("error", "zoo", None, str(error),
+                                 hint="e.g. --zoo timm, or --zoo mypackage.zoo:ZOO (docs: Verified cards for "
+                                      "your own zoo)")]) from None
+
+
+def zoo_folder(zoo: str, project_dir: str | os.PathLike[str] | None, package_dir: Path = PACKAGE_DIR) -> Path:
+    """The folder of the zoo's package, found as the worker will import it (the folder holding the
+    engine's package `package_dir`, then the project folder, then the installed packages) without
+    importing it; CardError when there is none."""
+    package = zoo_package_of(zoo)
+    search = [os.path.abspath(project_dir)] if project_dir is not None else []
+    spec = importlib.machinery.PathFinder.find_spec(package, [str(package_dir.parent), *search, *sys.path])
+    if spec is None or not spec.submodule_search_locations:
+        raise CardError([Finding("error", "zoo", None, f"the zoo {zoo!r}: no package {package!r} in "
+                                 f"{search[0] if search else 'the installed packages'} or the installed packages",
+                                 hint="install it (for timm: pip install 'resfam[timm]'), or put the package in "
+                                      "the project folder")])
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+def _registered_models(facts: Any, package: str = "resfam", code_url: str | None = None,
+                       version: str = "") -> tuple[dict[str, RegisteredModel] | None, dict[str, str] | None]:
     """Registry facts as RegisteredModels and the architecture tags' vocabulary, or (None, None) when they
     are not well-formed (a foreign entry)."""
     if not isinstance(facts, dict) or not isinstance(facts.get("models"), dict) \
@@ -284,7 +370,7 @@ def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, d
         return None, None
     try:
         models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]),
-                                        fact.get("defined_in"), fact.get("defined_at"))
+                                        fact.get("defined_in"), fact.get("defined_at"), package, code_url, version)
                   for name, fact in facts["models"].items()}
         for model in models.values():
             _ = model.config_values  # every config field is there and of the right kind
@@ -293,7 +379,7 @@ def _registered_models(facts: Any) -> tuple[dict[str, RegisteredModel] | None, d
     return models, {str(tag): str(definition) for tag, definition in facts["architecture_tags"].items()}
 
 
-_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int, "layers": int,
+_MEASUREMENT_FIELDS = {"parameters": int, "flops": int, "activations": int, "file_size": int,
                        "image_size": int, "model_id": str, "unexpected_uncounted_ops": dict, "architecture": list,
                        "layout": dict}
 _STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
@@ -301,7 +387,8 @@ _STAGE_FIELDS = {"blocks": int, "block": str, "width": int, "inner_width": int}
 
 def _valid_measurement(value: Any, model_id: str, image_size: int) -> dict[str, Any] | None:
     """A cached measurement, if it has every field with the right type for this model and size."""
-    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS):
+    if not isinstance(value, dict) or not _well_typed(value, _MEASUREMENT_FIELDS) \
+            or not (value.get("layers") is None or _is_count(value.get("layers"))):
         return None
     if value["model_id"] != model_id or value["image_size"] != image_size:
         return None
