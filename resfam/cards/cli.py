@@ -257,6 +257,13 @@ def _pages(args: argparse.Namespace) -> int:
         args.cache_dir = os.path.join(os.path.dirname(os.path.abspath(config)), options["cache_dir"])
     args.tolerance = [f"{name}={value}" for name, value in (options.get("tolerances") or {}).items()] + args.tolerance
     args.without_card = [*(options.get("without_card") or []), *args.without_card]
+    # the zoo settings of the plugin, as the plugin takes them (paths relative to the config file)
+    if args.zoo == DEFAULT_ZOO and options.get("zoo"):
+        args.zoo = options["zoo"]
+    args.code_url = args.code_url or options.get("code_url")
+    if not args.vocabulary and options.get("vocabulary"):
+        args.vocabulary = os.path.join(os.path.dirname(os.path.abspath(config)), options["vocabulary"])
+    args.coverage = options.get("coverage") or ["*"]
     out = args.out or (shown_path(project.docs_dir) if project else None)
     if out is None:
         raise CardError([Finding("error", "DOCS", None, "no docs folder to write into: no mkdocs.yml here",
