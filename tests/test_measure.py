@@ -296,3 +296,31 @@ def test_shape_only_tracing_blocks_nest_and_the_outermost_restores_torchs_kernel
         assert meta_kernels() == ours and ours != torchs
         assert measure.count_flops(measure.build_for_counting("resnet18"), 64).method == measure.ON_SHAPES
     assert meta_kernels() == torchs
+
+
+def test_fused_attention_counts_as_the_matrix_products_it_replaces():
+    """aten::scaled_dot_product_attention (transformers) has no fvcore handle: counted as its two matrix
+    products, the same FLOPs and activations as attention written out with matmul and softmax."""
+    from fvcore.nn import FlopCountAnalysis
+
+    from resfam.cards.measure import TRACE_HANDLES
+
+    class Attention(torch.nn.Module):
+        def __init__(self, fused: bool):
+            super().__init__()
+            self.fused = fused
+
+        def forward(self, x):
+            q, k, v = x, x * 2, x[..., :6]
+            if self.fused:
+                return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            return (q @ k.transpose(-2, -1) / 8 ** 0.5).softmax(dim=-1) @ v
+
+    x = torch.randn(2, 3, 16, 8)
+    counts = {}
+    for fused in (True, False):
+        analysis = FlopCountAnalysis(Attention(fused), x).set_op_handle(**TRACE_HANDLES)
+        counts[fused] = analysis.by_operator()
+        assert "aten::scaled_dot_product_attention" not in analysis.unsupported_ops()
+    assert counts[True]["flops"] == counts[False]["flops"] == 2 * 3 * 16 * 16 * (8 + 6)
+    assert counts[True]["activations"] == counts[False]["activations"] == 2 * 3 * 16 * 6 + 2 * 3 * 16 * 16

@@ -36,6 +36,7 @@ import contextlib
 import copy
 import functools
 import logging
+import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +49,7 @@ from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACTIVATION_HANDLES
 from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
 from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
+from fvcore.nn.jit_handles import get_shape
 
 from resfam.cards.architecture import tag_evidence
 from resfam.cards.meta_kernels import shape_only_tracing
@@ -313,6 +315,25 @@ if not set(ACTIVATION_HANDLES) <= set(FLOP_HANDLES):
     raise ImportError("this fvcore counts activations of operators it has no FLOP handle for: "
                       f"{sorted(set(ACTIVATION_HANDLES) - set(FLOP_HANDLES))}; resfam expects fvcore 0.1.5")
 TRACE_HANDLES = {op: _flops_and_activations(handle, ACTIVATION_HANDLES.get(op)) for op, handle in FLOP_HANDLES.items()}
+
+
+def _attention_flops(inputs: Any, outputs: Any) -> int:
+    """aten::scaled_dot_product_attention, which fvcore 0.1.5 has no handle for: its two matrix products
+    (query by key, weights by value), counted as fvcore counts aten::matmul, one multiply-add a FLOP."""
+    query, key, value = (get_shape(inputs[index]) for index in range(3))
+    return math.prod(query[:-2]) * query[-2] * key[-2] * (query[-1] + value[-1])
+
+
+def _attention_activations(inputs: Any, outputs: Any) -> int:
+    """The outputs of the same two products, as fvcore counts a matmul's: the attention weights and the
+    result."""
+    query, key = get_shape(inputs[0]), get_shape(inputs[1])
+    return math.prod(query[:-1]) * key[-2] + math.prod(get_shape(outputs[0]))
+
+
+# fused attention (transformers): counted like the matrix products it replaces, not left out
+TRACE_HANDLES["aten::scaled_dot_product_attention"] = _flops_and_activations(_attention_flops,
+                                                                             _attention_activations)
 
 
 @contextlib.contextmanager
