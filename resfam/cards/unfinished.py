@@ -1,8 +1,8 @@
 """What makes a card unfinished, so that the strict checks (`verify --strict`, `mkdocs build --strict`)
 do not publish it: a placeholder that `resfam-cards new` writes and nobody replaced, a model that states
-no accuracy (no `Results`), a collection named by its slug (`wide-resnet`) where readers expect a name
-(`Wide ResNet`; a card that names no collection is shown under its family, and is not flagged). Each is
-a strict warning at its line, saying what to write.
+no accuracy (no `Results`) though it names its weights, a collection named by its slug (`wide-resnet`)
+where readers expect a name (`Wide ResNet`; a card that names no collection is shown under its family,
+and is not flagged). Each is a strict warning at its line, saying what to write.
 """
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def unfinished_findings(card: Card) -> list[Finding]:
                      strict=True)
              for number, line in enumerate(lines, 1) if PLACEHOLDER in line]
     for model in card.models:
-        if not model.raw.get("Results"):
+        # published weights come with their accuracy; a model without weights (a zoo's untrained
+        # example) has none to state
+        if model.weights is not None and not model.raw.get("Results"):
             found.append(Finding(
                 "warning", card.path, model.line, f"{model.name} states no accuracy: the entry has no Results",
                 hint="add its ImageNet Top 1 and Top 5 Accuracy under Results (docs/adding-a-model.md, step 2)",
