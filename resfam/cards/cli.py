@@ -663,8 +663,7 @@ def _parser() -> argparse.ArgumentParser:
                                help="the site's config file, whose nav, site_url and resfam plugin settings the pages "
                                     "follow (default: mkdocs.yml, when there is one)")
     pages_command.add_argument("--strict", action="store_true",
-                               help="a figure the prose writes out instead of citing the measurement fails too, as in "
-                                    "mkdocs build --strict")
+                               help="every warning fails too (nothing written), as in mkdocs build --strict")
     pages_command.add_argument("--watch", action="store_true",
                                help="keep the pages up to date as templates and model files change, showing problems "
                                     "on the pages (for zensical serve)")
