@@ -31,20 +31,22 @@ def measure_here(model_id: str, image_size: int | None = None, *, out: TextIO | 
     if image_size is not None and not 0 < image_size <= MAX_IMAGE_SIZE:
         raise CardError([Finding("error", "--image-size", None, f"{image_size} is not an image size",
                                  hint=f"a number of pixels from 1 to {MAX_IMAGE_SIZE}")])
+    from . import measure  # torch and fvcore, before the zoo
+    from .worker import _RelativePaths
+    from .zoos import DEFAULT_ZOO, load_zoo
+
+    zoo = load_zoo(DEFAULT_ZOO)  # the zoo loaded as the worker loads it; it records where each model is defined
     from resfam import registry
 
-    from . import measure  # torch and fvcore, before the zoo: watching the zoo's import does not watch theirs
-    from .worker import _import_zoo, _RelativePaths, registered_config  # the zoo loaded as the worker loads it
-
-    registrations = _import_zoo(PACKAGE_DIR, _RelativePaths(PACKAGE_DIR))
     try:
-        entry = registry.get_model_entry(model_id)
-    except registry.UnknownModelError as error:
+        registry.get_model_entry(model_id)
+    except registry.UnknownModelError as error:  # its message names the closest IDs
         raise CardError([Finding("error", "ID", None, str(error),
                                  hint="the registered models are listed by: python -m resfam")]) from None
-    site = registrations.get(model_id)
-    registered = RegisteredModel(model_id, entry.family, registered_config(entry.config), (),
-                                 site.module_file if site else None, site.module_line if site else None)
+    site = zoo.defined_at(model_id)
+    defined_in = _RelativePaths(PACKAGE_DIR).of_file(site[0]) if site else None
+    registered = RegisteredModel(model_id, zoo.family(model_id), zoo.default_config(model_id), (),
+                                 defined_in, site[1] if defined_in else None)
     size = image_size or registered.image_size
     seconds: dict[str, float] = {}
 
