@@ -562,7 +562,7 @@ def _parser() -> argparse.ArgumentParser:
                              f"(default: {format_size(DEFAULT_MEMORY)})")
     common.add_argument("--zoo", default=DEFAULT_ZOO, metavar="SOURCE",
                         help="where the models come from: resfam (default), timm, or package.module:attribute "
-                             "(an object of your own package; one in the project folder is found there)")
+                             "(an object of your own package; a package of the project is found there)")
     common.add_argument("--code-url", metavar="TEMPLATE",
                         help="Code: as a URL made of {path}, {line} and {version} (a zoo outside the repository), "
                              "e.g. https://github.com/huggingface/pytorch-image-models/blob/v{version}/{path}#L{line}")
