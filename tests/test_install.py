@@ -22,10 +22,11 @@ import pytest
 import torch
 from PIL import Image
 from sitebuild import REPO, network_attempts, offline_env
-from test_snippets import CODE_BLOCK, snippets_for
+from test_snippets import SNIPPETS, TEMPLATES, snippets_for
 
 import resfam
 from resfam.cards import card_context, parse_card
+from resfam.cards.runner import page_blocks
 
 pytestmark = pytest.mark.slow  # a fresh virtual environment with torch in it
 
@@ -56,7 +57,7 @@ def fresh_venv(root: Path) -> Path:
 def test_the_snippets_run_after_the_documented_install_and_print_labels(tmp_path):
     python = fresh_venv(tmp_path)
     model = card_context(parse_card(CARD))["model_name"]
-    script = "\n".join(CODE_BLOCK.findall(snippets_for(CARD)))
+    script = "\n".join(block.code for block in page_blocks(snippets_for(CARD), str(SNIPPETS), TEMPLATES))
     assert model == "resnet18" and f'resfam.create_model("{model}", pretrained=True)' in script
     work = tmp_path / "work"
     work.mkdir()

@@ -12,7 +12,8 @@ from pathlib import Path
 import resfam
 
 PACKAGE = Path(resfam.__file__).parent
-CARDS_EXTRA = {"fvcore", "jinja2", "pyyaml", "mkdocs", "mkdocs-material"}  # distribution names
+# distribution names; numpy and Pillow: the code blocks of the cards run in the build (a sample photo)
+CARDS_EXTRA = {"fvcore", "jinja2", "pyyaml", "mkdocs", "mkdocs-material", "numpy", "pillow"}
 CARDS_EXTRA_MODULES = {"fvcore", "jinja2", "yaml", "mkdocs", "material"}  # what they install
 
 

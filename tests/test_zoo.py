@@ -285,7 +285,7 @@ def test_the_reference_script_without_timm_says_so_and_writes_nothing(tmp_path):
     output = tmp_path / "reference.json"
     done = run_make_reference("--output", output, block_timm=True)
     assert done.returncode == 2
-    assert "timm is not installed" in done.stderr and "pip install timm" in done.stderr
+    assert "timm is not installed" in done.stderr and "bash scripts/install.sh timm" in done.stderr
     assert "Traceback" not in done.stderr
     assert not output.exists()
 
