@@ -184,9 +184,10 @@ def test_every_subcommand_has_path_options_and_options_about_files_say_so():
     must have a path metavar, or it would be left out."""
     assert {"verify", "sync", "new", "list", "export"} <= {command for command, _ in path_options()}
     assert ("verify", "json") in path_options() and ("export", "out") in path_options()
+    # a {path} field of a URL template is not a path
     unnamed = [(name, action.dest) for name, parser in subcommands().items() for action in parser._actions
                if action.nargs != 0 and not action.choices and not takes_path(action) and action.help
-               and re.search(r"(?<!{)\b(files?|folders?|director(y|ies)|paths?)\b(?!})", action.help)]  # not a {path} field
+               and re.search(r"(?<!{)\b(files?|folders?|director(y|ies)|paths?)\b(?!})", action.help)]
     assert unnamed == [], "give these options a path metavar (FILE, DIR, PATH, OUT, DOCS): the walker tries those"
 
 
