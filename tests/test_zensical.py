@@ -32,6 +32,7 @@ class PageData(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.tables: list[tuple[str | None, list[list[tuple[str, tuple[str, ...]]]]]] = []
         self.heading_ids: list[str] = []
+        self.links: list[str] = []  # every link target of the page, in order
         self._heading: str | None = None
         self._cell: list[str] | None = None
         self._links: list[str] = []
@@ -50,7 +51,9 @@ class PageData(HTMLParser):
             self.tables[-1][1].append(self._row)
         elif tag in ("td", "th"):
             self._cell, self._links = [], []
-        elif tag == "a" and self._cell is not None:
+        if tag == "a":
+            self.links.append(attributes.get("href") or "")
+        if tag == "a" and self._cell is not None:
             self._links += [attributes.get("href") or "", attributes.get("title") or ""]
 
     def handle_endtag(self, tag):
@@ -98,14 +101,15 @@ def test_zensical_builds_every_card_page_with_the_content_of_the_mkdocs_build(tm
         ours, theirs = page_data(zensical_site, page), page_data(mkdocs.site, page)
         assert ours.tables == theirs.tables, page
         assert ours.tables and all(rows for _, rows in ours.tables), page
-    for family in FAMILIES:  # every model's section, with its table of figures, checks and code link
-        data = page_data(zensical_site, f"models/{family}")
-        tables = dict(data.tables)
-        for model in (entry.name for entry in parse_card(REPO / "templates" / "models" / f"{family}.md").models):
-            rows = {row[0][0]: row for row in tables[model]}
-            assert rows["Parameters"][2][0].startswith("✓ verified"), (family, model)
-            assert rows["Code"][1][1][0].startswith("https://github.com/resfam/resfam/blob/main/resfam/models/")
-            assert rows["Architecture"][1][0], (family, model)
+    for family in FAMILIES:  # every model: its row of the comparison table, its section, its code link
+        data, theirs = page_data(zensical_site, f"models/{family}"), page_data(mkdocs.site, f"models/{family}")
+        rows = {row[0][0]: row for row in data.tables[0][1][1:]}
+        code_links, their_code_links = ([link for link in page.links if link.startswith(
+            "https://github.com/resfam/resfam/blob/main/resfam/models/")] for page in (data, theirs))
+        models = [entry.name for entry in parse_card(REPO / "templates" / "models" / f"{family}.md").models]
+        for model in models:
+            assert rows[model][1][0].endswith("✓"), (family, model, rows[model])  # Parameters, verified
+        assert len(code_links) == len(models) and code_links == their_code_links, family
     # the generated files stay out of git's way and out of the site's own sources
     assert not (zensical_site / ".resfam").exists()
 
