@@ -319,7 +319,7 @@ SYNCED = ("Layers", "Parameters", "FLOPs", "Activations", "File Size", "Architec
 ENTRY_LEVEL = ("Weights", "Code")
 # Tags of the vocabulary that some of MODELS lack: what a wrong Architecture list claims
 OTHER_TAGS = ("Softmax", "Grouped Convolution", "Split Attention", "Blur Pooling", "Average Pooling", "Residual Block")
-SNIPPETS = "```python\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
+SNIPPETS = "```python\nimport resfam\n\nmodel = resfam.create_model('{{ model_name }}')\n```\n"
 
 
 def cards_command(*args: str) -> tuple[int, str, str]:
