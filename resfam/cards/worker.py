@@ -253,7 +253,7 @@ class _Server:
         started = time.perf_counter()
         self.current_step = None
         try:
-            outcomes, files = runner.serve_run(blocks, self.step, describe)
+            outcomes, files = runner.serve_run(blocks, self.step, describe, self.zoo)
         except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - setting up the run failed: the page's first block
             return {"op": "failed", "model": page, **self.failure(error)}
         used = {relative for relative in map(self.relative.of_file, files)
