@@ -227,7 +227,9 @@ class _Server:
         if request.get("op") == "registry":
             hashes = self.cache_module.SourceTree(self.zoo_dir, self.package_dir).snapshot()
             return {"op": "registry", "models": self.registry_facts(), "architecture_tags": self.architecture_tags,
-                    "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes, **self.provenance()}
+                    "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes,
+                    "every_model_needs_a_card": getattr(self.zoo, "every_model_needs_a_card", False) is True,
+                    **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
             return dict(reply, **self.provenance())
