@@ -370,7 +370,7 @@ def run_code(pages: Mapping[str, list[CodeBlock]], zoo: ZooMeasurer) -> tuple[Co
     runs = CodeRuns()
     findings: dict[str, list[Finding]] = {}
     versions = code_versions(zoo.cache.versions)
-    code = {name: zoo.sources.digest(name) for name in RUNNER_CODE}
+    code = {name: zoo.sources.engine.digest(name) for name in RUNNER_CODE}  # resfam's, whatever the zoo
     jobs = []
     for page, blocks in pages.items():
         runnable = [block for block in blocks if block.run]

@@ -260,7 +260,7 @@ class _Server:
             return {"op": "failed", "model": page, **self.failure(error)}
         used = {relative for relative in map(self.relative.of_file, files)
                 if relative is not None and not relative.startswith(self.cache_module.CARDS_FOLDER)}
-        tree = self.cache_module.SourceTree(self.package_dir)
+        tree = self.cache_module.SourceTree(self.zoo_dir, self.package_dir)  # the zoo's files, as the parent's
         return {"op": "ran", "model": page, "blocks": outcomes,
                 "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(used))},
                 "seconds": time.perf_counter() - started}
