@@ -74,6 +74,12 @@ def test_the_timm_example_builds_strict(built):
         "https://github.com/huggingface/pytorch-image-models/blob/v1.0.31/timm/models/efficientnet.py#L2106"
     page = (project / "site" / "models" / "densenet" / "index.html").read_text(encoding="utf-8")
     assert "not checked with this zoo" in page and "timm.create_model(ID)" in page
+    # each card's `timm.create_model(..., pretrained=True)` ran, offline, on a stand-in of the Hub's file
+    for family in ("efficientnet", "mobilenetv3", "regnet", "densenet", "convnext", "vision-transformer"):
+        page = (project / "site" / "models" / family / "index.html").read_text(encoding="utf-8")
+        assert "ran in this build" in page, family
+    # timm's published accuracy (results/results-imagenet.csv), carried over as reported
+    assert models["vit_base_patch16_224"]["figures"]["Top 1 Accuracy"]["value"] == 85.108
 
 
 @pytest.mark.parametrize(("card", "old", "new", "message"), [
@@ -105,6 +111,13 @@ def test_coverage_asks_a_card_only_of_the_selected_ids(built):
     assert done.returncode == 1, done.stdout
     drifts = [line for line in done.stdout.splitlines() if "is registered but on no card" in line]
     assert len(drifts) == 1 and "efficientnet_b4 (family efficientnet)" in drifts[0]
+
+
+def test_without_coverage_patterns_the_timm_zoo_asks_no_card_of_its_other_models(built):
+    project, env, _ = built
+    done = run([str(TIMM_BIN / "resfam-cards"), "verify", *OPTIONS], project, env)
+    assert done.returncode == 0, done.stdout
+    assert "is registered but on no card" not in done.stdout
 
 
 def test_an_old_timm_name_is_resolved_and_the_card_told_which_to_write(built):

@@ -263,7 +263,7 @@ def _pages(args: argparse.Namespace) -> int:
     args.code_url = args.code_url or options.get("code_url")
     if not args.vocabulary and options.get("vocabulary"):
         args.vocabulary = os.path.join(os.path.dirname(os.path.abspath(config)), options["vocabulary"])
-    args.coverage = options.get("coverage") or ["*"]
+    args.coverage = options.get("coverage") or None
     out = args.out or (shown_path(project.docs_dir) if project else None)
     if out is None:
         raise CardError([Finding("error", "DOCS", None, "no docs folder to write into: no mkdocs.yml here",
@@ -431,7 +431,7 @@ def _run_verify(args: argparse.Namespace) -> Report:
     return verify(args.paths or None, templates_dir=args.templates, tolerances=tolerances,
                   cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=_progress(args),
                   max_workers=args.workers, limits=limits, without_card=args.without_card, zoo=args.zoo,
-                  code_url=args.code_url, coverage=getattr(args, "coverage", None) or ["*"],
+                  code_url=args.code_url, coverage=getattr(args, "coverage", None) or None,
                   vocabulary=args.vocabulary)
 
 
@@ -580,7 +580,7 @@ def _parser() -> argparse.ArgumentParser:
                                "fails on any other model that no card lists")
     checking.add_argument("--coverage", action="append", default=[], metavar="PATTERN",
                           help="a full run asks a card only of the model IDs these shell-style patterns match "
-                               "(repeatable; default: every model)")
+                               "(repeatable; default: the zoo's: every model of resfam, none of timm or your own zoo)")
 
     parser = argparse.ArgumentParser(prog="resfam-cards", description=__doc__.splitlines()[0])
     parser.set_defaults(default_templates="templates")

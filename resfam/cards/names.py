@@ -1,7 +1,7 @@
 """Names on a card page that point into the zoo: each must exist where the page says it is.
 
 - A model ID a code block passes to the zoo's API (the first argument of `create_model`,
-  `get_model_entry`, `get_model_config`: `CodeZoo.ID_FUNCTIONS`) is registered.
+  `get_model_entry`, `get_model_config`: `ID_FUNCTIONS`) is registered.
 - A model ID the prose writes in inline code is registered. What counts as a model ID
   (`looks_like_model_id`; the rule is written down in docs/measurement.md): one lowercase word of
   letters, digits and underscores with at least one digit, that either begins like a registered ID
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .findings import Finding
 from .model_index import LINE_BREAK, Card
-from .runner import CodeBlock, CodeZoo
+from .runner import CodeBlock
 
 _INLINE_CODE = re.compile(r"(?<!`)(?P<ticks>`+)(?!`)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)")
 # not prose: fenced code, HTML comments (the model-index), Jinja (a name cited through a variable)
@@ -37,6 +37,7 @@ _ID_SHAPE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _CAMEL = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+")
 _DOTTED = re.compile(r"(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?:\(.*\))?")
 _PATH = re.compile(r"(?P<path>[\w.-]+(?:/[\w.-]+)+)(?:#L(?P<line>\d+))?")
+ID_FUNCTIONS = ("create_model", "get_model_entry", "get_model_config")  # the zoo API that takes a model ID first
 _CLOSE = 0.8  # difflib ratio: a word this close to a registered ID is a model ID (a misspelt one)
 _REGISTRY_HINT = "the registered models are listed by: python -m resfam"
 
@@ -78,7 +79,7 @@ def check_code_names(blocks: Sequence[CodeBlock], registered: Sequence[str]) -> 
             if not isinstance(node, ast.Call):
                 continue
             function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
-            if function not in CodeZoo.ID_FUNCTIONS:
+            if function not in ID_FUNCTIONS:
                 continue
             arguments = node.args[:1] + [keyword.value for keyword in node.keywords if keyword.arg == "model_name"]
             for argument in arguments:

@@ -15,7 +15,8 @@
           memory_limit: 4 GiB        # per measuring process
           zoo: resfam                # or timm, or package.module:attribute (docs: Verified cards for your own zoo)
           code_url: null             # `Code:` as a URL of {path}, {line}, {version}: a zoo outside the repository
-          coverage: ["*"]            # a build asks a card only of the model IDs these patterns match
+          coverage: ["*"]            # a build asks a card only of the model IDs these patterns match;
+                                     # default: every model of resfam, none of timm or your own zoo
           vocabulary: null           # a file of architecture tags for classes the zoo owns (vocabulary.py)
 
 A thin layer: `verify` (the engine) parses, renders, measures and compares every card; `site` turns
@@ -90,7 +91,7 @@ class ResfamConfig(base.Config):
     benchmark = c.Optional(c.Type(str))  # a `resfam-cards bench` file, shown on the overview (never re-run)
     zoo = c.Type(str, default=DEFAULT_ZOO)  # zoos.py: resfam, timm or package.module:attribute
     code_url = c.Optional(c.Type(str))
-    coverage = c.ListOfItems(c.Type(str), default=["*"])
+    coverage = c.ListOfItems(c.Type(str), default=[])  # empty: the zoo's default (verify.py)
     vocabulary = c.Optional(c.Type(str))  # relative to mkdocs.yml
 
 
@@ -181,7 +182,7 @@ class ResfamPlugin(BasePlugin[ResfamConfig]):
                             cache_dir=self.cache_dir, use_cache=self.config.cache,
                             progress=_log_progress, max_workers=self.config.workers, limits=self.limits,
                             without_card=self.config.without_card, zoo=self.config.zoo,
-                            code_url=self.config.code_url, coverage=self.config.coverage,
+                            code_url=self.config.code_url, coverage=self.config.coverage or None,
                             vocabulary=self.vocabulary)
         except CardError as error:  # bad input that is no single card's (e.g. a tolerance setting)
             raise PluginError(f"resfam: cannot verify the cards:\n{error}") from None

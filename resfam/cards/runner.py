@@ -10,7 +10,8 @@ writes itself) runs, in page order, in one namespace per page:
   (nothing a block writes lands in the project), the network refused;
 - with the zoo's real API, registry and loading code. The one thing replaced is the download: a
   checkpoint the code asks for is stood in by a file of that model's own layout (its state_dict,
-  deterministically filled), written where the download would land (`CodeZoo`).
+  deterministically filled, in the format asked for), written where the download would land; the
+  worker's zoo says how (`stand_in_downloads` of the zoo interface, zoos.py).
 
 A block that must not run (shell commands, an output sample, deliberately partial code) is marked by
 the HTML comment `<!-- no-run -->` (or `<!-- no-run: why -->`) on the line before its fence; it is
@@ -23,15 +24,11 @@ Cached like measurements (`cache.MeasurementCache`, kind "code"): a block's entr
 the text of the page's earlier blocks, the versions (Python, torch, fvcore, resfam, numpy, Pillow) and
 the runner's own code, and trusted while every resfam source file the run used (every file whose code
 ran, and what those import) has the hash it had. A page whose blocks are all cached starts no worker.
-
-What the runner needs from a model zoo is `CodeZoo`: the IDs, a model built without weights, a
-stand-in checkpoint for an ID, and where that zoo's download is intercepted.
 """
 from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import re
 import shutil
@@ -46,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .findings import Finding
+from .zoos import ResfamZoo
 
 if TYPE_CHECKING:
     from .zoo import ZooMeasurer
@@ -54,7 +52,7 @@ NO_RUN = re.compile(r"^[ \t]*<!--\s*no-run\b(?P<reason>.*?)-->[ \t]*$")
 NO_RUN_MARKER = "<!-- no-run -->"
 PYTHON_INFO = frozenset(("python", "py", "python3"))
 SAMPLE_IMAGE = "image.jpg"
-RUNNER_CODE = ("cards/runner.py", "cards/worker.py")  # the code whose change re-runs every block
+RUNNER_CODE = ("cards/runner.py", "cards/worker.py", "cards/zoos.py")  # the code whose change re-runs every block
 MAX_OUTPUT = 20_000  # characters of a block's printed output kept
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*?)[ \t]*$")
 _INCLUDE = re.compile(r"\{%-?\s*include\s+(['\"])(?P<name>[^'\"]+)\1.*?-?%\}")
@@ -187,85 +185,6 @@ def _previous_text_line(lines: Sequence[str], fence_line: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# What the runner needs from a zoo
-
-
-class CodeZoo:
-    """The resfam zoo as the runner uses it: the one place that knows how to build a model, how to
-    stand in its checkpoint, and where the zoo's download is intercepted (torch.hub's
-    `download_url_to_file`, which `resfam.hub` reaches through `torch.hub.load_state_dict_from_url`)."""
-
-    ID_FUNCTIONS = ("create_model", "get_model_entry", "get_model_config")  # take a model ID first (names.py)
-
-    def model_ids(self) -> list[str]:
-        from resfam.registry import list_models
-
-        return list_models()
-
-    def build(self, model_id: str):
-        """The model, built without weight initialisation (the stand-in fills every tensor)."""
-        from .measure import build_for_counting
-
-        return build_for_counting(model_id)
-
-    def model_of_checkpoint(self, url: str) -> str | None:
-        """The model whose registered weights are at `url`, or None."""
-        from resfam.registry import get_model_entry
-
-        return next((model_id for model_id in self.model_ids() if get_model_entry(model_id).config.url == url), None)
-
-    def write_stand_in(self, model_id: str, destination: str) -> None:
-        """A checkpoint of `model_id`'s own layout at `destination` (atomically): its state_dict, every
-        floating tensor filled from one seeded generator, so that its outputs are finite and fixed."""
-        import torch
-
-        state = self.build(model_id).state_dict()
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for key in sorted(state):
-                tensor, leaf = state[key], key.rsplit(".", 1)[-1]
-                if not tensor.is_floating_point():
-                    continue
-                if leaf in ("running_mean", "bias"):
-                    tensor.zero_()
-                elif leaf == "running_var" or tensor.dim() == 1:  # and the norm layers' weights
-                    tensor.fill_(1.0)
-                else:
-                    tensor.normal_(0.0, math.sqrt(1.0 / max(1, tensor[0].numel())), generator=generator)
-        folder = os.path.dirname(destination) or "."
-        os.makedirs(folder, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix="stand-in-", suffix=".pth", dir=folder)
-        os.close(descriptor)
-        try:
-            torch.save(state, temporary)
-            os.replace(temporary, destination)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-
-    @contextlib.contextmanager
-    def downloads_stood_in(self) -> Iterator[None]:
-        """Inside the block, a download of a registered checkpoint writes its stand-in where the file
-        would land (torch.hub's hash check is for the published file: the stand-in is not it); any
-        other download is refused."""
-        import torch.hub
-
-        def stand_in(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
-            model_id = self.model_of_checkpoint(url)
-            if model_id is None:
-                raise OSError(f"downloads are refused while a card's code runs in the build: {url}")
-            self.write_stand_in(model_id, dst)
-
-        original = torch.hub.download_url_to_file
-        torch.hub.download_url_to_file = stand_in
-        try:
-            yield
-        finally:
-            torch.hub.download_url_to_file = original
-
-
-# ---------------------------------------------------------------------------------------------
 # Running a page's blocks (in the worker; the tests use it in their own process)
 
 
@@ -295,14 +214,15 @@ def _refused(*args: Any, **kwargs: Any) -> Any:
 
 class CodeRun:
     """One page's run: a temporary working folder with the sample photo, HOME and TORCH_HOME inside it,
-    the network refused, downloads stood in by `zoo`, one namespace; `run(index, code)` runs a block.
-    Everything is put back on leaving; `used_files` are the source files whose code ran."""
+    the network refused, downloads stood in by `zoo` (a loaded zoo, zoos.py; resfam's by default), one
+    namespace; `run(index, code)` runs a block. Everything is put back on leaving; `used_files` are the
+    source files whose code ran."""
 
     _SOCKET = ((socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "create_connection"),
                (socket, "getaddrinfo"))
 
-    def __init__(self, zoo: CodeZoo | None = None):
-        self.zoo = zoo or CodeZoo()
+    def __init__(self, zoo: Any = None):
+        self.zoo = zoo if zoo is not None else ResfamZoo()
         self.namespace: dict[str, Any] = {"__name__": "__main__"}
         self.used_files: set[str] = set()
         self._stack = contextlib.ExitStack()
@@ -321,7 +241,9 @@ class CodeRun:
         for owner, name in self._SOCKET:
             stack.callback(setattr, owner, name, getattr(owner, name))
             setattr(owner, name, _refused)
-        stack.enter_context(self.zoo.downloads_stood_in())
+        stand_in_downloads = getattr(self.zoo, "stand_in_downloads", None)  # a zoo may leave it out
+        if callable(stand_in_downloads):
+            stack.enter_context(stand_in_downloads(home))
         _sample_image(os.path.join(self.folder, SAMPLE_IMAGE))
         import torch
 
@@ -448,7 +370,7 @@ def run_code(pages: Mapping[str, list[CodeBlock]], zoo: ZooMeasurer) -> tuple[Co
     runs = CodeRuns()
     findings: dict[str, list[Finding]] = {}
     versions = code_versions(zoo.cache.versions)
-    code = {name: zoo.sources.digest(name) for name in RUNNER_CODE}
+    code = {name: zoo.sources.engine.digest(name) for name in RUNNER_CODE}  # resfam's, whatever the zoo
     jobs = []
     for page, blocks in pages.items():
         runnable = [block for block in blocks if block.run]
@@ -556,12 +478,13 @@ def summary(runs: CodeRuns) -> str | None:
 
 
 def serve_run(blocks: Sequence[str], step: Callable[[str], contextlib.AbstractContextManager],
-              describe: Callable[[BaseException], dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
-    """The worker's side of a `RunJob`: run `blocks` in order in one `CodeRun`, each as a step (bounded
-    in time), up to the first failure; the outcomes and the files whose code ran. `describe` says what
-    a failure was: {"cause": "time", "memory" or "error", "error": its message}."""
+              describe: Callable[[BaseException], dict[str, Any]], zoo: Any) -> tuple[list[dict[str, Any]], set[str]]:
+    """The worker's side of a `RunJob`: run `blocks` in order in one `CodeRun` with the worker's loaded
+    `zoo`, each as a step (bounded in time), up to the first failure; the outcomes and the files whose
+    code ran. `describe` says what a failure was: {"cause": "time", "memory" or "error", "error": its
+    message}."""
     outcomes = []
-    with CodeRun() as run:
+    with CodeRun(zoo) as run:
         for index, code in enumerate(blocks):
             with step(block_step(index)):
                 outcome = run.run(index, code)

@@ -150,7 +150,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
            without_card: Iterable[str] | None = None,
            zoo: str = DEFAULT_ZOO,
            code_url: str | None = None,
-           coverage: Iterable[str] = ("*",),
+           coverage: Iterable[str] | None = None,
            vocabulary: str | os.PathLike[str] | None = None) -> Report:
     """Verify the card templates `paths` (default: every `templates_dir/models/*.md`).
 
@@ -171,7 +171,9 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
     zoo: the zoo SOURCE the models come from (`zoos`: resfam, timm, package.module:attribute; a package
         of the project folder, the one holding `templates_dir`, is found there).
     code_url: `Code:` as a URL, a template of {path}, {line} and {version} (a zoo outside the repository).
-    coverage: shell-style patterns: a full run's coverage check asks a card only of the IDs they match.
+    coverage: shell-style patterns: a full run's coverage check asks a card only of the IDs they match;
+        None: the zoo's default (every model of a zoo whose `every_model_needs_a_card` is true, resfam's;
+        none of another).
     vocabulary: a file of architecture tags for classes the zoo owns (`vocabulary.py`).
 
     Raises CardError for bad arguments (an unknown or negative tolerance, no card templates found);
@@ -191,7 +193,7 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
         results = [_read_card(path, templates_dir) for path in card_paths]
         measured = _check_against_code(results, measurer, tolerances)
         coverage_findings = [] if paths or without_card is None else \
-            _check_coverage(results, measurer, templates_dir, list(without_card), list(coverage))
+            _check_coverage(results, measurer, templates_dir, list(without_card), coverage)
         architecture_tags = measurer.architecture_tags()
         versions = dict(measurer.cache.versions)
         # rendered after measuring: the prose cites the same measurement as the tables
@@ -546,7 +548,7 @@ def format_percent(value: float | None) -> str:
 
 
 def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: Path,
-                    without_card: list[str], patterns: list[str]) -> list[Finding]:
+                    without_card: list[str], patterns: Iterable[str] | None) -> list[Finding]:
     """A registered model that `patterns` select, that no card names and that is not left out on
     purpose is a drift of the card its family's template would hold; an opt-out that names no
     registered model is an error."""
@@ -556,6 +558,7 @@ def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: 
         registry = zoo.registry()
     except WorkerError:
         return []  # every card already says the zoo cannot be loaded
+    patterns = list(patterns) if patterns is not None else zoo.default_coverage()
     on_cards = {model.model_id for result in results if result.card is not None for model in result.card.models}
     findings = []
     for model_id in without_card:

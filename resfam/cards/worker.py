@@ -227,7 +227,9 @@ class _Server:
         if request.get("op") == "registry":
             hashes = self.cache_module.SourceTree(self.zoo_dir, self.package_dir).snapshot()
             return {"op": "registry", "models": self.registry_facts(), "architecture_tags": self.architecture_tags,
-                    "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes, **self.provenance()}
+                    "renamed": self.fact(self.zoo, "renamed_models") or {}, "hashes": hashes,
+                    "every_model_needs_a_card": getattr(self.zoo, "every_model_needs_a_card", False) is True,
+                    **self.provenance()}
         if request.get("op") == "measure":
             reply = self.measure(request["model"], request.get("kwargs") or {}, list(request["image_sizes"]))
             return dict(reply, **self.provenance())
@@ -253,12 +255,12 @@ class _Server:
         started = time.perf_counter()
         self.current_step = None
         try:
-            outcomes, files = runner.serve_run(blocks, self.step, describe)
+            outcomes, files = runner.serve_run(blocks, self.step, describe, self.zoo)
         except (Exception, _StepTimeUp) as error:  # noqa: BLE001 - setting up the run failed: the page's first block
             return {"op": "failed", "model": page, **self.failure(error)}
         used = {relative for relative in map(self.relative.of_file, files)
                 if relative is not None and not relative.startswith(self.cache_module.CARDS_FOLDER)}
-        tree = self.cache_module.SourceTree(self.package_dir)
+        tree = self.cache_module.SourceTree(self.zoo_dir, self.package_dir)  # the zoo's files, as the parent's
         return {"op": "ran", "model": page, "blocks": outcomes,
                 "sources": {f: tree.digest(f) for f in sorted(self.imports.closure(used))},
                 "seconds": time.perf_counter() - started}

@@ -194,6 +194,7 @@ class ZooMeasurer:
         self._registry: dict[str, RegisteredModel] | None = None
         self._architecture_tags: dict[str, str] | None = None
         self._renamed: dict[str, str] = {}
+        self._needs_cards = False  # the zoo's every_model_needs_a_card
         self._looked_in_cache = False
 
     def __enter__(self) -> ZooMeasurer:
@@ -221,6 +222,7 @@ class ZooMeasurer:
             facts = self.cache.get_registry()
             self._registry, self._architecture_tags = self._registered_models(facts)
             self._renamed = _renamed(facts)
+            self._needs_cards = self._registry is not None and facts["every_model_needs_a_card"]
             self.stats.registry_from_cache = self._registry is not None
         return self._registry
 
@@ -229,14 +231,22 @@ class ZooMeasurer:
         if self._cached_registry() is None:
             reply = self.pool.registry(self.progress)
             facts = {"models": reply.get("models"), "architecture_tags": reply.get("architecture_tags"),
-                     "renamed": reply.get("renamed") or {}}
+                     "renamed": reply.get("renamed") or {},
+                     "every_model_needs_a_card": reply.get("every_model_needs_a_card")}
             self._registry, self._architecture_tags = self._registered_models(facts)
             self._renamed = _renamed(facts)
             if self._registry is None:
                 raise WorkerError("the measuring worker sent malformed registry facts")
+            self._needs_cards = facts["every_model_needs_a_card"]
             if self._unchanged(reply, reply["hashes"], every_file=True):
                 self.cache.put_registry(facts, self.sources.model_sources())
         return self._registry
+
+    def default_coverage(self) -> list[str]:
+        """The coverage patterns when the settings give none: every model when the zoo says each needs a
+        card (resfam), else none (a zoo of 1,000+ models: only the IDs the settings select)."""
+        self.registry()
+        return ["*"] if self._needs_cards else []
 
     def renamed(self) -> dict[str, str]:
         """{old ID: the name the zoo builds instead} (after `registry()`)."""
@@ -366,7 +376,8 @@ def _registered_models(facts: Any, package: str = "resfam", code_url: str | None
     """Registry facts as RegisteredModels and the architecture tags' vocabulary, or (None, None) when they
     are not well-formed (a foreign entry)."""
     if not isinstance(facts, dict) or not isinstance(facts.get("models"), dict) \
-            or not isinstance(facts.get("architecture_tags"), dict):
+            or not isinstance(facts.get("architecture_tags"), dict) \
+            or not isinstance(facts.get("every_model_needs_a_card"), bool):
         return None, None
     try:
         models = {name: RegisteredModel(name, fact["family"], fact["config"], tuple(fact["sources"]),

@@ -24,6 +24,15 @@ need that fact are then "not checked with this zoo", on the page and in models.j
                                 (the worker adds what the model imports while it is built)
     renamed_models()            {old ID: the name the zoo builds instead}: a card that writes an old
                                 name is told which to write
+    every_model_needs_a_card    an attribute: True asks a full verification for a card of every
+                                registered model (coverage "*", resfam); left out or False, only of
+                                the IDs the `coverage` setting selects (none by default: timm's 1,000+)
+    model_of_checkpoint(WHERE)  the model whose published weights are at WHERE (a URL, a Hub repository)
+    stand_in_downloads(FOLDER)  a context manager in which the zoo's download of a checkpoint writes a
+                                stand-in of the model's own layout instead (`write_stand_in`, into
+                                FOLDER or where the download would land) and any other is refused:
+                                what a card's code blocks run inside (cards/runner.py); by default
+                                nothing is intercepted
 
 `Zoo` is the base class with those defaults; `ResfamZoo` and `TimmZoo` are two implementations. The
 engine has no branch on which zoo it runs: what a zoo gives is what it checks. docs/architecture.md
@@ -31,13 +40,16 @@ describes the pipeline. This module runs in the measuring worker only (it import
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
+import math
 import os
 import sys
+import tempfile
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 DEFAULT_ZOO = "resfam"
@@ -72,11 +84,21 @@ class Zoo:
     def renamed_models(self) -> dict[str, str] | None:
         return None
 
+    every_model_needs_a_card = False
+
+    def model_of_checkpoint(self, location: str) -> str | None:
+        return None
+
+    def stand_in_downloads(self, folder: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
 
 class ResfamZoo(Zoo):
-    """resfam's registry: every fact of the interface."""
+    """resfam's registry: every fact of the interface. Its checkpoints are downloaded by torch.hub's
+    `download_url_to_file`, which `resfam.hub` reaches through `torch.hub.load_state_dict_from_url`."""
 
     package = "resfam"
+    every_model_needs_a_card = True
 
     def __init__(self) -> None:
         from resfam import registry
@@ -109,6 +131,16 @@ class ResfamZoo(Zoo):
         """The files on the way to `register_model` and those of the modules its builder refers to."""
         entry = self.registry.get_model_entry(model_id)
         return [*entry.via, *files_of_modules(referenced_modules(entry.builder))]
+
+    def model_of_checkpoint(self, location: str) -> str | None:
+        """The model whose registered weights are at the URL `location`, or None."""
+        return next((model_id for model_id in self.list_models()
+                     if self.registry.get_model_entry(model_id).config.url == location), None)
+
+    def stand_in_downloads(self, folder: str) -> contextlib.AbstractContextManager[None]:
+        import torch.hub
+
+        return replaced((torch.hub, "download_url_to_file", url_stand_in(self)))
 
 
 class TimmZoo(Zoo):
@@ -157,6 +189,33 @@ class TimmZoo(Zoo):
     def renamed_models(self) -> dict[str, str]:
         """timm's deprecated names and what timm builds for each (a name with a weights tag)."""
         return {old: new for old, new in self.registry._deprecated_models.items() if new}
+
+    def model_of_checkpoint(self, location: str) -> str | None:
+        """The model whose pretrained weights (any tag's) timm loads from `location`: a Hugging Face
+        Hub repository (`timm/convnext_atto.d2_in1k`) or a URL."""
+        for config in self.registry._model_pretrained_cfgs.values():
+            if location in ((config.hf_hub_id or "").split("@")[0], config.url):
+                return config.architecture
+        return None
+
+    def stand_in_downloads(self, folder: str) -> contextlib.AbstractContextManager[None]:
+        """timm downloads weights with `hf_hub_download` (as timm/models/_hub.py imports it: the file
+        name timm asks for says the format, safetensors or a pickled state_dict), else with torch.hub's
+        `download_url_to_file` (also as _hub.py imports it); timm's own loading code then reads the file."""
+        import torch.hub
+        from timm.models import _hub
+
+        def from_hub(repo_id: str, filename: str, *args: Any, cache_dir: str | None = None, **kwargs: Any) -> str:
+            model_id = self.model_of_checkpoint(repo_id)
+            if model_id is None or not filename.endswith((".safetensors", ".bin", ".pth", ".pth.tar")):
+                raise OSError(f"downloads are refused while a card's code runs in the build: {repo_id}/{filename}")
+            path = os.path.join(cache_dir or os.path.join(folder, "huggingface"), *repo_id.split("/"), filename)
+            write_stand_in(build_bare(self, model_id), path)
+            return path
+
+        from_url = url_stand_in(self)
+        return replaced((_hub, "hf_hub_download", from_hub), (_hub, "download_url_to_file", from_url),
+                        (torch.hub, "download_url_to_file", from_url))
 
 
 _BUILT_IN = {"resfam": ResfamZoo, "timm": TimmZoo}
@@ -212,6 +271,81 @@ def fact(zoo: Any, name: str, *args: Any) -> Any:
     """`zoo.name(*args)`, or None when the zoo does not implement it: the fact is not known."""
     method = getattr(zoo, name, None)
     return method(*args) if callable(method) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-in checkpoints: what a card's code loads in the build instead of the published weights
+
+
+def build_bare(zoo: Any, model_id: str) -> Any:
+    """The zoo's model, built without weight initialisation (the stand-in fills every tensor)."""
+    from .measure import build_for_counting
+
+    return build_for_counting(model_id, create=zoo.create_model)
+
+
+def write_stand_in(model: Any, destination: str) -> None:
+    """A checkpoint of `model`'s own layout at `destination` (atomically): its state_dict, every
+    floating tensor filled from one seeded generator, so that its outputs are finite and fixed; in
+    safetensors format when the file name ends in .safetensors, else saved by `torch.save`."""
+    import torch
+
+    state = model.state_dict()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for key in sorted(state):
+            tensor, leaf = state[key], key.rsplit(".", 1)[-1]
+            if not tensor.is_floating_point():
+                continue
+            if leaf in ("running_mean", "bias"):
+                tensor.zero_()
+            elif leaf == "running_var" or tensor.dim() == 1:  # and the norm layers' weights
+                tensor.fill_(1.0)
+            else:
+                tensor.normal_(0.0, math.sqrt(1.0 / max(1, tensor[0].numel())), generator=generator)
+    folder = os.path.dirname(destination) or "."
+    os.makedirs(folder, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix="stand-in-", suffix=".pth", dir=folder)
+    os.close(descriptor)
+    try:
+        if destination.endswith(".safetensors"):
+            from safetensors.torch import save_file
+
+            save_file({key: tensor.contiguous() for key, tensor in state.items()}, temporary)
+        else:
+            torch.save(state, temporary)
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def url_stand_in(zoo: Any) -> Callable[..., None]:
+    """A replacement of torch.hub's `download_url_to_file` that writes, for the URL of a model's weights,
+    its stand-in where the file would land (torch.hub's hash check is for the published file: the
+    stand-in is not it), and refuses any other URL."""
+
+    def download_url_to_file(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
+        model_id = zoo.model_of_checkpoint(url)
+        if model_id is None:
+            raise OSError(f"downloads are refused while a card's code runs in the build: {url}")
+        write_stand_in(build_bare(zoo, model_id), dst)
+
+    return download_url_to_file
+
+
+@contextlib.contextmanager
+def replaced(*replacements: tuple[Any, str, Any]) -> Iterator[None]:
+    """Each (owner, attribute, value) set inside the block, and put back on leaving."""
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in replacements]
+    try:
+        for owner, name, value in replacements:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in reversed(originals):
+            setattr(owner, name, value)
 
 
 # ---------------------------------------------------------------------------------------------
