@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from resfam.cards import CardError, apply_edits, model_index, parse_card, plan_sync
 from resfam.cards.cli import main
 from resfam.cards.model_index import INTERPOLATIONS
+from resfam.cards.unfinished import display_name
 
 pytestmark = pytest.mark.slow  # thousands of generated cards
 
@@ -435,7 +436,8 @@ def measured_cards(draw, family: str, zoo: dict, fill: bool):
             finals = {field: finals.get(field, truth[field]) for field in SYNCED}
         expected[name] = finals
         comment = draw(st.sampled_from(["", "  # measured"]))
-        entry = {"Name": [f"Name: {name}"], "In Collection": [f"In Collection: {family}"],
+        # a finished card (named collection, accuracies), so that the strict checks have nothing to say
+        entry = {"Name": [f"Name: {name}"], "In Collection": [f"In Collection: {display_name(family)}"],
                  "Results": ["Results:", f"{seq}- Task: Image Classification", f"{seq}  Dataset: ImageNet",
                              f"{seq}  Metrics:", f"{seq}    Top 1 Accuracy: 70.1%"]}
         for field, written in entry_level.items():
@@ -444,8 +446,7 @@ def measured_cards(draw, family: str, zoo: dict, fill: bool):
             entry["Metadata"] = ["Metadata: {" + ", ".join(f"{field}: {value}" for field, value in metadata) + "}"]
         elif metadata or draw(st.booleans()):
             entry["Metadata"] = ["Metadata:"] + [f"{pad}{field}: {value}{comment}" for field, value in metadata]
-        order = ["Name"] + [k for k in draw(st.permutations(sorted(entry))) if k != "Name" and
-                            (k != "Results" or draw(st.booleans()))]
+        order = ["Name"] + [k for k in draw(st.permutations(sorted(entry))) if k != "Name"]
         written = [line for k in order for line in entry[k]]
         lines += [f"{seq}-{' ' * (indent - 1)}{written[0]}"] + [f"{key}{line}" for line in written[1:]]
     newline = draw(st.sampled_from(["\n", "\r\n"]))
