@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from resfam.cards.bench import read_benchmark, zoo_code_hash
+from resfam.cards.bench import check_output, read_benchmark, zoo_code_hash
 from resfam.cards.catalog import model_catalog
 from resfam.cards.cli import main
 from resfam.cards.findings import CardError
@@ -68,3 +68,18 @@ def test_an_unknown_model_and_a_damaged_file_are_named(tmp_path, capsys):
     with pytest.raises(CardError) as raised:
         read_benchmark(damaged)
     assert "not a resfam benchmark file" in str(raised.value.findings[0].format())
+
+
+def test_a_file_bench_did_not_write_is_never_replaced(tmp_path, capsys, monkeypatch, benchmark_file):
+    """Another JSON file, or any file in the project's docs/, is left byte for byte; an earlier benchmark
+    file may be replaced (checked by its own reader)."""
+    foreign = tmp_path / "other.json"
+    foreign.write_text('{"a": 1}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    schema = tmp_path / "docs" / "models.schema.json"
+    schema.write_text("{}\n", encoding="utf-8")
+    for target, said in ((foreign, "resfam-cards bench did not write"), (schema, "project's source folder docs/")):
+        assert main(["bench", "resnet18", "--output", str(target), "-q"]) == 2
+        assert said in capsys.readouterr().err and target.read_bytes() in (b'{"a": 1}\n', b"{}\n")
+    check_output(benchmark_file)  # an earlier benchmark file: may be replaced

@@ -116,15 +116,29 @@ def write_benchmark(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 
 def check_output(path: str | os.PathLike[str]) -> None:
-    """CardError when `path` cannot be the benchmark file: a folder, or in a folder that does not exist."""
+    """CardError when `path` cannot be the benchmark file: a folder, in a folder that does not exist, in
+    the project's source folders (outputs.py), or a file there already that is not a benchmark file
+    (an earlier benchmark file is replaced; anything else is left as it is)."""
+    from .outputs import inside_project
+    from .verify import shown_path
+
     target = Path(path)
+    folder = inside_project(target, "templates")
     problem = ("is a folder" if target.is_dir()
                else f"is in a folder that does not exist ({target.parent})" if not target.parent.is_dir()
-               else "is not a .json file" if target.suffix != ".json" else None)
+               else "is not a .json file" if target.suffix != ".json"
+               else f"is in the project's source folder {shown_path(folder)}/" if folder is not None
+               else None)
+    if problem is None and os.path.lexists(target):
+        try:
+            read_benchmark(target)
+        except CardError:
+            problem = "is a file that resfam-cards bench did not write; it was left as it is"
     if problem:
         raise CardError([Finding("error", str(path), None, f"the benchmark file {problem}",
-                                 hint="give the path of a .json file in an existing folder, e.g. "
-                                      "--output docs/benchmark.json")])
+                                 hint="give the path of a new .json file (or an earlier benchmark file) in an "
+                                      "existing folder outside templates/, docs/ and resfam/, e.g. "
+                                      "--output benchmark.json")])
 
 
 @dataclass(frozen=True)
