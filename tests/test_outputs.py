@@ -316,3 +316,18 @@ def test_new_writes_its_card_at_once_and_never_over_a_file(project, shared_cache
     assert "docs/models/resnest.md: error: will not write a card template into the project's docs/ folder" \
         in capsys.readouterr().err
     assert not (project / "docs" / "models").exists()
+
+
+def test_an_earlier_export_of_another_zoo_is_recognised_as_ours(tmp_path):
+    """The Hub README names the zoo's package as its library (timm, a user's own): its `resfam` block is
+    the export's mark, so exporting again replaces it without --force; a README without the block is not."""
+    from resfam.cards.outputs import export_problems
+
+    out = tmp_path / "hub"
+    for name, header in (("vit_tiny_patch16_224", "library_name: timm\nresfam:\n  id: vit_tiny_patch16_224\n"),
+                         ("hand_written", "library_name: timm\n")):
+        (out / name).mkdir(parents=True)
+        (out / name / "README.md").write_text(f"---\n{header}---\n\n# {name}\n", encoding="utf-8")
+    problems = export_problems(str(out), ["vit_tiny_patch16_224", "hand_written"], ("README.md",), "templates",
+                               force=False)
+    assert [finding.path for finding in problems] == [str(out / "hand_written" / "README.md")]

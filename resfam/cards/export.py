@@ -35,6 +35,7 @@ from .pages import CardPage, insert_before_first, strip_model_index, zoo_package
 from .render import card_context, render_template
 from .sync import write_atomic
 from .verify import CardResult, Report, templates_dir_for
+from .zoos import loaded_as
 
 LIBRARY_NAME = "resfam"
 PIPELINE_TAG = "image-classification"
@@ -116,7 +117,7 @@ def _readme(model: CatalogModel, result: CardResult, templates_dir: Path, licens
     zoo = zoo_package_of(versions)
     what = "from resfam, the ResNet family of image classifiers in PyTorch" if zoo == LIBRARY_NAME else f"of {zoo}"
     lead = (f"# {model.name}\n\n`{model.model_id}` is a {model.collection} image classifier {what} "
-            f"(`{zoo}.create_model(\"{model.model_id}\", pretrained=True)`). The verified figures below were "
+            f"({loaded_as(zoo, model.model_id)}). The verified figures below were "
             f"measured from {zoo}'s code ({measured_with}) and match its model card; the accuracies are reported "
             "with the weights.\n")
     body = _card_text(result, templates_dir, model.model_id)

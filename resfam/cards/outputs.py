@@ -140,8 +140,9 @@ def _exported(readme: Path) -> bool:
         header = yaml.safe_load(text[4:text.index("\n---\n")])
     except yaml.YAMLError:
         return False
+    # the library is the zoo's package (resfam, timm, a user's own): the `resfam` block is the export's own
     ours = isinstance(header, dict) and isinstance(header.get("resfam"), dict)
-    return ours and header.get("library_name") == "resfam" and header["resfam"].get("id") is not None
+    return ours and isinstance(header.get("library_name"), str) and header["resfam"].get("id") is not None
 
 
 def _json_of(path: str) -> object | None:

@@ -252,6 +252,14 @@ def built_as(package: str) -> str:
     return _BUILT_AS.get(package, f"the {package} zoo's `create_model(ID)`")
 
 
+def loaded_as(package: str, model_id: str) -> str:
+    """How a reader loads the model with its weights, where the zoo's API for it is known (resfam's and
+    timm's, whose snippets the build runs); else how the zoo builds it, nothing more."""
+    if package in _BUILT_AS:
+        return f'`{package}.create_model("{model_id}", pretrained=True)`'
+    return f"the {package} zoo's `create_model(\"{model_id}\")`"
+
+
 def split_source(source: str) -> tuple[str, str]:
     """('package.module', 'attribute') of a `package.module:attribute` SOURCE; ValueError otherwise."""
     module_name, _, attribute = source.partition(":")
