@@ -65,7 +65,7 @@ from .limits import (
 )
 from .measure_one import measure_here
 from .model_index import ModelClaims, parse_card
-from .outputs import cache_dir_problems, export_problems, inside_project, report_file_problems
+from .outputs import cache_dir_problems, export_problems, inside_project, pages_folder_problems, report_file_problems
 from .pages import with_prefix
 from .pool import WorkerError
 from .report import format_github, format_report, json_text, summary_line, write_json
@@ -268,7 +268,7 @@ def _pages(args: argparse.Namespace) -> int:
     if out is None:
         raise CardError([Finding("error", "DOCS", None, "no docs folder to write into: no mkdocs.yml here",
                                  hint="give the folder, e.g. resfam-cards pages docs, or --config FILE")])
-    _check_docs_folder(out, args.templates)
+    _refuse(pages_folder_problems(out, args.templates))
     if not args.interval > 0:
         raise CardError([Finding("error", "--interval", None, f"must be a number of seconds above 0, got "
                                                               f"{args.interval:g}", hint="leave it out for 0.5")])
@@ -312,20 +312,6 @@ def _write_pages(files: list, out: str) -> None:
     print(f"{out}: {len(result.written)} file(s) written, {len(result.unchanged)} unchanged, "
           f"{len(result.removed)} removed" + "".join(f"\n  removed {path}" for path in result.removed),
           file=sys.stderr, flush=True)
-
-
-def _check_docs_folder(out: str, templates: str) -> None:
-    """Refuse a DOCS that is a file, or inside one of the project's source folders other than its docs
-    folder (the templates, which the pages are made from, or the package)."""
-    problem = None
-    folder = inside_project(out, templates)
-    if os.path.exists(out) and not os.path.isdir(out):
-        problem = "is a file, not a folder"
-    elif folder is not None and folder.name != "docs":  # docs/ is where the pages belong
-        problem = f"is inside the project's source folder {shown_path(folder)}/, not the site's docs folder"
-    if problem:
-        raise CardError([Finding("error", out, None, f"cannot write the pages here: {problem}",
-                                 hint="give the docs folder of the site, e.g. resfam-cards pages docs")])
 
 
 def _measure(args: argparse.Namespace) -> int:

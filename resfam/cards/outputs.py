@@ -128,6 +128,22 @@ def cache_dir_problems(cache_dir: str | os.PathLike[str], option: str, templates
     return [Finding("error", shown, None, f"{option}: this is {what}; nothing was written to it", hint=hint)]
 
 
+def pages_folder_problems(out: str, templates_dir: str) -> list[Finding]:
+    """Why `resfam-cards pages` may not write into `out` (empty: it may): a file, or a folder inside one of
+    the project's source folders other than its docs folder (the templates, which the pages are made from,
+    or the package)."""
+    problem = None
+    folder = inside_project(out, templates_dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        problem = "is a file, not a folder"
+    elif folder is not None and folder.name != "docs":  # docs/ is where the pages belong
+        problem = f"is inside the project's source folder {shown_path(folder)}/, not the site's docs folder"
+    if problem is None:
+        return []
+    return [Finding("error", out, None, f"cannot write the pages here: {problem}",
+                    hint="give the docs folder of the site, e.g. resfam-cards pages docs")]
+
+
 def _exported(readme: Path) -> bool:
     """Whether `readme` is a Hub card exported by resfam-cards (its metadata says so)."""
     try:
