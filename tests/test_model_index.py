@@ -92,7 +92,7 @@ def test_the_committed_cards_are_parsed_by_libyaml(monkeypatch):
     def python_parser(source):
         raise AssertionError("parsed by PyYAML's parser")
 
-    monkeypatch.setattr(model_index, "_CheckingLoader", python_parser)
+    monkeypatch.setattr(model_index, "CheckingLoader", python_parser)
     templates = Path(__file__).parent.parent / "templates" / "models"
     for path in sorted(templates.glob("*.md")):
         assert parse_card(str(path)).models

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import BY_NAME, FIELDS
-from .model_index import percentage_value
+from .kinds import percentage_value
 from .pages import NOT_CHECKED, REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_facts
 
 CATALOG_FORMAT = 1

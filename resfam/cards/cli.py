@@ -51,6 +51,7 @@ from typing import Any
 
 from .bench import DEFAULT_BATCH, DEFAULT_RUNS, DEFAULT_THREADS, bench, check_output, write_benchmark
 from .cache import PACKAGE_DIR, default_cache_dir, installed_versions
+from .claims import ModelClaims
 from .export import EXPORTED_FILES, hub_folders, write_folders
 from .fields import REPORTED, TOLERANCE, fields_where
 from .findings import CardError, Finding
@@ -64,7 +65,7 @@ from .limits import (
     format_size,
 )
 from .measure_one import measure_here
-from .model_index import ModelClaims, parse_card
+from .model_index import parse_card
 from .outputs import cache_dir_problems, export_problems, inside_project, pages_folder_problems, report_file_problems
 from .pages import with_prefix
 from .pool import WorkerError

@@ -29,8 +29,8 @@ import yaml
 
 from ..config import LICENSE_NOT_STATED
 from .catalog import CatalogModel, model_catalog
+from .claims import Card
 from .findings import CardError, Finding
-from .model_index import Card
 from .pages import CardPage, insert_before_first, strip_model_index, zoo_package_of
 from .render import card_context, render_template
 from .sync import write_atomic

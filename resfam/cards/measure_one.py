@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from .cache import PACKAGE_DIR
 from .fields import FIELDS, TAGS
 from .findings import CardError, Finding
-from .model_index import MAX_IMAGE_SIZE
+from .kinds import MAX_IMAGE_SIZE
 from .zoo import MeasuredModel, RegisteredModel
 
 

@@ -25,8 +25,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .card_file import LINE_BREAK
+from .claims import Card
 from .findings import Finding
-from .model_index import LINE_BREAK, Card
 from .runner import CodeBlock
 
 _INLINE_CODE = re.compile(r"(?<!`)(?P<ticks>`+)(?!`)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)")

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .card_file import find_blocks
+from .claims import Card, ModelClaims
 from .fields import (
     BY_NAME,
     CODE,
@@ -39,7 +41,8 @@ from .fields import (
     fields_where,
 )
 from .findings import Finding
-from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
+from .kinds import percentage_value
+from .model_index import family_of
 from .runner import CodeBlock, mark_ran
 from .zoos import built_as
 

@@ -26,8 +26,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .card_file import LINE_BREAK
+from .claims import Card
 from .findings import Finding
-from .model_index import LINE_BREAK, Card
 
 _NUMBER = r"(?<![\w.,])(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\w.]*\d)"
 _SCALE = r"(?:[ \t]?(?P<scale>[kKMGT]|thousand|million|billion)(?![A-Za-z]))?"

@@ -70,9 +70,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from .claims import Card
 from .findings import CardError, Finding
 from .limits import leave_interrupts_to_parent, limit_memory, pump, time_limit, wait_for
-from .model_index import Card
 
 MAX_REPEAT_LENGTH = 1_000_000  # 'x' * n and [..] * n beyond this many items are refused
 MAX_EXPONENT = 1_000  # 10 ** 10 ** 10 would never finish

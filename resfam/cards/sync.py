@@ -28,19 +28,12 @@ from typing import Any
 
 import yaml
 
-from .fields import BY_NAME, DEFAULT_IMAGE_SIZE, ENTRY, METADATA, synced_fields
+from .card_file import LINE_BREAK
+from .claims import Card, Claim, InsertionPoint, ModelClaims
+from .fields import BY_NAME, DEFAULT_IMAGE_SIZE, ENTRY, INTERPOLATIONS, METADATA, synced_fields
 from .findings import CardError, Finding
-from .model_index import (
-    INTERPOLATIONS,
-    LINE_BREAK,
-    MAX_IMAGE_SIZE,
-    SANITY_LIMIT,
-    Card,
-    Claim,
-    InsertionPoint,
-    ModelClaims,
-    parse_card,
-)
+from .kinds import MAX_IMAGE_SIZE, SANITY_LIMIT
+from .model_index import parse_card
 from .verify import MEASURED_FIELDS, CardResult, claimed_image_size
 from .zoo import code_claim
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from ..registry import FAMILY_SLUG
+from .claims import Card
 from .findings import Finding
-from .model_index import Card
 
 PLACEHOLDER = "TODO:"  # how `resfam-cards new` marks the text left to write
 

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from .cache import default_cache_dir
+from .claims import Card, Claim, ModelClaims
 from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
 from .findings import CardError, Finding
 from .limits import Limits
-from .model_index import Card, Claim, ModelClaims, parse_card
+from .model_index import parse_card
 from .names import check_code_names, check_prose_names
 from .pool import WorkerError
 from .prose import literal_figures
