@@ -9,13 +9,11 @@ status (`pages.Figure.status`), its unit and the convention it is measured or re
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import BY_NAME, FIELDS
-from .kinds import percentage_value
+from .fields import BY_NAME, FIELDS, kind_of
 from .pages import NOT_CHECKED, REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_facts
 
 CATALOG_FORMAT = 1
@@ -26,8 +24,6 @@ REPORTED_CONVENTION = "reported with the weights by their publishers on {dataset
 STATED_CONVENTION = "stated on the card; not checked by the build"
 NOT_CHECKED_CONVENTION = "stated on the card; not checked with this zoo, which gives no fact for it"
 
-_INTEGER = re.compile(r"[0-9]+\Z")
-_DECIMAL = re.compile(r"[0-9]*\.[0-9]+\Z")
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ def model_catalog(pages: Sequence[CardPage]) -> list[CatalogModel]:
     for page in pages:
         for facts in model_facts(page):
             dataset = page.card.model(facts.name).results_dataset or "an unnamed dataset"
-            figures = {name: CatalogFigure(plain_value(figure.value), figure.status, UNITS.get(name),
+            figures = {name: CatalogFigure(kind_of(name).plain(figure.value), figure.status, UNITS.get(name),
                                            _convention(name, figure.status, dataset),
                                            figure.finding.measured if figure.status in ("verified", "drift")
                                            else None)
@@ -86,18 +82,6 @@ def _convention(field: str, status: str, dataset: str) -> str:
     if field in REPORTED_FIELDS:  # an accuracy, or a publisher's statement recorded in the registry
         return BY_NAME[field].how or REPORTED_CONVENTION.format(dataset=dataset)
     return STATED_CONVENTION
-
-
-def plain_value(value: Any) -> Any:
-    """A card's value as plain data: '224' -> 224, '0.875' -> 0.875, '80.53%' -> 80.53; other text as is."""
-    if isinstance(value, str):
-        if _INTEGER.match(value):
-            return int(value)
-        if _DECIMAL.match(value):
-            return float(value)
-        percent = percentage_value(value)
-        return percent if percent is not None else value
-    return value
 
 
 def models_json(models: Sequence[CatalogModel], card_urls: Mapping[str, str],

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import BY_NAME, ENTRY, METADATA, METRICS
+from .fields import BY_NAME, ENTRY, FIELDS, METADATA, METRICS
 from .findings import Finding
 
 
@@ -56,14 +56,13 @@ class ModelClaims:
 
     name: the entry's `Name`; line: the line of its `Name`.
     id: the Metadata `ID` (the registry name of the model), or None when the entry has none.
-    fields: every scalar of the entry's Metadata except `ID`, keyed by its card name ('Parameters',
-        'FLOPs', 'Activations', 'File Size', 'Layers', 'Image Size', 'Crop Pct', 'Interpolation', 'Epochs',
-        ...), unknown keys included, and the `Architecture` list (a Claim whose value is the list of tags and
-        whose span covers the whole list). Other lists (Tasks, ...) are only in `raw`.
-    weights: the model-level `Weights` URL, or None.
-    code: the model-level `Code` path, or None.
-    results: the metrics of the ImageNet result (the first result when none names ImageNet), e.g.
-        'Top 1 Accuracy', 'Top 5 Accuracy'; results_dataset: that result's Dataset, if it names one.
+    fields: every scalar of the entry's Metadata except `ID`, keyed by its card name (the fields of the
+        table at place METADATA, unknown keys included), and each list the table keeps as one claim (the
+        `Architecture` tags: a Claim whose value is the list and whose span covers the whole list). Other
+        lists (Tasks, ...) are only in `raw`.
+    entry: the fields written as keys of the entry itself (place ENTRY: `Weights`, `Code`), by name.
+    results: the metrics of the ImageNet result (the first result when none names ImageNet), e.g. the top-1
+        and top-5 accuracies; results_dataset: that result's Dataset, if it names one.
     metadata_line: line of the `Metadata` key, or None when the entry has no Metadata.
     raw: the whole entry as plain data, unknown keys included.
     metadata_insert: where a missing Metadata field is inserted (None when there is no Metadata).
@@ -74,8 +73,7 @@ class ModelClaims:
     line: int
     id: Claim | None = None
     fields: dict[str, Claim] = field(default_factory=dict)
-    weights: Claim | None = None
-    code: Claim | None = None
+    entry: dict[str, Claim] = field(default_factory=dict)
     results: dict[str, Claim] = field(default_factory=dict)
     results_dataset: str | None = None
     metadata_line: int | None = None
@@ -92,12 +90,12 @@ class ModelClaims:
         """What the entry states for the field `name`, wherever the table of fields puts it."""
         place = BY_NAME[name].place if name in BY_NAME else METADATA
         if place == ENTRY:
-            return {"Weights": self.weights, "Code": self.code}.get(name)
+            return self.entry.get(name)
         return (self.results if place == METRICS else self.fields).get(name)
 
     def claims(self) -> dict[str, Claim]:
-        """Every field the entry states: Metadata, entry-level and ImageNet metrics."""
-        entry = {name: claim for name, claim in (("Weights", self.weights), ("Code", self.code)) if claim}
+        """Every field the entry states: Metadata, ImageNet metrics and entry-level (in table order)."""
+        entry = {field.name: self.entry[field.name] for field in FIELDS if field.name in self.entry}
         return {**self.fields, **self.results, **entry}
 
 

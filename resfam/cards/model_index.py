@@ -47,9 +47,9 @@ import yaml
 
 from .card_file import MAX_CARD_BYTES, IndexBlock, Lines, find_blocks, read_card_text, too_big
 from .claims import Card, Claim, InsertionPoint, ModelClaims
-from .fields import BY_NAME, ENTRY, FIELDS, METADATA, fields_where
+from .fields import BY_NAME, ENTRY, FIELDS, IDENTITY, METADATA, fields_where
 from .findings import CardError, Finding
-from .kinds import FIELD_CHECKS, FIELD_HINTS, check_percentage, check_text, check_url, is_import_path
+from .kinds import PERCENTAGE, is_import_path
 from .yaml_nodes import (
     MAX_DEPTH,
     CheckingLoader,
@@ -72,10 +72,11 @@ _TOO_DEEP_HINT = "a model-index needs only Models > entry > Metadata/Results > v
 
 # The keys of a model entry's Metadata, and which of them hold lists (the table of fields, `fields`).
 KNOWN_METADATA_KEYS = frozenset(field.name for field in fields_where(place=METADATA))
-LIST_FIELDS = tuple(field.name for field in FIELDS if field.kind in ("texts", "tags"))
+ENTRY_FIELDS = tuple(field.name for field in fields_where(place=ENTRY))  # keys of the entry itself (Weights, ...)
+LIST_FIELDS = tuple(field.name for field in FIELDS if field.kind.listed)
 KNOWN_MODEL_KEYS = frozenset(
     ("Name", "In Collection", "Metadata", "Results", "Paper", "README", "Config", "Image", "Description")
-    + tuple(field.name for field in fields_where(place=ENTRY))
+    + ENTRY_FIELDS
 )
 KNOWN_TOP_KEYS = frozenset(("Type", "Collections", "Models"))
 KNOWN_COLLECTION_KEYS = frozenset(("Name", "Paper", "Metadata", "Code", "README", "Description"))
@@ -415,10 +416,10 @@ class _CardParser:
             elif key == "Metadata":
                 model.metadata_line = self.line_of(key_node)
                 self.read_metadata(model, key_node, value)
-            elif key == "Weights":
-                model.weights = self.check_field(model, "Weights", value, check_url)
-            elif key == "Code":
-                model.code = self.check_field(model, "Code", value, check_text)
+            elif key in ENTRY_FIELDS:
+                claim = self.check_field(model, key, value, BY_NAME[key].kind.check)
+                if claim is not None:
+                    model.entry[key] = claim
             elif key == "Results":
                 self.read_results(model, value)
             elif key in ("In Collection", "README", "Description"):
@@ -428,10 +429,10 @@ class _CardParser:
             elif key not in KNOWN_MODEL_KEYS:
                 self.unknown_key(key_node, key, KNOWN_MODEL_KEYS, name, **where)
         metadata = model.raw.get("Metadata")
-        has_id = isinstance(metadata, dict) and "ID" in metadata  # (a bad ID is reported on its own)
+        has_id = isinstance(metadata, dict) and IDENTITY.name in metadata  # (a bad ID is reported on its own)
         if not has_id and is_import_path(name):  # without an ID, the Name is the registry name
-            self.error(model.line, f"{name}: an entry without an 'ID' names its model by its 'Name', which must "
-                                   "be the model's registered name, not an import path",
+            self.error(model.line, f"{name}: an entry without an '{IDENTITY.name}' names its model by its 'Name', "
+                                   "which must be the model's registered name, not an import path",
                        hint="a card names a model only through the resfam registry: add 'ID: <registered name>' "
                             "under 'Metadata' (resfam.list_models() lists the names)", **where)
         return model
@@ -448,9 +449,9 @@ class _CardParser:
             return
         model.metadata_insert = self.insertion_point(node)
         for key, key_node, value in self.entries(node, f"the Metadata of {model.name}"):
-            check = FIELD_CHECKS.get(key)
+            check = BY_NAME[key].kind.check if key in BY_NAME else None
             if key in LIST_FIELDS:
-                if self.check_text_list(model, key, value) and BY_NAME[key].kind == "tags":
+                if self.check_text_list(model, key, value) and BY_NAME[key].kind.list_claim:
                     model.fields[key] = Claim(value=[scalar(item) for item in value.value], line=self.line_of(value),
                                               span=(self.offset + value.start_mark.index,
                                                     self.offset + content_end(value)),
@@ -467,7 +468,7 @@ class _CardParser:
                                hint=self.hint_for(key, "write one value"), model=model.name, field=key)
                 continue
             claim = self.check_field(model, key, value, check)
-            if key == "ID":
+            if key == IDENTITY.name:
                 model.id = claim
             elif claim is not None:
                 model.fields[key] = claim
@@ -513,7 +514,7 @@ class _CardParser:
                                                 f"{node_kind(value)}",
                            hint="write a number or a percentage", model=model.name, field=key)
                 continue
-            check = check_percentage if "accuracy" in key.lower() else None
+            check = PERCENTAGE.check if "accuracy" in key.lower() else None
             claim = self.check_field(model, key, value, check)
             if claim is not None:
                 metrics[key] = claim
@@ -549,7 +550,8 @@ class _CardParser:
         return claim
 
     def hint_for(self, key: str, default: str) -> str:
-        return FIELD_HINTS.get(key, default).format(path=self.path)
+        hint = BY_NAME[key].hint if key in BY_NAME else ""
+        return (hint or default).format(path=self.path)
 
     def unknown_key(self, key_node: yaml.Node, key: str, known: frozenset, where: str, **extra: Any) -> None:
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)

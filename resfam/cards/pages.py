@@ -28,20 +28,23 @@ from .card_file import find_blocks
 from .claims import Card, ModelClaims
 from .fields import (
     BY_NAME,
+    CHART_X,
+    CHART_Y,
     CODE,
     DEFAULT_IMAGE_SIZE,
-    EXACT,
     FIELDS,
+    IDENTITY,
+    IMAGE_SIZE_FIELD,
     REPORTED,
-    SOURCE,
     TAGS,
     TOLERANCE,
     CardField,
     columns,
     fields_where,
+    kind_of,
 )
 from .findings import Finding
-from .kinds import percentage_value
+from .kinds import markdown_text as _md
 from .model_index import family_of
 from .runner import CodeBlock, mark_ran
 from .zoos import built_as
@@ -139,16 +142,14 @@ class ModelFacts:
         figure = self.figures.get(field)
         if figure is None:
             return None
-        if field in REPORTED_FIELDS:
-            return percentage_value(figure.value)
         try:
-            return float(figure.value)
+            return float(kind_of(field).number(figure.value))
         except (TypeError, ValueError):
             return None
 
     @property
     def image_size(self) -> int:
-        size = self.number("Image Size")
+        size = self.number(IMAGE_SIZE_FIELD.name)
         return int(size) if size else DEFAULT_IMAGE_SIZE
 
 
@@ -174,7 +175,7 @@ def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
         finding = findings.get((model.name, name))
         if name in claims:
             figures[name] = Figure(name, claims[name].value, finding)
-        elif measured.get(name) is not None and name != "ID":
+        elif measured.get(name) is not None and name != IDENTITY.name:
             figures[name] = Figure(name, measured[name], finding, measured_only=True)
     return ModelFacts(model.name, figures, model.model_id)
 
@@ -279,7 +280,7 @@ def comparison_table(models: Sequence[ModelFacts], measurement: str) -> str:
 
 def column_value(field: CardField, value: Any) -> str:
     """A figure as its column shows it: a number scaled (value / scale, `digits` decimals), text as is."""
-    number = percentage_value(value) if field.compare == REPORTED else value
+    number = field.kind.number(value)
     try:
         return f"{float(number) / field.scale:.{field.digits}f}"
     except (TypeError, ValueError):
@@ -294,37 +295,9 @@ def _model_details(model: ModelFacts, measurement: str, source_url: str | None) 
         if field is None or field.column or not field.label or figure.value in ("", None):
             continue  # the card's other fields (training facts) are in its text and in models.json
         mark = _mark(figure, measurement)
-        lines.append(f"- **{field.label}**: {_shown_value(figure, model, source_url)}" + (f" {mark}" if mark else ""))
+        shown = field.kind.shown(figure.value, source_url)
+        lines.append(f"- **{field.label}**: {shown}" + (f" {mark}" if mark else ""))
     return "\n".join(lines) + "\n"
-
-
-def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = None) -> str:
-    value = figure.value
-    if BY_NAME[figure.field].kind == "url":
-        return f"[{_md(posixpath.basename(str(value).rstrip('/')))}]({_url(value)})"
-    if BY_NAME[figure.field].kind == "counts":
-        return ", ".join(map(str, value))
-    if figure.field == "Parameters":
-        return f"{with_prefix(value, '', 2)} ({int(value):,})"
-    if figure.field == "FLOPs":
-        size = model.image_size
-        return f"{float(value) / 1e9:.2f} at {size} × {size}"
-    if figure.field == "Activations":
-        size = model.image_size
-        return f"{float(value) / 1e6:.2f} M at {size} × {size}"
-    if figure.field == "File Size":
-        return with_prefix(value, "B", 1)
-    if figure.field == "Image Size":
-        return f"{int(value)} × {int(value)}"
-    if figure.field in REPORTED_FIELDS:
-        number = percentage_value(value)
-        return f"{number:.2f} %" if number is not None else _md(str(value))
-    if figure.field == "Architecture":
-        return ", ".join(_md(str(tag)) for tag in value)
-    if figure.field == "Code":
-        path = _md(str(value))
-        return f"[{path}]({_url(source_url.rstrip('/') + '/' + str(value))})" if source_url else path
-    return _md(str(value))
 
 
 def _mark(figure: Figure, measurement: str, compact: bool = False) -> str:
@@ -389,8 +362,6 @@ def _joined(items: Sequence[str]) -> str:
 # writes (pymdownx.snippets, paths relative to the docs folder).
 FIELDS_TABLE = ".resfam/table-of-fields.md"
 TAGS_TABLE = ".resfam/architecture-tags.md"
-_COMPARISONS = {EXACT: "equal", TAGS: "the same set, both ways", SOURCE: "the same file (and line)",
-                REPORTED: "reported, not checked"}
 
 
 def default_measurement_page() -> str:
@@ -436,7 +407,7 @@ def measurement_tables(tolerances: Mapping[str, float], architecture_tags: Mappi
                 tolerance = tolerances.get(card_field.name, card_field.tolerance)
                 check = f"within {tolerance:g} %" if tolerance else "exact"
             else:
-                check = _COMPARISONS[card_field.compare]
+                check = card_field.compare.described
             how = card_field.how or "carried over from the publisher of the weights"
             fields.append(f"| [{card_field.name}](#{card_field.anchor or 'reported'}) | {_md(how)} | {check} |")
     tags = ["| Tag | The network has it when |", "| --- | --- |"]
@@ -472,10 +443,11 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
         cells += [column_value(field, model.figures[field.name].value) if field.name in model.figures else "—"
                   for field in columns()]
         table.append("| " + " | ".join(cells) + " |")
-        flops, top1 = model.number("FLOPs"), model.number("Top 1 Accuracy")
-        if flops and top1 is not None:
-            points.append(ChartPoint(model.name, families.index(model.collection), model.collection, flops / 1e9,
-                                     top1, model.image_size, f"{urls[model.src_uri]}#{model.anchor}"))
+        compute, accuracy = model.number(CHART_X.name), model.number(CHART_Y.name)
+        if compute and accuracy is not None:
+            points.append(ChartPoint(model.name, families.index(model.collection), model.collection,
+                                     compute / CHART_X.scale, accuracy, model.image_size,
+                                     f"{urls[model.src_uri]}#{model.anchor}"))
     as_json = (f" The same figures, with their units, conventions and status, are in "
                f"[models.json]({posixpath.relpath(models_json, here)}).") if models_json else ""
     return "\n".join([
@@ -656,11 +628,6 @@ def _insert_after_first(markdown: str, *, level: int, text: str) -> str:
     return "".join(lines[:index]) + "\n" + text + "\n" + "".join(lines[index:])
 
 
-def _md(text: str) -> str:
-    """Card text shown inline in Markdown (a table cell, a heading): HTML and Markdown syntax escaped."""
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(text, quote=False))
-
-
 def _breakable(name: str) -> str:
     """A model name for a narrow table cell: it may break after an underscore, nowhere else."""
     return _md(name).replace("\\_", "\\_<wbr>")
@@ -676,21 +643,8 @@ def _title(text: str) -> str:
     return " ".join(text.split()).replace('"', "'")
 
 
-def _url(value: Any) -> str:
-    return str(value).replace(" ", "%20").replace(")", "%29").replace("(", "%28")
-
-
 def _plain(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-
-def with_prefix(value: Any, unit: str, digits: int) -> str:
-    """A count with an SI prefix: (44568392, "", 2) -> '44.57 M', (178899715, "B", 1) -> '178.9 MB'."""
-    number = float(value)
-    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(number) >= scale:
-            return f"{number / scale:.{digits}f} {prefix}{unit}"
-    return f"{number:g} {unit}".rstrip()
 
 
 def _number(value: float | None, scale: float, digits: int) -> str:

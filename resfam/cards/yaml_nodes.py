@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from .kinds import is_number, shown
+
 MAX_DEPTH = 32  # a model-index is 6 levels deep; the limit keeps every tree walk safe
 
 # Implicit tags the safe resolver gives plain scalars, and the standard explicit ones allowed.
@@ -203,20 +205,9 @@ def shown_node(node: yaml.Node) -> str:
     return shown(scalar(node), node.value)
 
 
-def shown(value: Any, source: str) -> str:
-    """A value as the message shows it: text quoted, anything else as written, long ones cut."""
-    shown = repr(value) if isinstance(value, str) else source
-    return shown if len(shown) <= 60 else shown[:57] + "..."
-
-
 def yaml_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if value is None:
         return "null"
     return "a number" if is_number(value) else f"a {type(value).__name__}"
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
