@@ -31,8 +31,9 @@ from ..config import LICENSE_NOT_STATED
 from .catalog import CatalogModel, model_catalog
 from .claims import Card
 from .fields import BY_NAME
+from .figures import CardPage, zoo_package_of
 from .findings import CardError, Finding
-from .pages import CardPage, insert_before_first, strip_model_index, zoo_package_of
+from .page_text import insert_before_first, strip_model_index
 from .render import card_context, render_template
 from .sync import write_atomic
 from .verify import CardResult, Report, templates_dir_for
