@@ -139,7 +139,7 @@ FIELDS: tuple[CardField, ...] = (
               how="sum of p.numel() over model.parameters(), with the 1000-class head", unit="count", cited=True),
     CardField("FLOPs", METADATA,
               Count(Prose(r"[kMGT]?FLOP(?:s|S)?|[kMGT]?MACs?|[kMGT]?MAdds?|multiply-adds",
-                          said="{value:,} ({billions:.2f} G at {facts[image_size]} px)",
+                          said="{value:,} ({billions:.2f} G at {model[image_size]} px)",
                           scaled=(r"[GT]", "gflops", ""), decimals_in_millions=False)),
               _SYNC_HINT.format(what="count (fvcore convention: one multiply-add is one FLOP)"), TOLERANCE, 0.1,
               "measurement:flops", per_image_size=True, label="GFLOPs", column="GFLOPs", scale=1e9, digits=2,
@@ -205,7 +205,7 @@ FIELDS: tuple[CardField, ...] = (
     CardField("License Note", CODE, TEXT, compare=REPORTED, measured="config:license_note",
               label="License note", anchor="license",
               how="what else the publisher of the weights says about their use"),
-    # Training facts: kept as written, not checked against the code.
+    # Training settings: kept as written, not checked against the code.
     CardField("Epochs", METADATA, COUNT, "write the number of training epochs", unit="epochs"),
     CardField("Batch Size", METADATA, COUNT, "write the training batch size", unit="images"),
     CardField("LR Step Size", METADATA, COUNT, "write the number of epochs between learning-rate steps",

@@ -183,7 +183,7 @@ class Prose:
     """How a card's prose writes a count out by hand, and the template expression to write instead.
 
     units: a regular expression of the units that follow the number ('layers?', 'MB|bytes', ...).
-    said: what the code measures, for the warning: a format of `value`, `millions`, `billions` and `facts`
+    said: what the code measures, for the warning: a format of `value`, `millions`, `billions` and `model`
         (the model's template values).
     scaled: (a unit's pattern, the template filter, the text after the expression) for a unit that says its
         own scale ('GFLOPs' takes `| gflops`, 'MB' `| mb }} MB`).
@@ -207,11 +207,11 @@ class Prose:
             return f"{{{{ {reference}.{key} | millions }}}}"
         return f"{{{{ {reference}.{key} | grouped }}}}"
 
-    def measured(self, value: Any, facts: Mapping[str, Any]) -> str:
+    def measured(self, value: Any, model: Mapping[str, Any]) -> str:
         """What the code measures, as the warning says it."""
         number = is_number(value)
         return self.said.format(value=value, millions=value / 1e6 if number else value,
-                                billions=value / 1e9 if number else value, facts=facts)
+                                billions=value / 1e9 if number else value, model=model)
 
 
 @dataclass(frozen=True)
@@ -591,4 +591,4 @@ EXACT = Exactly("exact", verified=True, described="equal")  # equal to the regis
 TAGS = AsSet("tags", verified=True, described="the same set, both ways")  # as a set, what the network has
 SOURCE = AsSource("source", verified=True, described="the same file (and line)")  # the file that registers it
 REPORTED = Comparison("reported", described="reported, not checked")  # cannot be checked here: shown as reported
-UNCHECKED = Comparison("unchecked")  # training facts and the like: kept as written
+UNCHECKED = Comparison("unchecked")  # training settings and the like: kept as written

@@ -111,8 +111,8 @@ def _longest_run(text: str, char: str) -> int:
 
 
 def _models_section(page: CardPage) -> str:
-    facts = model_figures(page)
-    if not facts:
+    models = model_figures(page)
+    if not models:
         return ""
     measurement = posixpath.relpath(MEASUREMENT_PAGE, posixpath.dirname(page.src_uri) or ".")
     reported = _joined([field.column for field in columns() if field.compare == REPORTED])
@@ -122,9 +122,9 @@ def _models_section(page: CardPage) -> str:
              f"reported by the publishers of the weights. Click a model for its details.\n",
              measured_with(page.versions, measurement)]
     # md_in_html: the div lets the stylesheet fit the table to the page
-    parts += ['<div class="resfam-compare" markdown>\n', comparison_table(facts, measurement), "</div>\n"]
+    parts += ['<div class="resfam-compare" markdown>\n', comparison_table(models, measurement), "</div>\n"]
     parts.append('<div class="resfam-models" markdown>\n')
-    for model in facts:
+    for model in models:
         parts.append(f"### {_md(model.name)} {{ #{anchor(model.name)} }}\n")
         parts.append(_model_details(model, measurement, page.source_url))
     parts.append("</div>\n")
@@ -164,7 +164,7 @@ def _model_details(model: ModelFigures, measurement: str, source_url: str | None
     for name, figure in model.figures.items():
         field = BY_NAME.get(name)
         if field is None or field.column or not field.label or figure.value in ("", None):
-            continue  # the card's other fields (training facts) are in its text and in models.json
+            continue  # the card's other fields (training settings) are in its text and in models.json
         mark = _mark(figure, measurement)
         shown = field.kind.shown(figure.value, source_url)
         lines.append(f"- **{field.label}**: {shown}" + (f" {mark}" if mark else ""))

@@ -57,21 +57,21 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
 _STAGE_LIST = re.compile(
     r"(?<![\w.,-])\[?(?P<numbers>\d+(?:(?:[ \t]*,[ \t]*(?:and[ \t]+)?|[ \t]+and[ \t]+|-)\d+){2,})\]?(?![\w.-]*\d)"
     r"(?P<between>[ \t]*(?:[A-Za-z()-]+[ \t]+){0,3}?)(?P<kind>blocks?|channels?|widths?)(?![\w-])", re.IGNORECASE)
-# what the numbers count -> the stage facts of the template's `models.ID` they may be (render.py)
+# what the numbers count -> the stage layouts of the template's `models.ID` they may be (render.py)
 _STAGE_FACTS = {"block": ("blocks",), "channel": ("widths", "inner_widths", "stem_widths"),
                 "width": ("widths", "inner_widths", "stem_widths")}
 
 PLACEHOLDER_ID = "ID"  # the model an expression names when the card has none
 
 
-def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+def literal_figures(card: Card, values: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
     """A warning for every figure `card`'s prose writes as a literal number with a verified unit.
 
-    facts: {model ID: the template facts of `render.card_context`}, to say what the code measures.
+    values: {model ID: its template values (`render.card_context`)}, to say what the code measures.
     """
     text = card.text
     prose = _NOT_PROSE.sub(_blank, text)
-    names = sorted(set(facts) | {model.model_id for model in card.models}, key=len, reverse=True)
+    names = sorted(set(values) | {model.model_id for model in card.models}, key=len, reverse=True)
     mention = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])") if names else None
     findings = []
     for match in _FIGURE.finditer(prose):
@@ -82,9 +82,9 @@ def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[
             _reference(model_id or (card.models[0].model_id if card.models else PLACEHOLDER_ID)), key,
             match.group("number"), (match.group("scale") or "").lower(), match.group("unit"))
         literal = " ".join(match.group().split())
-        if model_id is not None and model_id in facts:
-            measured = facts[model_id][key]
-            what = f"the code measures {model_id} {field.name}: {field.kind.prose.measured(measured, facts[model_id])}"
+        if model_id is not None and model_id in values:
+            measured = values[model_id][key]
+            what = f"the code measures {model_id} {field.name}: {field.kind.prose.measured(measured, values[model_id])}"
         else:
             measured = None
             what = "the code measures this figure for each model; the sentence names no model of this card"
@@ -93,10 +93,10 @@ def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[
             f"the prose writes {literal!r} as a literal figure, which the build does not check; {what}",
             hint=f"write {expression} instead (the template's variables: resfam/cards/render.py)",
             model=_model_name(card, model_id), field=field.name, claimed=literal, measured=measured, strict=True))
-    return findings + _stage_lists(card, facts, prose, mention)
+    return findings + _stage_lists(card, values, prose, mention)
 
 
-def _stage_lists(card: Card, facts: Mapping[str, Mapping[str, Any]], prose: str,
+def _stage_lists(card: Card, values: Mapping[str, Mapping[str, Any]], prose: str,
                  mention: re.Pattern | None) -> list[Finding]:
     """A warning for every stage layout the prose writes out by hand (blocks per stage, stage widths)."""
     text = card.text
@@ -105,13 +105,13 @@ def _stage_lists(card: Card, facts: Mapping[str, Mapping[str, Any]], prose: str,
         numbers = [int(number) for number in re.findall(r"\d+", match.group("numbers"))]
         kind = match.group("kind").lower().rstrip("s")
         model_id = _named_model(text, match, mention) or (card.models[0].model_id if card.models else PLACEHOLDER_ID)
-        model_facts = facts.get(model_id, {})
+        model_values = values.get(model_id, {})
         # the layout the numbers stand for: the one they equal, else the first of their kind
         names = _STAGE_FACTS[kind]
-        name = next((name for name in names if model_facts.get(name) == numbers), names[0])
+        name = next((name for name in names if model_values.get(name) == numbers), names[0])
         reference = _reference(model_id)
         literal = " ".join(match.group().split())
-        measured = model_facts.get(name)
+        measured = model_values.get(name)
         what = (f"the code measures {model_id} {name.replace('_', ' ')}: {', '.join(map(str, measured))}"
                 if measured is not None else "the code measures the stage layout of each model")
         findings.append(Finding(

@@ -89,7 +89,7 @@ CONTEXT_NAMES = ("model_name", "model_ids", "family", "collection", "models")
 
 def card_context(card: Card, models: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The variables a card template is rendered with (see the module docstring); `models` is
-    {registry ID: measured facts}, as `verify` makes them."""
+    {registry ID: its measured values}, as `verify` makes them (`MeasuredModel.template_values`)."""
     model_ids = [model.model_id for model in card.models]
     return {
         "model_name": model_ids[0] if model_ids else "",
