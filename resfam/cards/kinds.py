@@ -333,8 +333,7 @@ class ImageSize(Kind):
     def normalised(self, value: Any) -> Any:
         return int(value)
 
-    def from_code(self, value: Any) -> Any:
-        return int(value)
+    from_code = normalised  # the config's value is the number itself
 
     def for_card(self, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_IMAGE_SIZE:
@@ -361,8 +360,7 @@ class CropPct(Kind):
     def normalised(self, value: Any) -> Any:
         return float(value)
 
-    def from_code(self, value: Any) -> Any:
-        return float(value)
+    from_code = normalised  # the config's value is the number itself
 
     def for_card(self, value: Any) -> Any:
         if is_number(value) and math.isfinite(value) and 0 < value <= 1:

@@ -401,7 +401,8 @@ def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, R
         model_id, _, weights = new.partition(".")
         return Finding("error", result.path, line, f"{model.name}: {model.model_id!r} is an old name: the {zoo} "
                                                    f"zoo builds {new!r} for it",
-                       hint=f"write ID: {model_id}" + (f" (its weights tag: {weights})" if weights else ""),
+                       hint=f"write {IDENTITY.name}: {model_id}"
+                       + (f" (its weights tag: {weights})" if weights else ""),
                        model=model.name, field=IDENTITY.name, claimed=model.model_id, measured=model_id)
     hint = f"did you mean {', '.join(closest)}? " if closest else ""
     return Finding("error", result.path, line, f"{model.name}: unknown model {what} {model.model_id!r}",
@@ -425,7 +426,7 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
             hint=f"move the model to templates/models/{registered.family}.md", model=name, field=IDENTITY.name,
             claimed=registered.model_id, measured=registered.family))
     elif model.id is not None:
-        findings.append(Finding("ok", path, id_line, f"{name} ID: {registered.model_id} is registered",
+        findings.append(Finding("ok", path, id_line, f"{name} {IDENTITY.name}: {registered.model_id} is registered",
                                 model=name, field=IDENTITY.name, claimed=model.id.value, measured=registered.model_id))
 
     if measured.error is not None:
