@@ -59,6 +59,14 @@ class Place(StrEnum):
 METADATA, ENTRY, METRICS, CODE = Place.METADATA, Place.ENTRY, Place.METRICS, Place.CODE
 
 
+class Origin(StrEnum):
+    """Where the code's value of a field comes from (the part of `measured` before the colon)."""
+
+    MEASUREMENT = "measurement"  # a figure of the measuring worker
+    CONFIG = "config"  # the registered default config
+    REGISTRY = "registry"  # the registration: where the model is registered
+
+
 @dataclass(frozen=True)
 class CardField:
     """One field of a card.
@@ -70,9 +78,10 @@ class CardField:
     compare: how it is compared with the code (`kinds.Comparison`): TOLERANCE, EXACT, TAGS, SOURCE, REPORTED
         or UNCHECKED.
     tolerance: the default tolerance in percent (TOLERANCE fields).
-    measured: where the code's value comes from: 'measurement:<key>' (a figure of the measuring
-        worker; FLOPs-like keys are per image size, see `per_image_size`), 'config:<key>' (the
-        registered default config) or 'registry:<key>' (where the model is registered).
+    measured: where the code's value comes from, '<Origin>:<key>' (`measured_from` reads it):
+        'measurement:<key>' (a figure of the measuring worker; FLOPs-like keys are per image size, see
+        `per_image_size`), 'config:<key>' (the registered default config) or 'registry:<key>' (where the
+        model is registered).
     per_image_size: the measured value depends on the card's Image Size.
     label: the label on a card page (None: not shown).
     column: the header of the field's column in the comparison tables (a card's and the overview's);
@@ -113,12 +122,12 @@ class CardField:
         return self.compare.verified
 
     @property
-    def measured_from(self) -> tuple[str, str] | None:
-        """('measurement' | 'config' | 'registry', key), or None."""
+    def measured_from(self) -> tuple[Origin, str] | None:
+        """(where the value comes from, its key there), or None."""
         if self.measured is None:
             return None
         source, key = self.measured.split(":", 1)
-        return source, key
+        return Origin(source), key
 
 
 DEFAULT_IMAGE_SIZE = 224  # the Image Size a card that states none stands for: its FLOPs are counted there

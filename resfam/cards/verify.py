@@ -39,6 +39,7 @@ from .fields import (
     IDENTITY,
     IMAGE_SIZE_FIELD,
     TOLERANCE,
+    Origin,
     default_tolerances,
     kind_of,
 )
@@ -439,7 +440,7 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
         if claim is None or not card_field.verified:
             continue
         if card_field.name not in values:
-            if measured.error is None or card_field.measured_from[0] != "measurement":
+            if measured.error is None or card_field.measured_from[0] != Origin.MEASUREMENT:
                 findings.append(_not_checked(path, name, card_field.name, claim))
             continue
         findings += card_field.compare.findings(Comparing(

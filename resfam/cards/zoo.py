@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
-from .fields import DEFAULT_IMAGE_SIZE, FIELDS, IDENTITY, IMAGE_SIZE_FIELD, code_fields
+from .fields import DEFAULT_IMAGE_SIZE, FIELDS, IDENTITY, IMAGE_SIZE_FIELD, Origin, code_fields
 from .findings import CardError, Finding
 from .limits import Limits
 from .pool import MeasureJob, StillWorking, WorkerError, WorkerPool
@@ -84,8 +84,8 @@ class RegisteredModel:
         values = {}
         for card_field in code_fields():
             source, key = card_field.measured_from
-            value = (self.config or {}).get(key) if source == "config" else \
-                getattr(self, key) if source == "registry" else None
+            value = (self.config or {}).get(key) if source == Origin.CONFIG else \
+                getattr(self, key) if source == Origin.REGISTRY else None
             if value is not None:
                 values[card_field.name] = card_field.kind.from_code(value)
         return values
@@ -108,7 +108,7 @@ class MeasuredModel:
         for card_field in code_fields():
             source, key = card_field.measured_from
             measurement = self.by_size.get(image_size) if card_field.per_image_size else first
-            if source == "measurement" and measurement is not None and measurement[key] is not None:
+            if source == Origin.MEASUREMENT and measurement is not None and measurement[key] is not None:
                 values[card_field.name] = measurement[key]
         return {**values, **self.registered.config_values}
 
