@@ -15,6 +15,8 @@ _BLOCK_MARKER = re.compile(r"^[ \t]*(?:Type[ \t]*:[ \t]*['\"]?model-index|Models
 
 
 def read_card_text(path: str) -> str:
+    """The text of the card template at `path`; a CardError when it cannot be read, is bigger than
+    MAX_CARD_BYTES or is not UTF-8."""
     try:
         size = os.path.getsize(path)
         if size > MAX_CARD_BYTES:

@@ -27,7 +27,7 @@ import html
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .findings import Finding
@@ -473,7 +473,7 @@ class Comparing:
     hint: str
     tolerance: float | None = None
     image_size: int | None = None
-    vocabulary: Mapping[str, str] = field(default_factory=dict)
+    vocabulary: Mapping[str, str] | None = None
     registered: Any = None
 
     def finding(self, status: str, message: str, **extra: Any) -> Finding:
@@ -543,7 +543,7 @@ class AsSet(Comparison):
     error of its own (nothing could check it)."""
 
     def findings(self, comparing: Comparing) -> list[Finding]:
-        claim, measured, vocabulary = comparing.claim, comparing.measured, comparing.vocabulary
+        claim, measured, vocabulary = comparing.claim, comparing.measured, comparing.vocabulary or {}
         what = f"{comparing.model} {comparing.field.name}"
         claimed = list(claim.value)
         findings = []
