@@ -44,8 +44,6 @@ from .kinds import (
     Prose,
 )
 
-__all__ = ["EXACT", "INTERPOLATIONS", "REPORTED", "SOURCE", "TAGS", "TOLERANCE", "UNCHECKED"]
-
 
 class Place(StrEnum):
     """Where a field sits in a model entry."""
