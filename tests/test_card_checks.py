@@ -169,7 +169,7 @@ def test_a_wrong_code_path_is_a_drift_and_sync_writes_the_registering_file(templ
     assert f"templates/models/resnet.md:{line}: drift: resnet18 Code: card says {written}, the model is " \
            f"registered at {expected}" in out
     assert_repaired_by_sync(cli, "resnet")
-    assert parse_card(card_path("resnet")).model("resnet18").code.value == expected
+    assert parse_card(card_path("resnet")).model("resnet18").claim("Code").value == expected
 
 
 def test_a_right_line_anchor_verifies(templates_copy, cli):

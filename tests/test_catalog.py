@@ -7,8 +7,10 @@ from card_entries import RESNET18_MEASURED as MEASURED
 from tools import python_module
 
 from resfam.cards import Finding, parse_card
-from resfam.cards.catalog import model_catalog, models_json, plain_value
-from resfam.cards.pages import CardPage, overview_page
+from resfam.cards.catalog import model_catalog, models_json
+from resfam.cards.figures import CardPage
+from resfam.cards.kinds import plain_value
+from resfam.cards.pages import overview_page
 
 REPO = Path(__file__).resolve().parents[1]
 # resnet18 with a wrong FLOPs figure (a drift)

@@ -14,7 +14,7 @@ from tools import python_module
 
 import resfam
 from resfam.cards.cli import main
-from resfam.cards.model_index import percentage_value
+from resfam.cards.kinds import percentage_value
 from resfam.cards.verify import verify
 from resfam.config import LICENSE_NOT_STATED
 

@@ -37,7 +37,9 @@ from resfam.cards import Finding, parse_card
 from resfam.cards.cache import PACKAGE_DIR
 from resfam.cards.catalog import model_catalog
 from resfam.cards.fields import CODE, FIELDS
-from resfam.cards.pages import VERIFIED_FIELDS, CardPage, card_page, overview_page, strip_model_index
+from resfam.cards.figures import VERIFIED_FIELDS, CardPage
+from resfam.cards.page_text import strip_model_index
+from resfam.cards.pages import card_page, overview_page
 from resfam.cards.plugin import list_card_pages
 
 pytestmark = pytest.mark.slow  # real `mkdocs build`s of the whole zoo

@@ -113,7 +113,7 @@ def test_text_that_would_change_meaning_unquoted_is_quoted():
     url = "https://x.org/a,b.pth#frag"
     edits, result = sync_once(text, {"a": {"Weights": url}})
     assert edits[0].new == "'https://x.org/a,b.pth#frag'"
-    assert parse_card(PATH, result).models[0].weights.value == url
+    assert parse_card(PATH, result).models[0].claim("Weights").value == url
 
 
 def test_comments_and_spacing_around_a_figure_survive():

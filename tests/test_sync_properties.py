@@ -24,9 +24,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resfam.cards import CardError, apply_edits, model_index, parse_card, plan_sync
+from resfam.cards import CardError, apply_edits, parse_card, plan_sync, yaml_nodes
 from resfam.cards.cli import main
-from resfam.cards.model_index import INTERPOLATIONS
+from resfam.cards.fields import INTERPOLATIONS
 from resfam.cards.unfinished import display_name
 
 pytestmark = pytest.mark.slow  # thousands of generated cards
@@ -145,7 +145,7 @@ def measurements(draw, names: list[str]):
 
 def claimed_value(card, name: str, field: str):
     entry = card.model(name)
-    claim = entry.weights if field == "Weights" else entry.fields.get(field)
+    claim = entry.claim("Weights") if field == "Weights" else entry.fields.get(field)
     return None if claim is None else claim.value
 
 
@@ -167,7 +167,7 @@ def test_generated_cards_parse_to_what_they_claim(generated):
         for field, value in values.items():
             assert same(field, claimed_value(card, name, field), value)
     for entry in card.models:
-        for claim in [*entry.fields.values(), entry.weights, entry.id]:
+        for claim in [*entry.fields.values(), entry.claim("Weights"), entry.id]:
             if claim is not None and isinstance(claim.value, list):  # Architecture: the whole list
                 column = claim.span[0] - text.rfind("\n", 0, claim.span[0]) - 1
                 assert yaml.safe_load(" " * column + text[slice(*claim.span)]) == claim.value
@@ -275,7 +275,7 @@ def node_tree(node: yaml.Node | None):
 
 
 def composed_by_pyyaml(source: str):
-    loader = model_index._CheckingLoader(source)
+    loader = yaml_nodes.CheckingLoader(source)
     try:
         root = loader.get_single_node()
     except (yaml.YAMLError, RecursionError):
@@ -285,7 +285,7 @@ def composed_by_pyyaml(source: str):
 
 def assert_libyaml_composes_what_pyyaml_composes(source: str) -> None:
     """libyaml's parser (the fast path) must give the tree PyYAML's gives wherever it is used."""
-    composed = model_index._compose_with_libyaml(source)
+    composed = yaml_nodes.compose_with_libyaml(source)
     if composed is not None:  # else PyYAML's parser decides anyway
         root, refused = composed
         assert composed_by_pyyaml(source) == (

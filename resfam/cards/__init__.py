@@ -22,7 +22,7 @@ if _missing:
 # public name -> the submodule that defines it
 _LAZY = {
     "CardError": "findings", "Finding": "findings",
-    "Card": "model_index", "Claim": "model_index", "InsertionPoint": "model_index", "ModelClaims": "model_index",
+    "Card": "claims", "Claim": "claims", "InsertionPoint": "claims", "ModelClaims": "claims",
     "family_of": "model_index", "parse_card": "model_index",
     "card_context": "render", "make_environment": "render", "render_template": "render",
     "Edit": "sync", "apply_edits": "sync", "plan_sync": "sync", "render_diff": "sync", "sync_values": "sync",
@@ -30,15 +30,16 @@ _LAZY = {
     "DEFAULT_TOLERANCES": "verify", "CardResult": "verify", "Report": "verify", "Progress": "zoo",
 }
 
-_SUBMODULES = ("architecture", "cache", "catalog", "cli", "export", "fields", "findings", "limits", "measure",
-               "measure_one", "meta_kernels", "model_index", "pages", "plugin", "pool", "prose", "render", "report",
-               "sync", "verify", "worker", "zoo")
+_SUBMODULES = ("architecture", "cache", "card_file", "catalog", "claims", "cli", "export", "fields", "findings",
+               "kinds", "limits", "measure", "measure_one", "meta_kernels", "model_index", "pages", "plugin", "pool",
+               "prose", "render", "report", "sync", "verify", "worker", "yaml_nodes", "zoo")
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
+    from .claims import Card, Claim, InsertionPoint, ModelClaims
     from .findings import CardError, Finding
-    from .model_index import Card, Claim, InsertionPoint, ModelClaims, family_of, parse_card
+    from .model_index import family_of, parse_card
     from .render import card_context, make_environment, render_template
     from .sync import Edit, apply_edits, plan_sync, render_diff, sync_values, write_atomic
     from .verify import DEFAULT_TOLERANCES, CardResult, Report

@@ -4,19 +4,17 @@ the site's `models.json` and the Hugging Face Hub export all read this one list.
 `model_catalog` turns the card pages (claims, measurements and the engine's findings) into one
 `CatalogModel` per model: every figure the card states, and the ones the code measured that it leaves
 out, each with its value as plain data (`'224'` is 224, `'80.53%'` is 80.53 with the unit %), its
-status (`pages.Figure.status`), its unit and the convention it is measured or reported by.
+status (`figures.Figure.status`), its unit and the convention it is measured or reported by.
 `models_json` is the catalog as `models.json`; its JSON Schema is docs/models.schema.json.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import BY_NAME, FIELDS
-from .model_index import percentage_value
-from .pages import NOT_CHECKED, REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_facts
+from .fields import BY_NAME, FIELDS, kind_of
+from .figures import NOT_CHECKED, REPORTED_FIELDS, VERIFIED_FIELDS, CardPage, anchor, model_figures
 
 CATALOG_FORMAT = 1
 
@@ -26,14 +24,12 @@ REPORTED_CONVENTION = "reported with the weights by their publishers on {dataset
 STATED_CONVENTION = "stated on the card; not checked by the build"
 NOT_CHECKED_CONVENTION = "stated on the card; not checked with this zoo, which gives no fact for it"
 
-_INTEGER = re.compile(r"[0-9]+\Z")
-_DECIMAL = re.compile(r"[0-9]*\.[0-9]+\Z")
 
 
 @dataclass(frozen=True)
 class CatalogFigure:
     value: Any  # as plain data: a number where the card's text is one, else the text
-    status: str  # verified, measured, not checked, reported, drift or error (see pages.Figure.status)
+    status: str  # verified, measured, not checked, reported, drift or error (see figures.Figure.status)
     unit: str | None
     convention: str  # how the figure is measured (verified, measured) or where it comes from (reported)
     measured: Any = None  # what the code measures, for a verified or drifting figure
@@ -66,15 +62,15 @@ def model_catalog(pages: Sequence[CardPage]) -> list[CatalogModel]:
     """Every model of every card, in page order."""
     models = []
     for page in pages:
-        for facts in model_facts(page):
-            dataset = page.card.model(facts.name).results_dataset or "an unnamed dataset"
-            figures = {name: CatalogFigure(plain_value(figure.value), figure.status, UNITS.get(name),
+        for model in model_figures(page):
+            dataset = page.card.model(model.name).results_dataset or "an unnamed dataset"
+            figures = {name: CatalogFigure(kind_of(name).plain(figure.value), figure.status, UNITS.get(name),
                                            _convention(name, figure.status, dataset),
                                            figure.finding.measured if figure.status in ("verified", "drift")
                                            else None)
-                       for name, figure in facts.figures.items()}
-            models.append(CatalogModel(facts.name, facts.model_id, page.family, page.title, page.src_uri,
-                                       facts.image_size, figures))
+                       for name, figure in model.figures.items()}
+            models.append(CatalogModel(model.name, model.model_id, page.family, page.title, page.src_uri,
+                                       model.image_size, figures))
     return models
 
 
@@ -86,18 +82,6 @@ def _convention(field: str, status: str, dataset: str) -> str:
     if field in REPORTED_FIELDS:  # an accuracy, or a publisher's statement recorded in the registry
         return BY_NAME[field].how or REPORTED_CONVENTION.format(dataset=dataset)
     return STATED_CONVENTION
-
-
-def plain_value(value: Any) -> Any:
-    """A card's value as plain data: '224' -> 224, '0.875' -> 0.875, '80.53%' -> 80.53; other text as is."""
-    if isinstance(value, str):
-        if _INTEGER.match(value):
-            return int(value)
-        if _DECIMAL.match(value):
-            return float(value)
-        percent = percentage_value(value)
-        return percent if percent is not None else value
-    return value
 
 
 def models_json(models: Sequence[CatalogModel], card_urls: Mapping[str, str],

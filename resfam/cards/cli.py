@@ -51,8 +51,9 @@ from typing import Any
 
 from .bench import DEFAULT_BATCH, DEFAULT_RUNS, DEFAULT_THREADS, bench, check_output, write_benchmark
 from .cache import PACKAGE_DIR, default_cache_dir, installed_versions
+from .claims import ModelClaims
 from .export import EXPORTED_FILES, hub_folders, write_folders
-from .fields import REPORTED, TOLERANCE, fields_where
+from .fields import IDENTITY, REPORTED, TOLERANCE, fields_where
 from .findings import CardError, Finding
 from .limits import (
     DEFAULT_MEMORY,
@@ -64,9 +65,8 @@ from .limits import (
     format_size,
 )
 from .measure_one import measure_here
-from .model_index import ModelClaims, parse_card
+from .model_index import parse_card
 from .outputs import cache_dir_problems, export_problems, inside_project, pages_folder_problems, report_file_problems
-from .pages import with_prefix
 from .pool import WorkerError
 from .report import format_github, format_report, json_text, summary_line, write_json
 from .site import Project, read_project, site_files, source_state, table_files, write_site_files
@@ -212,7 +212,7 @@ def _new(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     report = _run_verify(args)
-    rows = [("card", "model", "ID", "status", "figures (as the card states them)")]
+    rows = [("card", "model", IDENTITY.name, "status", "figures (as the card states them)")]
     for result in report.cards:
         if result.card is None:
             rows.append((result.path, "-", "-", f"error: {len(result.errors)} problem(s)", ""))
@@ -329,8 +329,7 @@ def _figures(model: ModelClaims) -> str:
     for card_field in fields_where(compare=(TOLERANCE, REPORTED)):
         claim = model.claim(card_field.name)
         if claim is not None:
-            value = with_prefix(claim.value, "", 2) if card_field.kind == "count" else str(claim.value)
-            shown.append(f"{card_field.name} {value}")
+            shown.append(f"{card_field.name} {card_field.kind.brief(claim.value)}")
     return ", ".join(shown)
 
 

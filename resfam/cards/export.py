@@ -29,9 +29,11 @@ import yaml
 
 from ..config import LICENSE_NOT_STATED
 from .catalog import CatalogModel, model_catalog
+from .claims import Card
+from .fields import BY_NAME
+from .figures import CardPage, zoo_package_of
 from .findings import CardError, Finding
-from .model_index import Card
-from .pages import CardPage, insert_before_first, strip_model_index, zoo_package_of
+from .page_text import insert_before_first, strip_model_index
 from .render import card_context, render_template
 from .sync import write_atomic
 from .verify import CardResult, Report, templates_dir_for
@@ -41,7 +43,6 @@ LIBRARY_NAME = "resfam"
 PIPELINE_TAG = "image-classification"
 # Hub ids of the datasets and metric types the cards name; others get a slug of their name
 HUB_DATASETS = {"ImageNet": "imagenet-1k"}
-HUB_METRICS = {"Top 1 Accuracy": "accuracy", "Top 5 Accuracy": "top_5_accuracy"}
 EXPORTED_FILES = ("README.md", "config.json")  # in each model's folder
 
 
@@ -129,7 +130,7 @@ def _metadata(model: CatalogModel, card: Card, license_id: str, versions: dict[s
     """The YAML metadata of the Hub card: what the Hub indexes and shows, then resfam's figures."""
     entry = card.model(model.name)
     dataset = entry.results_dataset
-    metrics = [{"type": HUB_METRICS.get(name, _slug(name)), "name": name, "value": figure.value}
+    metrics = [{"type": _hub_metric(name), "name": name, "value": figure.value}
                for name, figure in model.figures.items()
                if name in entry.results and isinstance(figure.value, (int, float))]
     data: dict[str, Any] = {
@@ -170,13 +171,18 @@ def _card_text(result: CardResult, templates_dir: Path, model_id: str) -> str:
     """The card's text rendered for this model (the usage snippets create it), without its title and its
     model-index."""
     path = Path(result.path)
-    context = {**card_context(result.card, result.facts), "model_name": model_id}
+    context = {**card_context(result.card, result.template_values), "model_name": model_id}
     markdown = strip_model_index(render_template(result.path, templates_dir_for(path, templates_dir), context))
     return re.sub(r"\A\s*# [^\n]*\n", "", markdown)
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _hub_metric(name: str) -> str:
+    """The Hub's metric type of a card's metric (the table of fields names it; else a slug of its name)."""
+    return (BY_NAME[name].hub_metric if name in BY_NAME else None) or _slug(name)
 
 
 def _slug(name: str) -> str:

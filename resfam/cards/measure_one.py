@@ -17,9 +17,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 from .cache import PACKAGE_DIR
-from .fields import FIELDS, TAGS
+from .fields import FIELDS, TAGS, Origin
 from .findings import CardError, Finding
-from .model_index import MAX_IMAGE_SIZE
+from .kinds import MAX_IMAGE_SIZE
 from .zoo import MeasuredModel, RegisteredModel
 
 
@@ -86,7 +86,7 @@ def describe(registered: RegisteredModel, measurement: Mapping[str, Any], second
             shown, how = f"{_shown(value)} at {size} px", f"{how}; {trace}"
         else:
             shown = _shown(value)
-        if card_field.measured_from and card_field.measured_from[0] == "registry" and registered.defined_at:
+        if card_field.measured_from and card_field.measured_from[0] == Origin.REGISTRY and registered.defined_at:
             how += f" (line {registered.defined_at})"
         lines += [f"{card_field.name}: {shown}", f"    {how}"]
         if card_field.compare == TAGS:

@@ -25,8 +25,10 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .card_file import LINE_BREAK
+from .claims import Card
+from .fields import IDENTITY
 from .findings import Finding
-from .model_index import LINE_BREAK, Card
 from .runner import CodeBlock
 
 _INLINE_CODE = re.compile(r"(?<!`)(?P<ticks>`+)(?!`)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)")
@@ -63,7 +65,7 @@ def unknown_model(path: str, line: int | None, model_id: str, registered: Sequen
     closest = difflib.get_close_matches(model_id, list(registered), n=3, cutoff=0.5)
     hint = (f"did you mean {', '.join(closest)}? " if closest else "") + _REGISTRY_HINT
     return Finding("error", path, line, f"{where} names the model {model_id!r}, which is not registered", hint=hint,
-                   field="ID", claimed=model_id)
+                   field=IDENTITY.name, claimed=model_id)
 
 
 def check_code_names(blocks: Sequence[CodeBlock], registered: Sequence[str]) -> list[Finding]:

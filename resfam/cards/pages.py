@@ -12,7 +12,7 @@ is ok and what drifts. This module only shows it:
   one table (sorted and filtered in the browser by `docs/assets/resfam.js`), an inline SVG chart of
   top-1 accuracy against GFLOPs and, when a benchmark file is given, its speeds (`speed_section`).
 
-It takes plain data (a `CardPage` per card) so it can be used, and tested, without MkDocs.
+It takes plain data (a `CardPage` per card, `figures.py`) so it can be used, and tested, without MkDocs.
 """
 from __future__ import annotations
 
@@ -20,161 +20,44 @@ import html
 import math
 import posixpath
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .fields import (
     BY_NAME,
+    CHART_X,
+    CHART_Y,
     CODE,
-    DEFAULT_IMAGE_SIZE,
-    EXACT,
     FIELDS,
     REPORTED,
-    SOURCE,
     TAGS,
     TOLERANCE,
     CardField,
     columns,
-    fields_where,
+)
+from .figures import (
+    NOT_CHECKED,
+    PROBLEM_STATUSES,
+    VERIFIED_FIELDS,
+    CardPage,
+    Figure,
+    ModelFigures,
+    anchor,
+    model_figures,
+    zoo_package_of,
 )
 from .findings import Finding
-from .model_index import Card, ModelClaims, family_of, find_blocks, percentage_value
-from .runner import CodeBlock, mark_ran
+from .kinds import markdown_text as _md
+from .page_text import insert_after_first, insert_before_first, strip_model_index
+from .runner import mark_ran
 from .zoos import built_as
 
 if TYPE_CHECKING:
     from .bench import Benchmark
     from .catalog import CatalogModel
-    from .verify import CardResult
 
 MEASUREMENT_PAGE = "measurement.md"
-
-# The rows a card table shows, in the order of the table of fields: card field -> (row label, anchor
-# on the measurement page, how the build measured it). The sentences are the tooltips of the marks.
-VERIFIED_FIELDS: dict[str, tuple[str, str, str]] = {
-    field.name: (field.label, field.anchor, field.how) for field in FIELDS if field.verified and field.label}
-REPORTED_FIELDS = {field.name: field.label for field in fields_where(compare=REPORTED)}
-_ROW_ORDER = tuple(field.name for field in FIELDS if field.label)
-
-PROBLEM_STATUSES = ("drift", "error")
-NOT_CHECKED = "not checked"  # a figure's status when the zoo gives no fact to check it with
-
-
-@dataclass
-class CardPage:
-    """What the site needs to know about one card.
-
-    src_uri: where the page goes in the site ('models/resnet-d.md').
-    path: the template, as the findings name it.
-    family: the family slug (the template's file stem), used when the card could not be parsed.
-    card: the parsed card, or None when it could not be read.
-    markdown: the rendered template, or None when it could not be rendered.
-    findings: everything the engine found about the card (ok, drift, error, warning).
-    measured: {model Name: {card field: measured value}}, for figures a card leaves out.
-    source_url: where the repository's files are browsed (`Code:` paths become links), or None.
-    versions: the versions that measured the figures (`verify.Report.versions`), for the page's note.
-    """
-
-    src_uri: str
-    path: str
-    family: str
-    card: Card | None
-    markdown: str | None
-    findings: list[Finding] = field(default_factory=list)
-    measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    source_url: str | None = None
-    versions: Mapping[str, str] = field(default_factory=dict)  # what measured the figures (verify.Report)
-    code: Sequence[tuple[CodeBlock, str]] = ()  # the page's Python blocks and how each ran (runner.py)
-
-    @property
-    def title(self) -> str:
-        return self.card.collection if self.card is not None else self.family
-
-    @classmethod
-    def of(cls, result: CardResult, src_uri: str, source_url: str | None = None,
-           versions: Mapping[str, str] | None = None) -> CardPage:
-        """The page of a card the engine verified, at `src_uri` in the site; `versions` measured it."""
-        return cls(src_uri=src_uri, path=result.path, family=family_of(result.path), card=result.card,
-                   markdown=result.markdown, findings=result.findings, measured=result.measurements,
-                   source_url=source_url, versions=dict(versions or {}), code=list(result.code))
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One row of a model's table: the value shown and what the engine said about it."""
-
-    field: str
-    value: Any  # the card's claim, or the measurement when the card leaves the field out
-    finding: Finding | None  # the engine's finding for this model and field, if any
-    measured_only: bool = False  # the card leaves the field out: the value is the measurement
-
-    @property
-    def status(self) -> str:
-        """drift or error (the engine's finding), verified (measured and equal to the card), measured (not
-        on the card: the value is the measurement), not checked (the zoo gives no fact for it) or reported
-        (stated on the card, not measured)."""
-        if self.finding is not None and self.finding.status in PROBLEM_STATUSES:
-            return self.finding.status
-        if self.finding is not None and self.finding.status == "unchecked":
-            return NOT_CHECKED
-        if self.measured_only:  # from the code; a publisher's statement recorded there stays reported
-            return "reported" if BY_NAME[self.field].compare == REPORTED else "measured"
-        if self.finding is not None and self.finding.status == "ok":
-            return "verified"
-        return "reported"
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    name: str
-    figures: dict[str, Figure]
-    model_id: str = ""
-
-    def number(self, field: str) -> float | None:
-        """A figure as a number (accuracies in percent), or None when absent or not numeric."""
-        figure = self.figures.get(field)
-        if figure is None:
-            return None
-        if field in REPORTED_FIELDS:
-            return percentage_value(figure.value)
-        try:
-            return float(figure.value)
-        except (TypeError, ValueError):
-            return None
-
-    @property
-    def image_size(self) -> int:
-        size = self.number("Image Size")
-        return int(size) if size else DEFAULT_IMAGE_SIZE
-
-
-# ---------------------------------------------------------------------------------------------
-# Facts: claims, measurements and findings brought together per model
-
-
-def model_facts(page: CardPage) -> list[ModelFacts]:
-    """Each model of the card with every figure it states or the engine measured: those the card tables
-    show first (in `_ROW_ORDER`), then the card's other scalar fields (Epochs, ...), in card order."""
-    if page.card is None:
-        return []
-    # the table's marks: the comparisons (a warning about a figure, e.g. in the prose, is not one)
-    findings = {(f.model, f.field): f for f in page.findings if f.model and f.field and f.status != "warning"}
-    return [_facts(model, findings, page.measured.get(model.name, {})) for model in page.card.models]
-
-
-def _facts(model: ModelClaims, findings: Mapping[tuple[str, str], Finding],
-           measured: Mapping[str, Any]) -> ModelFacts:
-    claims = model.claims()
-    figures = {}
-    for name in dict.fromkeys([*_ROW_ORDER, *claims, *measured]):
-        finding = findings.get((model.name, name))
-        if name in claims:
-            figures[name] = Figure(name, claims[name].value, finding)
-        elif measured.get(name) is not None and name != "ID":
-            figures[name] = Figure(name, measured[name], finding, measured_only=True)
-    return ModelFacts(model.name, figures, model.model_id)
-
 
 # ---------------------------------------------------------------------------------------------
 # Card pages
@@ -194,15 +77,7 @@ def card_page(page: CardPage, *, show_findings: bool) -> str:
     if show_findings:
         notice = findings_admonitions(page.findings)
         if notice:
-            markdown = _insert_after_first(markdown, level=1, text=notice)
-    return markdown
-
-
-def strip_model_index(markdown: str) -> str:
-    """The Markdown without its model-index comments (Markdown would pass them into the HTML)."""
-    for block in reversed(find_blocks(markdown)):
-        end = block.content_end + 3 if block.closed else len(markdown)
-        markdown = markdown[:block.comment_start].rstrip() + "\n" + markdown[end:].lstrip("\n")
+            markdown = insert_after_first(markdown, level=1, text=notice)
     return markdown
 
 
@@ -236,8 +111,8 @@ def _longest_run(text: str, char: str) -> int:
 
 
 def _models_section(page: CardPage) -> str:
-    facts = model_facts(page)
-    if not facts:
+    models = model_figures(page)
+    if not models:
         return ""
     measurement = posixpath.relpath(MEASUREMENT_PAGE, posixpath.dirname(page.src_uri) or ".")
     reported = _joined([field.column for field in columns() if field.compare == REPORTED])
@@ -247,16 +122,16 @@ def _models_section(page: CardPage) -> str:
              f"reported by the publishers of the weights. Click a model for its details.\n",
              measured_with(page.versions, measurement)]
     # md_in_html: the div lets the stylesheet fit the table to the page
-    parts += ['<div class="resfam-compare" markdown>\n', comparison_table(facts, measurement), "</div>\n"]
+    parts += ['<div class="resfam-compare" markdown>\n', comparison_table(models, measurement), "</div>\n"]
     parts.append('<div class="resfam-models" markdown>\n')
-    for model in facts:
+    for model in models:
         parts.append(f"### {_md(model.name)} {{ #{anchor(model.name)} }}\n")
         parts.append(_model_details(model, measurement, page.source_url))
     parts.append("</div>\n")
     return "\n".join(parts)
 
 
-def comparison_table(models: Sequence[ModelFacts], measurement: str) -> str:
+def comparison_table(models: Sequence[ModelFigures], measurement: str) -> str:
     """One row per model, one column per field with a `column` in the table of fields: each figure
     scaled as the table of fields says, with its mark."""
     rows = ["| Model | " + " | ".join(field.column for field in columns()) + " |",
@@ -276,52 +151,24 @@ def comparison_table(models: Sequence[ModelFacts], measurement: str) -> str:
 
 def column_value(field: CardField, value: Any) -> str:
     """A figure as its column shows it: a number scaled (value / scale, `digits` decimals), text as is."""
-    number = percentage_value(value) if field.compare == REPORTED else value
+    number = field.kind.number(value)
     try:
         return f"{float(number) / field.scale:.{field.digits}f}"
     except (TypeError, ValueError):
         return _md(str(value))
 
 
-def _model_details(model: ModelFacts, measurement: str, source_url: str | None) -> str:
+def _model_details(model: ModelFigures, measurement: str, source_url: str | None) -> str:
     """The fields of a model the comparison table leaves out, one line each, as a list."""
     lines = []
     for name, figure in model.figures.items():
         field = BY_NAME.get(name)
         if field is None or field.column or not field.label or figure.value in ("", None):
-            continue  # the card's other fields (training facts) are in its text and in models.json
+            continue  # the card's other fields (training settings) are in its text and in models.json
         mark = _mark(figure, measurement)
-        lines.append(f"- **{field.label}**: {_shown_value(figure, model, source_url)}" + (f" {mark}" if mark else ""))
+        shown = field.kind.shown(figure.value, source_url)
+        lines.append(f"- **{field.label}**: {shown}" + (f" {mark}" if mark else ""))
     return "\n".join(lines) + "\n"
-
-
-def _shown_value(figure: Figure, model: ModelFacts, source_url: str | None = None) -> str:
-    value = figure.value
-    if BY_NAME[figure.field].kind == "url":
-        return f"[{_md(posixpath.basename(str(value).rstrip('/')))}]({_url(value)})"
-    if BY_NAME[figure.field].kind == "counts":
-        return ", ".join(map(str, value))
-    if figure.field == "Parameters":
-        return f"{with_prefix(value, '', 2)} ({int(value):,})"
-    if figure.field == "FLOPs":
-        size = model.image_size
-        return f"{float(value) / 1e9:.2f} at {size} × {size}"
-    if figure.field == "Activations":
-        size = model.image_size
-        return f"{float(value) / 1e6:.2f} M at {size} × {size}"
-    if figure.field == "File Size":
-        return with_prefix(value, "B", 1)
-    if figure.field == "Image Size":
-        return f"{int(value)} × {int(value)}"
-    if figure.field in REPORTED_FIELDS:
-        number = percentage_value(value)
-        return f"{number:.2f} %" if number is not None else _md(str(value))
-    if figure.field == "Architecture":
-        return ", ".join(_md(str(tag)) for tag in value)
-    if figure.field == "Code":
-        path = _md(str(value))
-        return f"[{path}]({_url(source_url.rstrip('/') + '/' + str(value))})" if source_url else path
-    return _md(str(value))
 
 
 def _mark(figure: Figure, measurement: str, compact: bool = False) -> str:
@@ -368,12 +215,6 @@ def measured_with(versions: Mapping[str, str], measurement: str) -> str:
             f"multiply-add is one FLOP. See [how the figures are measured]({measurement}).\n")
 
 
-def zoo_package_of(versions: Mapping[str, str]) -> str:
-    """The zoo's package, from the versions that measured a page: the one the engine does not always use
-    (cache.installed_versions); resfam when there is none."""
-    return next((name for name in versions if name not in ("python", "torch", "fvcore", "resfam")), "resfam")
-
-
 def _joined(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -386,8 +227,6 @@ def _joined(items: Sequence[str]) -> str:
 # writes (pymdownx.snippets, paths relative to the docs folder).
 FIELDS_TABLE = ".resfam/table-of-fields.md"
 TAGS_TABLE = ".resfam/architecture-tags.md"
-_COMPARISONS = {EXACT: "equal", TAGS: "the same set, both ways", SOURCE: "the same file (and line)",
-                REPORTED: "reported, not checked"}
 
 
 def default_measurement_page() -> str:
@@ -433,7 +272,7 @@ def measurement_tables(tolerances: Mapping[str, float], architecture_tags: Mappi
                 tolerance = tolerances.get(card_field.name, card_field.tolerance)
                 check = f"within {tolerance:g} %" if tolerance else "exact"
             else:
-                check = _COMPARISONS[card_field.compare]
+                check = card_field.compare.described
             how = card_field.how or "carried over from the publisher of the weights"
             fields.append(f"| [{card_field.name}](#{card_field.anchor or 'reported'}) | {_md(how)} | {check} |")
     tags = ["| Tag | The network has it when |", "| --- | --- |"]
@@ -469,10 +308,11 @@ def overview_page(models: Sequence[CatalogModel], *, src_uri: str, urls: Mapping
         cells += [column_value(field, model.figures[field.name].value) if field.name in model.figures else "—"
                   for field in columns()]
         table.append("| " + " | ".join(cells) + " |")
-        flops, top1 = model.number("FLOPs"), model.number("Top 1 Accuracy")
-        if flops and top1 is not None:
-            points.append(ChartPoint(model.name, families.index(model.collection), model.collection, flops / 1e9,
-                                     top1, model.image_size, f"{urls[model.src_uri]}#{model.anchor}"))
+        compute, accuracy = model.number(CHART_X.name), model.number(CHART_Y.name)
+        if compute and accuracy is not None:
+            points.append(ChartPoint(model.name, families.index(model.collection), model.collection,
+                                     compute / CHART_X.scale, accuracy, model.image_size,
+                                     f"{urls[model.src_uri]}#{model.anchor}"))
     as_json = (f" The same figures, with their units, conventions and status, are in "
                f"[models.json]({posixpath.relpath(models_json, here)}).") if models_json else ""
     return "\n".join([
@@ -622,50 +462,9 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
 # Markdown helpers
 
 
-def _headings(markdown: str) -> Iterator[tuple[int, int]]:
-    """(line index, level) of each ATX heading outside fenced code blocks."""
-    fence = None
-    for index, line in enumerate(markdown.splitlines()):
-        stripped = line.lstrip()
-        marker = re.match(r"(`{3,}|~{3,})", stripped)
-        if marker:
-            if fence is None:
-                fence = marker.group(1)
-            elif marker.group(1).startswith(fence) and not stripped[len(marker.group(1)):].strip():
-                fence = None
-            continue
-        heading = re.match(r"(#{1,6})\s", line)
-        if fence is None and heading:
-            yield index, len(heading.group(1))
-
-
-def insert_before_first(markdown: str, *, level: int, text: str) -> str:
-    """`text` before the first heading of `level`, or at the end when there is none."""
-    lines = markdown.splitlines(keepends=True)
-    index = next((i for i, found in _headings(markdown) if found == level), len(lines))
-    return "".join(lines[:index]) + "\n" + text + "\n" + "".join(lines[index:])
-
-
-def _insert_after_first(markdown: str, *, level: int, text: str) -> str:
-    """`text` after the first heading of `level`, or at the start when there is none."""
-    lines = markdown.splitlines(keepends=True)
-    index = next((i + 1 for i, found in _headings(markdown) if found == level), 0)
-    return "".join(lines[:index]) + "\n" + text + "\n" + "".join(lines[index:])
-
-
-def _md(text: str) -> str:
-    """Card text shown inline in Markdown (a table cell, a heading): HTML and Markdown syntax escaped."""
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", html.escape(text, quote=False))
-
-
 def _breakable(name: str) -> str:
     """A model name for a narrow table cell: it may break after an underscore, nowhere else."""
     return _md(name).replace("\\_", "\\_<wbr>")
-
-
-def anchor(name: str) -> str:
-    """The HTML id of a model's section on its card (model names are close to ids already)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
 
 
 def _title(text: str) -> str:
@@ -673,22 +472,5 @@ def _title(text: str) -> str:
     return " ".join(text.split()).replace('"', "'")
 
 
-def _url(value: Any) -> str:
-    return str(value).replace(" ", "%20").replace(")", "%29").replace("(", "%28")
-
-
 def _plain(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-
-
-def with_prefix(value: Any, unit: str, digits: int) -> str:
-    """A count with an SI prefix: (44568392, "", 2) -> '44.57 M', (178899715, "B", 1) -> '178.9 MB'."""
-    number = float(value)
-    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(number) >= scale:
-            return f"{number / scale:.{digits}f} {prefix}{unit}"
-    return f"{number:g} {unit}".rstrip()
-
-
-def _number(value: float | None, scale: float, digits: int) -> str:
-    return "—" if value is None else f"{value / scale:.{digits}f}"

@@ -2,7 +2,8 @@
 
 The tables of a card are measured on every build; a sentence such as "resnet50 has 23.0 million
 parameters" is not, and goes stale when the model changes. `literal_figures` finds, in the template's
-own text, a number followed by a unit of a figure the card verifies:
+own text, a number followed by a unit of a figure the card verifies (the units are those of each count's
+row of the table of fields, `kinds.Prose`):
 
     parameters / params              Parameters     e.g. '25.6 million parameters', '25.6M params'
     FLOPs, GFLOPs, MACs, GMACs, ...  FLOPs          e.g. 'about 1 GFLOP more', '4.1 GMACs'
@@ -26,21 +27,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .card_file import LINE_BREAK
+from .claims import Card
+from .fields import FIELDS
 from .findings import Finding
-from .model_index import LINE_BREAK, Card
 
 _NUMBER = r"(?<![\w.,])(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\w.]*\d)"
 _SCALE = r"(?:[ \t]?(?P<scale>[kKMGT]|thousand|million|billion)(?![A-Za-z]))?"
 _BETWEEN = r"[ \t-]*(?:(?:more|fewer|less|extra|additional|weighted)[ \t]+)?"
-_UNITS = {
-    "Parameters": r"param(?:eter)?s?",
-    "FLOPs": r"[kMGT]?FLOP(?:s|S)?|[kMGT]?MACs?|[kMGT]?MAdds?|multiply-adds",
-    "Activations": r"activations?",
-    "File Size": r"[kKMGT]i?B|bytes|(?:kilo|mega|giga)bytes",
-    "Layers": r"layers?",
-}
+# The fields whose figures prose may write out by hand: the counts the table says how prose writes.
+_WRITTEN = tuple(field for field in FIELDS if field.kind.prose is not None and field.cited)
 _FIGURE = re.compile(_NUMBER + _SCALE + _BETWEEN + r"(?P<unit>" + "|".join(
-    f"(?P<{name.replace(' ', '_')}>{pattern})" for name, pattern in _UNITS.items()) + r")(?![\w-])", re.IGNORECASE)
+    f"(?P<field{index}>{field.kind.prose.units})" for index, field in enumerate(_WRITTEN)) + r")(?![\w-])",
+    re.IGNORECASE)
 
 # Text that is not prose, blanked before the figures are looked for (offsets and lines kept).
 _NOT_PROSE = re.compile(
@@ -58,33 +57,34 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n[ \t]*\n")
 _STAGE_LIST = re.compile(
     r"(?<![\w.,-])\[?(?P<numbers>\d+(?:(?:[ \t]*,[ \t]*(?:and[ \t]+)?|[ \t]+and[ \t]+|-)\d+){2,})\]?(?![\w.-]*\d)"
     r"(?P<between>[ \t]*(?:[A-Za-z()-]+[ \t]+){0,3}?)(?P<kind>blocks?|channels?|widths?)(?![\w-])", re.IGNORECASE)
-# what the numbers count -> the stage facts of the template's `models.ID` they may be (render.py)
+# what the numbers count -> the stage layouts of the template's `models.ID` they may be (render.py)
 _STAGE_FACTS = {"block": ("blocks",), "channel": ("widths", "inner_widths", "stem_widths"),
                 "width": ("widths", "inner_widths", "stem_widths")}
 
-# field -> its name in the template's `models.ID` (render.py)
-_EXPRESSIONS = {"Parameters": "parameters", "FLOPs": "flops", "Activations": "activations",
-                "File Size": "file_size", "Layers": "layers"}
+PLACEHOLDER_ID = "ID"  # the model an expression names when the card has none
 
 
-def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+def literal_figures(card: Card, values: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
     """A warning for every figure `card`'s prose writes as a literal number with a verified unit.
 
-    facts: {model ID: the template facts of `render.card_context`}, to say what the code measures.
+    values: {model ID: its template values (`render.card_context`)}, to say what the code measures.
     """
     text = card.text
     prose = _NOT_PROSE.sub(_blank, text)
-    names = sorted(set(facts) | {model.model_id for model in card.models}, key=len, reverse=True)
+    names = sorted(set(values) | {model.model_id for model in card.models}, key=len, reverse=True)
     mention = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])") if names else None
     findings = []
     for match in _FIGURE.finditer(prose):
-        field = next(name for name in _UNITS if match.group(name.replace(" ", "_")))
+        field = next(field for index, field in enumerate(_WRITTEN) if match.group(f"field{index}"))
+        key = field.measured_from[1]  # its name in the template's `models.ID` (render.py)
         model_id = _named_model(text, match, mention)
-        expression = _expression(field, match, model_id or (card.models[0].model_id if card.models else "ID"))
+        expression = field.kind.prose.expression(
+            _reference(model_id or (card.models[0].model_id if card.models else PLACEHOLDER_ID)), key,
+            match.group("number"), (match.group("scale") or "").lower(), match.group("unit"))
         literal = " ".join(match.group().split())
-        if model_id is not None and model_id in facts:
-            measured = facts[model_id][_EXPRESSIONS[field]]
-            what = f"the code measures {model_id} {field}: {_shown(field, measured, facts[model_id])}"
+        if model_id is not None and model_id in values:
+            measured = values[model_id][key]
+            what = f"the code measures {model_id} {field.name}: {field.kind.prose.measured(measured, values[model_id])}"
         else:
             measured = None
             what = "the code measures this figure for each model; the sentence names no model of this card"
@@ -92,11 +92,11 @@ def literal_figures(card: Card, facts: Mapping[str, Mapping[str, Any]]) -> list[
             "warning", card.path, len(LINE_BREAK.findall(text, 0, match.start())) + 1,
             f"the prose writes {literal!r} as a literal figure, which the build does not check; {what}",
             hint=f"write {expression} instead (the template's variables: resfam/cards/render.py)",
-            model=_model_name(card, model_id), field=field, claimed=literal, measured=measured, strict=True))
-    return findings + _stage_lists(card, facts, prose, mention)
+            model=_model_name(card, model_id), field=field.name, claimed=literal, measured=measured, strict=True))
+    return findings + _stage_lists(card, values, prose, mention)
 
 
-def _stage_lists(card: Card, facts: Mapping[str, Mapping[str, Any]], prose: str,
+def _stage_lists(card: Card, values: Mapping[str, Mapping[str, Any]], prose: str,
                  mention: re.Pattern | None) -> list[Finding]:
     """A warning for every stage layout the prose writes out by hand (blocks per stage, stage widths)."""
     text = card.text
@@ -104,14 +104,14 @@ def _stage_lists(card: Card, facts: Mapping[str, Mapping[str, Any]], prose: str,
     for match in _STAGE_LIST.finditer(prose):
         numbers = [int(number) for number in re.findall(r"\d+", match.group("numbers"))]
         kind = match.group("kind").lower().rstrip("s")
-        model_id = _named_model(text, match, mention) or (card.models[0].model_id if card.models else "ID")
-        model_facts = facts.get(model_id, {})
+        model_id = _named_model(text, match, mention) or (card.models[0].model_id if card.models else PLACEHOLDER_ID)
+        model_values = values.get(model_id, {})
         # the layout the numbers stand for: the one they equal, else the first of their kind
         names = _STAGE_FACTS[kind]
-        name = next((name for name in names if model_facts.get(name) == numbers), names[0])
-        reference = f"models.{model_id}" if re.fullmatch(r"[A-Za-z_]\w*", model_id) else f"models[{model_id!r}]"
+        name = next((name for name in names if model_values.get(name) == numbers), names[0])
+        reference = _reference(model_id)
         literal = " ".join(match.group().split())
-        measured = model_facts.get(name)
+        measured = model_values.get(name)
         what = (f"the code measures {model_id} {name.replace('_', ' ')}: {', '.join(map(str, measured))}"
                 if measured is not None else "the code measures the stage layout of each model")
         findings.append(Finding(
@@ -145,28 +145,6 @@ def _model_name(card: Card, model_id: str | None) -> str | None:
     return next((model.name for model in card.models if model.model_id == model_id), model_id)
 
 
-def _expression(field: str, figure: re.Match, model_id: str) -> str:
-    """The template expression that writes the figure the way the prose did."""
-    name = _EXPRESSIONS[field]
-    reference = f"models.{model_id}" if re.fullmatch(r"[A-Za-z_]\w*", model_id) else f"models[{model_id!r}]"
-    scale = (figure.group("scale") or "").lower()
-    unit = figure.group("unit")
-    if field == "Layers":
-        return f"{{{{ {reference}.layers }}}}"
-    if field == "FLOPs" and unit[:1] in "GT":
-        return f"{{{{ {reference}.flops | gflops }}}}"
-    if field == "File Size" and unit.lower() != "bytes":
-        return f"{{{{ {reference}.file_size | mb }}}} MB"
-    if scale in ("m", "million") or (not scale and field != "FLOPs" and "." in figure.group("number")):
-        return f"{{{{ {reference}.{name} | millions }}}}"
-    return f"{{{{ {reference}.{name} | grouped }}}}"
-
-
-def _shown(field: str, value: Any, facts: Mapping[str, Any]) -> str:
-    if field == "Layers":
-        return str(value)
-    if field == "FLOPs":
-        return f"{value:,} ({value / 1e9:.2f} G at {facts['image_size']} px)"
-    if field == "File Size":
-        return f"{value:,} bytes ({value / 1e6:.1f} MB)"
-    return f"{value:,} ({value / 1e6:.1f} million)"
+def _reference(model_id: str) -> str:
+    """How a template names the model's values: `models.resnet50`, or `models['resnet50.tv']`."""
+    return f"models.{model_id}" if re.fullmatch(r"[A-Za-z_]\w*", model_id) else f"models[{model_id!r}]"

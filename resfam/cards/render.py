@@ -70,9 +70,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from .claims import Card
 from .findings import CardError, Finding
 from .limits import leave_interrupts_to_parent, limit_memory, pump, time_limit, wait_for
-from .model_index import Card
 
 MAX_REPEAT_LENGTH = 1_000_000  # 'x' * n and [..] * n beyond this many items are refused
 MAX_EXPONENT = 1_000  # 10 ** 10 ** 10 would never finish
@@ -89,7 +89,7 @@ CONTEXT_NAMES = ("model_name", "model_ids", "family", "collection", "models")
 
 def card_context(card: Card, models: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The variables a card template is rendered with (see the module docstring); `models` is
-    {registry ID: measured facts}, as `verify` makes them."""
+    {registry ID: its measured values}, as `verify` makes them (`MeasuredModel.template_values`)."""
     model_ids = [model.model_id for model in card.models]
     return {
         "model_name": model_ids[0] if model_ids else "",

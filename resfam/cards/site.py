@@ -32,9 +32,10 @@ from urllib.parse import quote, urljoin
 
 from .bench import read_benchmark
 from .catalog import model_catalog, models_json
+from .figures import CardPage
 from .findings import CardError, Finding
 from .model_index import family_of
-from .pages import CardPage, card_page, measurement_tables, overview_page
+from .pages import card_page, measurement_tables, overview_page
 from .sync import write_atomic
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Write measured figures back into a card template, touching nothing else.
 
     card = parse_card("templates/models/resnet.md")
-    edits = plan_sync(card, {"resnet50": {"Parameters": 25557032, "FLOPs": 4111514624}})
+    edits = plan_sync(card, {"resnet50": {field_name: measured_value, ...}})
     # or, from a verification: plan_sync(result.card, sync_values(result), ...)
     new_text = apply_edits(card.text, edits)
     print(render_diff(card.path, card.text, new_text))
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import os
 import re
 import tempfile
@@ -28,21 +27,12 @@ from typing import Any
 
 import yaml
 
-from .fields import BY_NAME, DEFAULT_IMAGE_SIZE, ENTRY, METADATA, synced_fields
+from .card_file import LINE_BREAK
+from .claims import Card, Claim, InsertionPoint, ModelClaims
+from .fields import BY_NAME, DEFAULT_IMAGE_SIZE, ENTRY, IMAGE_SIZE_FIELD, METADATA, synced_fields
 from .findings import CardError, Finding
-from .model_index import (
-    INTERPOLATIONS,
-    LINE_BREAK,
-    MAX_IMAGE_SIZE,
-    SANITY_LIMIT,
-    Card,
-    Claim,
-    InsertionPoint,
-    ModelClaims,
-    parse_card,
-)
-from .verify import MEASURED_FIELDS, CardResult, claimed_image_size
-from .zoo import code_claim
+from .model_index import parse_card
+from .verify import CardResult, claimed_image_size
 
 # The fields sync writes, in the order new ones are inserted: those of the table of fields that the
 # code gives a value for.
@@ -240,14 +230,12 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
         measured = result.models.get(model.name)
         if measured is None:
             continue
-        states_size = "Image Size" in model.fields or fill_missing
+        states_size = model.claim(IMAGE_SIZE_FIELD.name) is not None or fill_missing
         size = measured.registered.image_size if states_size else DEFAULT_IMAGE_SIZE
-        chosen = {name: value for name, value in measured.values(size).items() if name in SYNC_FIELDS}
         claims = model.claims()
-        if "Architecture" in chosen:
-            chosen["Architecture"] = tags_in_card_order(claims.get("Architecture"), chosen["Architecture"])
-        if "Code" in chosen:
-            chosen["Code"] = code_claim(claims["Code"].value if "Code" in claims else None, measured.registered)
+        chosen = {name: BY_NAME[name].kind.in_card_style(claims[name].value if name in claims else None, value,
+                                                         measured.registered)
+                  for name, value in measured.values(size).items() if name in SYNC_FIELDS}
         if not fill_missing:
             chosen = {name: value for name, value in chosen.items() if name in claims}
         for finding in result.findings:
@@ -259,13 +247,6 @@ def sync_values(result: CardResult, fill_missing: bool = False) -> dict[str, dic
     return values
 
 
-def tags_in_card_order(claim: Claim | None, measured: list[str]) -> list[str]:
-    """The network's tags as the card would list them: the card's own tags that the network has, in
-    the card's order, then the ones it leaves out, in alphabetical order."""
-    listed = [tag for tag in (claim.value if claim is not None else []) if tag in measured]
-    return listed + [tag for tag in measured if tag not in listed]
-
-
 # ---------------------------------------------------------------------------------------------
 # Planning
 
@@ -274,38 +255,15 @@ def _checked_measurement(field: str, value: Any) -> Any:
     """The measured `value` in the type sync writes, or ValueError for the wrong field or type."""
     if field not in SYNC_FIELDS:
         raise ValueError(f"sync does not write {field!r}; it writes {', '.join(SYNC_FIELDS)}")
-    integer = isinstance(value, int) and not isinstance(value, bool)
-    if field in MEASURED_FIELDS and integer and 0 <= value <= SANITY_LIMIT:
-        return value
-    if field == "Image Size" and integer and 0 < value <= MAX_IMAGE_SIZE:
-        return value
-    if field == "Crop Pct" and isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and math.isfinite(value) and 0 < value <= 1:
-        return float(value)
-    if field == "Interpolation" and value in INTERPOLATIONS:
-        return value
-    if field == "Weights" and isinstance(value, str) and re.match(r"https?://\S+\Z", value):
-        return value
-    if field == "Code" and isinstance(value, str) and re.match(r"[^\s#]+(#L[0-9]+)?\Z", value):
-        return value
-    if field == "Architecture" and isinstance(value, list) and value \
-            and all(isinstance(tag, str) and tag.strip() and "\n" not in tag for tag in value):
-        return list(value)
-    raise ValueError(f"measured {field} must be a valid value for the card, got {value!r}")
+    try:
+        return BY_NAME[field].kind.for_card(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"measured {field} must be a valid value for the card, got {value!r}") from None
 
 
 def _same(field: str, claimed: Any, measured: Any) -> bool:
     """Whether the card's value already says what was measured ('224' is 224, '0.875' is 0.875)."""
-    if field == "Image Size":
-        return str(claimed) == str(measured)
-    if field == "Crop Pct":
-        try:
-            return float(claimed) == float(measured)
-        except (TypeError, ValueError):
-            return False
-    if field in MEASURED_FIELDS:
-        return type(claimed) is int and claimed == measured
-    return claimed == measured
+    return BY_NAME[field].kind.already_says(claimed, measured)
 
 
 def _replacement(card: Card, model: ModelClaims, field: str, claim: Claim, value: Any) -> Edit | None:
@@ -407,7 +365,7 @@ def _value_text(field: str, value: Any, key_column: int | None, newline: str = "
             return _list_text(value, "flow", "")
         indent = newline + " " * key_column
         return indent + _list_text(value, None, indent)
-    return _scalar_text(value, BY_NAME[field].insert_style)
+    return _scalar_text(value, BY_NAME[field].kind.insert_style)
 
 
 def _block_pieces(text: str, point: InsertionPoint, texts: list[str], header: str | None, continuing: bool,

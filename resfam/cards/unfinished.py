@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 from ..registry import FAMILY_SLUG
+from .claims import Card
+from .fields import FIELDS
 from .findings import Finding
-from .model_index import Card
 
 PLACEHOLDER = "TODO:"  # how `resfam-cards new` marks the text left to write
 
@@ -40,7 +41,8 @@ def unfinished_findings(card: Card) -> list[Finding]:
     for model in card.models:
         # published weights come with their accuracy; a model without weights (a zoo's untrained
         # example) has none to state
-        if model.weights is not None and not model.raw.get("Results"):
+        if any(model.claim(field.name) is not None for field in FIELDS if field.checkpoint) \
+                and not model.raw.get("Results"):
             found.append(Finding(
                 "warning", card.path, model.line, f"{model.name} states no accuracy: the entry has no Results",
                 hint="add its ImageNet Top 1 and Top 5 Accuracy under Results (docs/adding-a-model.md, step 2)",

@@ -32,10 +32,21 @@ from pathlib import Path
 from typing import Any
 
 from .cache import default_cache_dir
-from .fields import DEFAULT_IMAGE_SIZE, EXACT, SOURCE, TAGS, TOLERANCE, default_tolerances, fields_where
+from .claims import Card, Claim, ModelClaims
+from .fields import (
+    DEFAULT_IMAGE_SIZE,
+    FIELDS,
+    IDENTITY,
+    IMAGE_SIZE_FIELD,
+    TOLERANCE,
+    Origin,
+    default_tolerances,
+    kind_of,
+)
 from .findings import CardError, Finding
+from .kinds import Comparing, same_value
 from .limits import Limits
-from .model_index import Card, Claim, ModelClaims, parse_card
+from .model_index import parse_card
 from .names import check_code_names, check_prose_names
 from .pool import WorkerError
 from .prose import literal_figures
@@ -43,13 +54,13 @@ from .render import card_context, cited_models, render_template
 from .runner import CodeBlock, page_blocks, run_code
 from .unfinished import unfinished_findings
 from .vocabulary import read_vocabulary
-from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer, code_claim
+from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer
 from .zoos import DEFAULT_ZOO, listing_hint
 
 # Relative tolerances in percent, from the table of fields; the other verified fields take none.
 DEFAULT_TOLERANCES: dict[str, float] = default_tolerances()
 MEASURED_FIELDS = tuple(DEFAULT_TOLERANCES)  # the measured counts (the fields with a tolerance)
-EXACT_FIELDS = ("ID",) + tuple(field.name for field in fields_where(compare=(EXACT, TAGS, SOURCE)))
+EXACT_FIELDS = (IDENTITY.name,) + tuple(field.name for field in FIELDS if field.verified and field.compare != TOLERANCE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +112,8 @@ class CardResult(FindingsView):
     markdown: str | None = None
     models: dict[str, MeasuredModel] = field(default_factory=dict)
     cited: dict[str, int] = field(default_factory=dict)  # {model ID: line} named in the prose as models.ID
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # the template's `models`: {model ID: facts}
+    # the template's `models`: {model ID: its template values (`MeasuredModel.template_values`)}
+    template_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     code: list[tuple[CodeBlock, str]] = field(default_factory=list)  # its Python blocks and how each ran (runner.py)
 
 
@@ -284,19 +296,19 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
 
 
 def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel]) -> None:
-    """Render a parsed card with the measured facts of its models and of those its prose cites, and flag
+    """Render a parsed card with the measured values of its models and of those its prose cites, and flag
     the figures its prose writes out instead of citing; every problem becomes a finding."""
     if result.card is None:
         return
     wanted = [model.model_id for model in result.card.models] + list(result.cited)
-    result.facts = {model_id: measured[model_id].template_facts() for model_id in wanted
+    result.template_values = {model_id: measured[model_id].template_values() for model_id in wanted
                     if model_id in measured and measured[model_id].error is None}
     try:
         result.markdown = render_template(result.path, templates_dir_for(path, templates_dir),
-                                          card_context(result.card, result.facts))
+                                          card_context(result.card, result.template_values))
     except CardError as error:
         result.findings += error.findings
-    result.findings += literal_figures(result.card, result.facts)
+    result.findings += literal_figures(result.card, result.template_values)
 
 
 def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: Path, zoo: ZooMeasurer) -> None:
@@ -332,7 +344,7 @@ def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: 
 def claimed_image_size(model: ModelClaims) -> int:
     """The image size the card's FLOPs and Activations are counted at: its Image Size (already validated),
     else 224."""
-    claim = model.fields.get("Image Size")
+    claim = model.claim(IMAGE_SIZE_FIELD.name)
     return int(claim.value) if claim is not None else DEFAULT_IMAGE_SIZE
 
 
@@ -384,18 +396,19 @@ def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, R
                 zoo: str, renamed: Mapping[str, str]) -> Finding:
     closest = difflib.get_close_matches(model.model_id, list(registry), n=3, cutoff=0.5)
     line = model.id.line if model.id is not None else model.line
-    what = "ID" if model.id is not None else "Name (the entry has no ID)"
+    what = IDENTITY.name if model.id is not None else f"Name (the entry has no {IDENTITY.name})"
     new = renamed.get(model.model_id)
     if new is not None:  # the zoo resolves the old name to the model (and weights tag) it builds
         model_id, _, weights = new.partition(".")
         return Finding("error", result.path, line, f"{model.name}: {model.model_id!r} is an old name: the {zoo} "
                                                    f"zoo builds {new!r} for it",
-                       hint=f"write ID: {model_id}" + (f" (its weights tag: {weights})" if weights else ""),
-                       model=model.name, field="ID", claimed=model.model_id, measured=model_id)
+                       hint=f"write {IDENTITY.name}: {model_id}"
+                       + (f" (its weights tag: {weights})" if weights else ""),
+                       model=model.name, field=IDENTITY.name, claimed=model.model_id, measured=model_id)
     hint = f"did you mean {', '.join(closest)}? " if closest else ""
     return Finding("error", result.path, line, f"{model.name}: unknown model {what} {model.model_id!r}",
                    hint=hint + f"the registered models are listed by: {listing_hint(zoo)}", model=model.name,
-                   field="ID", claimed=model.model_id)
+                   field=IDENTITY.name, claimed=model.model_id)
 
 
 def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredModel,
@@ -411,42 +424,36 @@ def _compare_model(result: CardResult, model: ModelClaims, measured: MeasuredMod
             "error", path, id_line,
             f"{name}: model {registered.model_id!r} is registered in family {registered.family!r}, not in "
             f"{result.card.family!r} (this card's family, from its file name)",
-            hint=f"move the model to templates/models/{registered.family}.md", model=name, field="ID",
+            hint=f"move the model to templates/models/{registered.family}.md", model=name, field=IDENTITY.name,
             claimed=registered.model_id, measured=registered.family))
     elif model.id is not None:
-        findings.append(Finding("ok", path, id_line, f"{name} ID: {registered.model_id} is registered",
-                                model=name, field="ID", claimed=model.id.value, measured=registered.model_id))
+        findings.append(Finding("ok", path, id_line, f"{name} {IDENTITY.name}: {registered.model_id} is registered",
+                                model=name, field=IDENTITY.name, claimed=model.id.value, measured=registered.model_id))
 
     if measured.error is not None:
         findings.append(Finding("error", path, id_line, f"{name}: could not be measured: {measured.error}",
                                 hint="fix the model code at the place named, then verify again", model=name))
     size = claimed_image_size(model)
     values = measured.values(size) if measured.error is None else registered.config_values
-    for card_field in fields_where(compare=(TOLERANCE, EXACT, TAGS, SOURCE)):
+    for card_field in FIELDS:
         claim = model.claim(card_field.name)
-        if claim is None:
+        if claim is None or not card_field.verified:
             continue
         if card_field.name not in values:
-            if measured.error is None or card_field.measured_from[0] != "measurement":
+            if measured.error is None or card_field.measured_from[0] != Origin.MEASUREMENT:
                 findings.append(_not_checked(path, name, card_field.name, claim))
             continue
-        value = values[card_field.name]
-        if card_field.compare == TOLERANCE:
-            findings.append(_compare_count(path, name, card_field.name, claim, value, tolerances[card_field.name],
-                                           size if card_field.per_image_size else None, sync_hint))
-        elif card_field.compare == TAGS:
-            findings += _compare_tags(path, name, claim, value, architecture_tags, sync_hint)
-        elif card_field.compare == SOURCE:
-            findings.append(_compare_source(path, name, claim, registered, sync_hint))
-        else:
-            findings.append(_compare_exact(path, name, card_field.name, claim, value, sync_hint))
-    if "FLOPs" in model.fields and measured.error is None and measured.unexpected_uncounted_ops(size):
-        ops = ", ".join(f"{op} ({n}x)" for op, n in measured.unexpected_uncounted_ops(size).items())
-        findings.append(Finding(
-            "warning", path, model.fields["FLOPs"].line,
-            f"{name} FLOPs: fvcore cannot count {ops}; the figure leaves them out",
-            hint="check whether these operators do multiply-adds; fvcore's convention is the contract",
-            model=name, field="FLOPs"))
+        findings += card_field.compare.findings(Comparing(
+            path, name, card_field, claim, values[card_field.name], sync_hint, tolerances.get(card_field.name),
+            size if card_field.per_image_size else None, architecture_tags, registered))
+        uncounted = measured.unexpected_uncounted_ops(size) if card_field.uncounted and measured.error is None else {}
+        if uncounted:
+            ops = ", ".join(f"{op} ({n}x)" for op, n in uncounted.items())
+            findings.append(Finding(
+                "warning", path, claim.line,
+                f"{name} {card_field.name}: fvcore cannot count {ops}; the figure leaves them out",
+                hint="check whether these operators do multiply-adds; fvcore's convention is the contract",
+                model=name, field=card_field.name))
     return findings
 
 
@@ -456,95 +463,6 @@ def _not_checked(path: str, name: str, field_name: str, claim: Claim) -> Finding
                                                   "(it gives no fact for it)",
                    hint="the facts each zoo gives are listed on the measurement page", model=name,
                    field=field_name, claimed=claim.value)
-
-
-def _compare_tags(path: str, name: str, claim: Claim, measured: list[str], vocabulary: Mapping[str, str],
-                  hint: str) -> list[Finding]:
-    """The card's Architecture list against the tags the network shows, both ways; a tag outside the
-    vocabulary is an error of its own (nothing could check it)."""
-    claimed = list(claim.value)
-    findings = []
-    for tag, line in zip(claimed, claim.item_lines or [claim.line] * len(claimed), strict=False):
-        if tag in vocabulary:
-            continue
-        close = difflib.get_close_matches(tag, list(vocabulary), n=3, cutoff=0.6)
-        findings.append(Finding(
-            "error", path, line, f"{name} Architecture: {tag!r} is not an architecture tag"
-                                       + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""),
-            hint=f"the tags are: {', '.join(sorted(vocabulary))} (defined on the measurement page)",
-            model=name, field="Architecture", claimed=tag))
-    lacking = [tag for tag in claimed if tag in vocabulary and tag not in measured]
-    left_out = [tag for tag in measured if tag not in claimed]
-    if not lacking and not left_out:
-        findings.append(Finding("ok", path, claim.line, f"{name} Architecture: {', '.join(claimed)} (the network "
-                                                        "has each, and nothing else of the vocabulary)",
-                                model=name, field="Architecture", claimed=claimed, measured=measured))
-        return findings
-    problems = ([f"the network has no {', '.join(lacking)}"] if lacking else []) \
-        + ([f"the list leaves out {', '.join(left_out)}, which the network has"] if left_out else [])
-    findings.append(Finding("drift", path, claim.line, f"{name} Architecture: {'; '.join(problems)}",
-                            hint=hint, model=name, field="Architecture", claimed=claimed, measured=measured))
-    return findings
-
-
-def _compare_source(path: str, name: str, claim: Claim, registered: RegisteredModel, hint: str) -> Finding:
-    """`Code:` against the file (and, with a `#L<n>` anchor, the line) that registers the model."""
-    expected = code_claim(claim.value, registered)  # registered by a module's code (else not checked)
-    if claim.value == expected:
-        return Finding("ok", path, claim.line, f"{name} Code: {claim.value} registers the model",
-                       model=name, field="Code", claimed=claim.value, measured=expected)
-    return Finding("drift", path, claim.line,
-                   f"{name} Code: card says {claim.value}, the model is registered at {expected}",
-                   hint=hint, model=name, field="Code", claimed=claim.value, measured=expected)
-
-
-def _compare_count(path: str, name: str, field_name: str, claim: Claim, measured: int, tolerance: float,
-                   image_size: int | None, hint: str) -> Finding:
-    claimed = claim.value
-    drift = (claimed - measured) / measured * 100 if measured else (0.0 if claimed == measured else None)
-    within = abs(claimed - measured) * 100 <= tolerance * abs(measured)
-    at = f" at {image_size} px" if image_size is not None else ""
-    if within:
-        note = "" if claimed == measured else f", {format_percent(drift)}, tolerance {tolerance:g}%"
-        return Finding("ok", path, claim.line, f"{name} {field_name}: {claimed:,} (code measures {measured:,}{at}"
-                                               f"{note})",
-                       model=name, field=field_name, claimed=claimed, measured=measured, drift_pct=drift)
-    return Finding("drift", path, claim.line,
-                   f"{name} {field_name}: card says {claimed:,}, code measures {measured:,}{at} "
-                   f"({format_percent(drift)}, tolerance {tolerance:g}%)",
-                   hint=hint, model=name, field=field_name, claimed=claimed, measured=measured, drift_pct=drift)
-
-
-def _compare_exact(path: str, name: str, field_name: str, claim: Claim, registered: Any, hint: str) -> Finding:
-    if _normalised(field_name, claim.value) == _normalised(field_name, registered):
-        return Finding("ok", path, claim.line, f"{name} {field_name}: {claim.value} (registered default config)",
-                       model=name, field=field_name, claimed=claim.value, measured=registered)
-    return Finding("drift", path, claim.line,
-                   f"{name} {field_name}: card says {claim.value}, the registered default config says {registered}",
-                   hint=hint, model=name, field=field_name, claimed=claim.value, measured=registered)
-
-
-def _normalised(field_name: str, value: Any) -> Any:
-    """A claim as the value it stands for: '224' is 224 pixels, '0.875' the number 0.875."""
-    try:
-        if field_name == "Image Size":
-            return int(value)
-        if field_name == "Crop Pct":
-            return float(value)
-        if field_name == "Architecture":
-            return sorted(value)
-    except (TypeError, ValueError):
-        return value
-    return value
-
-
-def format_percent(value: float | None) -> str:
-    """A drift as a signed percentage, with enough digits that a drift never reads as 0.00%."""
-    if value is None:
-        return "n/a"
-    if value == 0 or abs(value) >= 0.01:
-        return f"{value:+.2f}%"
-    return f"{value:+.2g}%"
 
 
 def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: Path,
@@ -568,7 +486,7 @@ def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: 
                                     f"{model_id!r} is left without a card, but no such model is registered",
                                     hint=(f"did you mean {', '.join(close)}? " if close else "")
                                     + f"list registered model IDs only ({listing_hint(zoo.zoo)} lists them)",
-                                    model=model_id, field="ID"))
+                                    model=model_id, field=IDENTITY.name))
         elif model_id in on_cards:
             findings.append(Finding("warning", "without_card", None,
                                     f"{model_id} is left without a card, yet a card lists it",
@@ -585,7 +503,7 @@ def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: 
             f"{model_id} is registered but on no card",
             hint=f"run: resfam-cards new {family} --model {model_id}   (it prints the entry, with "
                  f"measured figures, to paste into {card}); or list it among the models without a card "
-                 "(--without-card, or the plugin's without_card setting)", model=model_id, field="ID"))
+                 "(--without-card, or the plugin's without_card setting)", model=model_id, field=IDENTITY.name))
     return findings
 
 
@@ -596,20 +514,22 @@ def _check_coverage(results: list[CardResult], zoo: ZooMeasurer, templates_dir: 
 def _check_across_cards(results: list[CardResult]) -> None:
     entries = [(result, model) for result in results if result.card is not None for model in result.card.models]
 
-    by_weights: dict[str, list[tuple[CardResult, ModelClaims]]] = {}
-    for result, model in entries:
-        if model.weights is not None and isinstance(model.weights.value, str):
-            by_weights.setdefault(model.weights.value, []).append((result, model))
-    for url, claimants in by_weights.items():
-        if len({model.model_id for _, model in claimants}) > 1:
-            for result, model in claimants:
-                others = ", ".join(f"{other.model_id} ({r.path}:{other.weights.line})"
-                                   for r, other in claimants if other.model_id != model.model_id)
-                result.findings.append(Finding(
-                    "error", result.path, model.weights.line,
-                    f"{model.name} Weights: the same weights file is also claimed by {others}",
-                    hint="a checkpoint belongs to one model: check which model this URL is for",
-                    model=model.name, field="Weights", claimed=url))
+    for checkpoint in (card_field for card_field in FIELDS if card_field.checkpoint):
+        by_file: dict[str, list[tuple[CardResult, ModelClaims, Claim]]] = {}
+        for result, model in entries:
+            claim = model.claim(checkpoint.name)
+            if claim is not None and isinstance(claim.value, str):
+                by_file.setdefault(claim.value, []).append((result, model, claim))
+        for url, claimants in by_file.items():
+            if len({model.model_id for _, model, _ in claimants}) > 1:
+                for result, model, claim in claimants:
+                    others = ", ".join(f"{other.model_id} ({r.path}:{other_claim.line})"
+                                       for r, other, other_claim in claimants if other.model_id != model.model_id)
+                    result.findings.append(Finding(
+                        "error", result.path, claim.line,
+                        f"{model.name} {checkpoint.name}: the same weights file is also claimed by {others}",
+                        hint="a checkpoint belongs to one model: check which model this URL is for",
+                        model=model.name, field=checkpoint.name, claimed=url))
 
     by_id: dict[str, list[tuple[CardResult, ModelClaims]]] = {}
     for result, model in entries:
@@ -620,7 +540,7 @@ def _check_across_cards(results: list[CardResult]) -> None:
                 if other is model:
                     continue
                 for field_name, claim, other_claim in _shared_claims(model, other):
-                    if _normalised(field_name, claim.value) != _normalised(field_name, other_claim.value):
+                    if not same_value(kind_of(field_name), claim.value, other_claim.value):
                         result.findings.append(Finding(
                             "error", result.path, claim.line,
                             f"{model.name} {field_name}: this entry says {claim.value}, but "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
-from .fields import DEFAULT_IMAGE_SIZE, code_fields
+from .fields import DEFAULT_IMAGE_SIZE, FIELDS, IDENTITY, IMAGE_SIZE_FIELD, Origin, code_fields
 from .findings import CardError, Finding
 from .limits import Limits
 from .pool import MeasureJob, StillWorking, WorkerError, WorkerPool
@@ -85,14 +84,10 @@ class RegisteredModel:
         values = {}
         for card_field in code_fields():
             source, key = card_field.measured_from
-            value = (self.config or {}).get(key) if source == "config" else \
-                getattr(self, key) if source == "registry" else None
+            value = (self.config or {}).get(key) if source == Origin.CONFIG else \
+                getattr(self, key) if source == Origin.REGISTRY else None
             if value is not None:
-                values[card_field.name] = value
-        if "Image Size" in values:
-            values["Image Size"] = int(values["Image Size"])
-        if "Crop Pct" in values:
-            values["Crop Pct"] = float(values["Crop Pct"])
+                values[card_field.name] = card_field.kind.from_code(value)
         return values
 
 
@@ -108,28 +103,29 @@ class MeasuredModel:
 
     def values(self, image_size: int) -> dict[str, Any]:
         """Every field as a card writes it, per-image-size figures at `image_size` (when measured there)."""
-        values: dict[str, Any] = {"ID": self.registered.model_id}
+        values: dict[str, Any] = {IDENTITY.name: self.registered.model_id}
         first = self.by_size[min(self.by_size)] if self.by_size else None
         for card_field in code_fields():
             source, key = card_field.measured_from
             measurement = self.by_size.get(image_size) if card_field.per_image_size else first
-            if source == "measurement" and measurement is not None and measurement[key] is not None:
+            if source == Origin.MEASUREMENT and measurement is not None and measurement[key] is not None:
                 values[card_field.name] = measurement[key]
         return {**values, **self.registered.config_values}
 
     def unexpected_uncounted_ops(self, image_size: int) -> Mapping[str, int]:
         return self.by_size[image_size]["unexpected_uncounted_ops"] if image_size in self.by_size else {}
 
-    def template_facts(self) -> dict[str, Any]:
+    def template_values(self) -> dict[str, Any]:
         """What a card template reads as `models.ID` (the names of render.py's docstring), at the
-        registered image size: the same figures as the card's table."""
+        registered image size: the same figures as the card's table (the fields the table cites, by the
+        key of their measured value), and the stage layout."""
         values = self.values(self.registered.image_size)
         layout = self.by_size[self.registered.image_size]["layout"]
         stages = layout["stages"]
+        cited = {card_field.measured_from[1]: values.get(card_field.name) for card_field in FIELDS if card_field.cited}
         return {
-            "parameters": values["Parameters"], "flops": values["FLOPs"], "activations": values["Activations"],
-            "file_size": values["File Size"], "layers": values.get("Layers"), "image_size": self.registered.image_size,
-            "crop_pct": values.get("Crop Pct"), "interpolation": values.get("Interpolation"),
+            **cited,
+            IMAGE_SIZE_FIELD.measured_from[1]: self.registered.image_size,  # the default when the zoo gives none
             "blocks": [stage["blocks"] for stage in stages],
             "block": stages[0]["block"] if stages else "",
             "widths": [stage["width"] for stage in stages],
@@ -151,17 +147,6 @@ class RunStats:
     # {(model ID, image size): why the shape-only trace failed} for the figures counted on the CPU instead
     cpu_fallbacks: dict[tuple[str, int], str] = field(default_factory=dict)
     code: Any = None  # runner.CodeRuns: the Python blocks of the pages and how each ran
-
-
-def code_claim(claimed: Any, registered: RegisteredModel) -> str | None:
-    """What `Code:` should say for `registered`, in the card's form: the path, with the line of the
-    registration when the card anchors a line (`resfam/models/resnet.py#L210`)."""
-    if registered.code is None:
-        return None
-    anchored = isinstance(claimed, str) and re.search(r"#L[0-9]+\Z", claimed) is not None
-    if anchored and registered.defined_at and not registered.code_url:
-        return f"{registered.code}#L{registered.defined_at}"
-    return registered.code
 
 
 # ---------------------------------------------------------------------------------------------
