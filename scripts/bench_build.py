@@ -137,19 +137,24 @@ def phase_export(project: Path) -> dict[str, Any]:
     from mkdocs.config import load_config
     from mkdocs.structure.files import get_files
 
+    from resfam.cards.site import table_files
+
     config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site"), strict=True)
     config.plugins.on_startup(command="build", dirty=False)
     config = config.plugins.on_config(config)
     files = config.plugins.on_files(get_files(config), config=config)
-    written = 0
-    for file in files:
-        if file.generated_by is not None:
-            target = project / "plain" / "docs" / file.src_uri
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(file.content_string, encoding="utf-8")
-            written += 1
-    say(f"  {written} generated pages written out as plain pages")
-    return dict(_outcome(config.plugins["resfam"].report), pages=written)
+    report = config.plugins["resfam"].report
+    # the generated pages, and the measurement page's tables, which the plugin fills in where the page
+    # includes their files (pymdownx.snippets): plain MkDocs reads those files, as `resfam-cards pages` writes them
+    generated = [(file.src_uri, file.content_string) for file in files if file.generated_by is not None]
+    generated += [(table.src_uri, table.content) for table in table_files(report)]
+    for src_uri, content in generated:
+        target = project / "plain" / "docs" / src_uri
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    written = len(generated)
+    say(f"  {written} generated pages and tables written out as plain files")
+    return dict(_outcome(report), pages=written)
 
 
 def phase_plain(project: Path) -> dict[str, Any]:
