@@ -361,9 +361,13 @@ class _Children:
     def __init__(self, server: _Server):
         self.server = server
         self.measurer: tuple[int, Any, int] | None = None  # (pid, its requests' pipe, its done pipe)
+        self.ready_for_pages = False
 
     def answer(self, request: dict[str, Any]) -> None:
         if request["op"] == "run":
+            if not self.ready_for_pages:  # once, for every page this worker runs
+                _import_for_pages()
+                self.ready_for_pages = True
             done, pid = self.fork(lambda done: self.serve([json.dumps(request)], done))
             self.wait_done(pid, done)
             os.close(done)
@@ -446,6 +450,17 @@ class _Children:
         with contextlib.suppress(OSError):
             os.waitpid(pid, 0)
         os.close(done)
+
+
+def _import_for_pages() -> None:
+    """Import in the forking worker what each page's child would otherwise import anew: the runner, and
+    `torch._dynamo`, which torch's optimizers import when first used (with sympy: about 1.5 s a page for
+    resfam's fine-tuning snippet; docs/performance.md). Importing runs no computation."""
+    from resfam.cards import runner  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # a torch without it: nothing imports it
+        import torch._dynamo  # noqa: F401
+    _settle()
 
 
 def registered_config(config: Any) -> dict[str, Any]:
