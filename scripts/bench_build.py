@@ -27,7 +27,8 @@ The warm, plain and edited builds take turns, so that a change in the machine's 
 
 Each phase runs in its own Python process (`--phase`), timed from the outside, interpreter start and
 imports included, as a user waits for them. Peak memory is the most the phase's process tree held
-at once: the resident sets of the process and its children (measuring workers, template renderer),
+at once: the proportional set sizes (Pss: a page shared by a forked child and its parent counts
+once) of the process and its children (measuring workers and their children, template renderer),
 added up every 0.1 s from /proc, and never less than what `getrusage` reports for the process plus
 its largest child. The ratios are from this one run, so they hold on a shared, noisy machine where
 absolute times do not, as long as the other jobs stay as they were: each phase's row says how busy
@@ -119,7 +120,9 @@ def phase_cold(project: Path) -> dict[str, Any]:
                     progress=lambda progress: say(f"  {progress}"), **verify_settings(project))
     on_cpu = sorted({model_id for card in report.cards for model_id, measured in card.models.items()
                      if any(size.get("flops_method") == ON_CPU for size in measured.by_size.values())})
-    return dict(_outcome(report), on_cpu=on_cpu)
+    code = report.stats.code  # runner.CodeRuns: what running the pages' code took, inside the phase
+    return dict(_outcome(report), on_cpu=on_cpu, code_seconds=code.seconds if code else 0.0,
+                code_blocks=code.count("ran", "cached") if code else 0)
 
 
 def phase_build(project: Path) -> dict[str, Any]:
@@ -163,6 +166,7 @@ def phase_plain(project: Path) -> dict[str, Any]:
     from mkdocs.config import load_config
 
     plain = project / "plain"
+    os.chdir(plain)  # pymdownx.snippets reads its base_path (docs) from here: the measurement tables' files
     build(load_config(str(project / "mkdocs.yml"), docs_dir=str(plain / "docs"), site_dir=str(plain / "site"),
                       plugins=["search"], strict=True))
     return {"measured": 0, "cached": 0, "workers": 0, "ok": True, "summary": "plain MkDocs"}
@@ -235,7 +239,10 @@ def busy_cpu_seconds() -> float | None:
 
 
 def tree_rss(pid: int) -> int:
-    """Bytes resident in process `pid` and all its descendants now (0 where /proc is missing)."""
+    """Bytes resident in process `pid` and all its descendants now (0 where /proc is missing): each
+    process's proportional share (Pss), so that the pages a forked child shares with its parent (a
+    measuring worker's children, worker.py) count once, not once per process; its resident set where
+    the kernel gives no Pss."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if entry.isdigit():
@@ -247,13 +254,23 @@ def tree_rss(pid: int) -> int:
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
-        try:
-            pages = int(Path(f"/proc/{current}/statm").read_text().split()[1])
-        except (OSError, IndexError, ValueError):
-            pages = 0
-        total += pages * os.sysconf("SC_PAGE_SIZE")
+        total += _resident(current)
         todo += children.get(current, [])
     return total
+
+
+def _resident(pid: int) -> int:
+    """Bytes of process `pid` in memory: its Pss (/proc/PID/smaps_rollup), else its resident set, else 0."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def copy_project(source: Path, target: Path) -> Path:
@@ -362,6 +379,8 @@ def main() -> int:
     print(f"plugin overhead (warm build / plain MkDocs): {overhead:.2f}x")
     print(f"FLOPs counted on the CPU (the shape-only trace could not take them): {len(cold['on_cpu'])} of "
           f"{cold['measured']} models{': ' + ', '.join(cold['on_cpu']) if cold['on_cpu'] else ''}")
+    print(f"running the pages' code: {cold['code_blocks']} code blocks ran in {cold['code_seconds']:.1f} s of the "
+          f"cold verification's {cold['seconds']:.1f} s")
     print()
     print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'CPU s':>6} {'others':>6} {'peak memory':>11}  models measured")
     for result, ratio, measured in rows:
