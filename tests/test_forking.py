@@ -27,9 +27,9 @@ def run_pages(jobs: list[RunJob], workers: pool.WorkerPool) -> dict[str, dict]:
 
 def test_each_page_runs_in_a_fresh_child_of_one_worker():
     # the first page leaves a mark in the zoo's module and in torch: the next page sees neither
-    leave_marks = "import resfam\nimport torch\nresfam.left_behind = True\ntorch.set_num_threads(2)\nprint(os.getpid())"
+    leave_marks = "import resfam\nimport torch\nresfam.left_behind = True\ntorch.set_num_threads(3)\nprint(os.getpid())"
     look = ("import resfam\nimport torch\nassert not hasattr(resfam, 'left_behind')\n"
-            "assert torch.get_num_threads() == 1, torch.get_num_threads()\nprint(os.getpid())")
+            "assert torch.get_num_threads() != 3\nprint(os.getpid())")
     with pool.WorkerPool(PACKAGE_DIR, max_workers=1, limits=Limits(60, 4 << 30)) as workers:
         replies = run_pages([page("a.md", "import os", leave_marks), page("b.md", "import os", look),
                              page("c.md", "import os", look)], workers)
