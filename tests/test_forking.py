@@ -3,7 +3,7 @@ page's code runs in a fresh child, so a page starts from a process that ran noth
 for the next page, and a child that crashes is reported as a worker that died, as before."""
 from __future__ import annotations
 
-import os
+import sys
 
 import pytest
 
@@ -12,7 +12,7 @@ from resfam.cards.cache import PACKAGE_DIR
 from resfam.cards.limits import Limits
 from resfam.cards.runner import CodeBlock, RunJob
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="workers fork only where the system can")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
 
 
 def page(name: str, *codes: str) -> RunJob:
@@ -39,6 +39,14 @@ def test_each_page_runs_in_a_fresh_child_of_one_worker():
     assert all(block["error"] is None for reply in replies.values() for block in reply["blocks"]), replies
     children = {int(reply["blocks"][1]["output"]) for reply in replies.values()}
     assert len(children) == 3 and worker_pid not in children
+
+
+def test_a_page_that_reads_stdin_reads_nothing_of_the_workers_requests():
+    with pool.WorkerPool(PACKAGE_DIR, max_workers=1, limits=Limits(60, 4 << 30)) as workers:
+        replies = run_pages([page("reads.md", "import sys\nprint(repr(sys.stdin.read()))"), page("next.md", "y = 2")],
+                            workers)
+    assert replies["reads.md"]["blocks"][0]["output"] == "''\n"
+    assert replies["next.md"]["op"] == "ran" and replies["next.md"]["blocks"][0]["error"] is None
 
 
 def test_a_page_whose_child_crashes_fails_alone_as_a_worker_that_died():

@@ -6,7 +6,7 @@ writes itself) runs, in page order, in one namespace per page:
 - in a measuring worker (`worker.py`, asked through `pool.WorkerPool` with a `RunJob`), bounded in time
   per block and in memory like measuring; each page starts from a process that has run nothing, as a
   reader's script does: a child the worker forks for the page after importing torch and the zoo (where
-  the system cannot fork, the worker itself, retired after the page);
+  the worker does not fork, on other systems than Linux: the worker itself, retired after the page);
 - in a temporary working folder holding a sample photo, `image.jpg`, with HOME and TORCH_HOME inside it
   (nothing a block writes lands in the project), the network refused;
 - with the zoo's real API, registry and loading code. The one thing replaced is the download: a

@@ -146,7 +146,7 @@ class _Server:
         except BaseException as error:  # noqa: BLE001 - whatever it is, the parent hears about it
             self.send({"op": "fatal", **self.failure(error)})
             return 1
-        children = _Children(self) if hasattr(os, "fork") else None
+        children = _Children(self) if sys.platform.startswith("linux") else None  # where forking torch is safe
         self.send({"op": "ready", "pid": os.getpid(), "versions": self.installed_versions(),
                    "forks": children is not None})
         try:
@@ -409,6 +409,11 @@ class _Children:
         server = self.server
         code = 0
         try:
+            # the worker's requests are not the child's to read (a page's code may read stdin)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the child's stdin, for good
             threading.Thread(target=server.report_where, daemon=True).start()
             for line in requests:
                 if line.strip():
@@ -428,6 +433,10 @@ class _Children:
         if os.read(done, 1):
             return
         _, status = os.waitpid(pid, 0)
+        if self.measurer is not None and self.measurer[0] == pid:  # reaped: nothing of it to kill
+            self.measurer[1].close()
+            os.close(self.measurer[2])
+            self.measurer = None
         self.close(kill=True)
         with contextlib.suppress(Exception):
             self.server.protocol.flush()
