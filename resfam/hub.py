@@ -2,15 +2,19 @@
 
 torch.hub does the download, the cache ($TORCH_HOME/hub/checkpoints) and the sha256 check on download.
 This module adds what it lacks: unwrapping training checkpoints, a new head for fine-tuning, and one
-error type, `PretrainedLoadError`, whose message alone says what went wrong and how to fix it.
+error type, `PretrainedLoadError`, whose message alone says what went wrong and how to fix it. A model
+whose weights are about to be loaded is built without initialising them (`no_weight_init`): the random
+fills were about 95 % of building it, and the checkpoint overwrites every one.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlparse
 
 import torch
@@ -18,7 +22,7 @@ import torch.nn as nn
 
 from .config import ModelConfig
 
-__all__ = ["PretrainedLoadError", "cached_path", "hash_prefix", "load_pretrained"]
+__all__ = ["PretrainedLoadError", "cached_path", "hash_prefix", "load_pretrained", "no_weight_init"]
 
 # torch.hub's convention, matched the way torch.hub matches it: the first "-<hex>." of the file name
 # is a prefix of the file's sha256.
@@ -198,3 +202,47 @@ def load_pretrained(model: nn.Module, config: ModelConfig, name: str, progress: 
     except Exception as exc:  # noqa: BLE001  (e.g. a dtype that cannot be copied into the parameter)
         fail(f"loading the state_dict failed ({_one_line(exc)})",
              f"re-save the checkpoint with plain float tensors, or delete {path} if it is not the intended file.")
+
+
+# torch.Tensor's in-place random fills (and erfinv_, which a truncated normal applies to the uniform fill)
+_RANDOM_FILLS = ("normal_", "uniform_", "bernoulli_", "exponential_", "log_normal_", "geometric_", "cauchy_",
+                 "random_", "erfinv_")
+_NO_INIT = threading.RLock()  # one block at a time replaces the initialisers, and puts them back
+
+
+@contextlib.contextmanager
+def no_weight_init() -> Iterator[None]:
+    """Every in-place initialiser of `torch.nn.init` (kaiming_normal_, uniform_, ones_, ...), and the
+    in-place random fills of tensors that a zoo's own initialisers are made of (timm's trunc_normal_
+    starts with `Tensor.uniform_`), do nothing inside this block, in the thread that entered it: layers
+    and models keep the memory `torch.empty` gave them. Other threads initialise as usual meanwhile."""
+    with _NO_INIT:
+        initialisers = [(nn.init, name, function) for name, function in vars(nn.init).items()
+                        if name.endswith("_") and not name.startswith("_") and callable(function)]
+        initialisers += [(torch.Tensor, name, getattr(torch.Tensor, name)) for name in _RANDOM_FILLS]
+        here = threading.get_ident()
+
+        def skipped(function):
+            def leave_as_is(tensor, *args, **kwargs):
+                return tensor if threading.get_ident() == here else function(tensor, *args, **kwargs)
+
+            return leave_as_is
+
+        try:
+            for owner, name, function in initialisers:
+                setattr(owner, name, skipped(function))
+            yield
+        finally:
+            for owner, name, function in initialisers:
+                setattr(owner, name, function)
+
+
+def initialise_new_head(model: nn.Module, config: ModelConfig) -> None:
+    """Initialise the classifier that `load_pretrained` left as it was (a `num_classes` other than the
+    weights'), as its layers initialise themselves (`reset_parameters`): for a model built without
+    initialisation (`no_weight_init`), the one part the checkpoint does not fill."""
+    head = model.get_submodule(config.classifier)
+    for module in head.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset) and any(True for _ in module.parameters(recurse=False)):
+            reset()

@@ -152,14 +152,21 @@ def create_model(name: str, pretrained: bool = False, num_classes: int = 1000, *
     """Build a registered model; with `pretrained=True` its published weights are loaded.
 
     With a `num_classes` other than the pretrained 1000, the backbone is loaded and the classifier
-    is a new, freshly initialised head (fine-tuning).
+    is a new, freshly initialised head (fine-tuning). A pretrained model is built without the random
+    initialisation of the weights its checkpoint replaces (only a new head is initialised): the same
+    model, built several times faster.
     """
     entry = get_model_entry(name)
-    model = entry.builder(num_classes=num_classes, **kwargs)
+    if not pretrained:
+        model = entry.builder(num_classes=num_classes, **kwargs)
+    else:
+        from .hub import initialise_new_head, load_pretrained, no_weight_init
+
+        with no_weight_init():
+            model = entry.builder(num_classes=num_classes, **kwargs)
+        load_pretrained(model, entry.config, name)
+        if getattr(model, "num_classes", num_classes) != entry.config.num_classes:
+            initialise_new_head(model, entry.config)
     model.default_config = entry.config
     model.model_name = name
-    if pretrained:
-        from .hub import load_pretrained
-
-        load_pretrained(model, entry.config, name)
     return model

@@ -27,7 +27,8 @@ The warm, plain and edited builds take turns, so that a change in the machine's 
 
 Each phase runs in its own Python process (`--phase`), timed from the outside, interpreter start and
 imports included, as a user waits for them. Peak memory is the most the phase's process tree held
-at once: the resident sets of the process and its children (measuring workers, template renderer),
+at once: the proportional set sizes (Pss: a page shared by a forked child and its parent counts
+once) of the process and its children (measuring workers and their children, template renderer),
 added up every 0.1 s from /proc, and never less than what `getrusage` reports for the process plus
 its largest child. The ratios are from this one run, so they hold on a shared, noisy machine where
 absolute times do not, as long as the other jobs stay as they were: each phase's row says how busy
@@ -119,7 +120,9 @@ def phase_cold(project: Path) -> dict[str, Any]:
                     progress=lambda progress: say(f"  {progress}"), **verify_settings(project))
     on_cpu = sorted({model_id for card in report.cards for model_id, measured in card.models.items()
                      if any(size.get("flops_method") == ON_CPU for size in measured.by_size.values())})
-    return dict(_outcome(report), on_cpu=on_cpu)
+    code = report.stats.code  # runner.CodeRuns: what running the pages' code took, inside the phase
+    return dict(_outcome(report), on_cpu=on_cpu, code_seconds=code.seconds if code else 0.0,
+                code_blocks=code.count("ran", "cached") if code else 0)
 
 
 def phase_build(project: Path) -> dict[str, Any]:
@@ -137,19 +140,24 @@ def phase_export(project: Path) -> dict[str, Any]:
     from mkdocs.config import load_config
     from mkdocs.structure.files import get_files
 
+    from resfam.cards.site import table_files
+
     config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site"), strict=True)
     config.plugins.on_startup(command="build", dirty=False)
     config = config.plugins.on_config(config)
     files = config.plugins.on_files(get_files(config), config=config)
-    written = 0
-    for file in files:
-        if file.generated_by is not None:
-            target = project / "plain" / "docs" / file.src_uri
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(file.content_string, encoding="utf-8")
-            written += 1
-    say(f"  {written} generated pages written out as plain pages")
-    return dict(_outcome(config.plugins["resfam"].report), pages=written)
+    report = config.plugins["resfam"].report
+    # the generated pages, and the measurement page's tables, which the plugin fills in where the page
+    # includes their files (pymdownx.snippets): plain MkDocs reads those files, as `resfam-cards pages` writes them
+    generated = [(file.src_uri, file.content_string) for file in files if file.generated_by is not None]
+    generated += [(table.src_uri, table.content) for table in table_files(report)]
+    for src_uri, content in generated:
+        target = project / "plain" / "docs" / src_uri
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    written = len(generated)
+    say(f"  {written} generated pages and tables written out as plain files")
+    return dict(_outcome(report), pages=written)
 
 
 def phase_plain(project: Path) -> dict[str, Any]:
@@ -158,6 +166,7 @@ def phase_plain(project: Path) -> dict[str, Any]:
     from mkdocs.config import load_config
 
     plain = project / "plain"
+    os.chdir(plain)  # pymdownx.snippets reads its base_path (docs) from here: the measurement tables' files
     build(load_config(str(project / "mkdocs.yml"), docs_dir=str(plain / "docs"), site_dir=str(plain / "site"),
                       plugins=["search"], strict=True))
     return {"measured": 0, "cached": 0, "workers": 0, "ok": True, "summary": "plain MkDocs"}
@@ -230,7 +239,10 @@ def busy_cpu_seconds() -> float | None:
 
 
 def tree_rss(pid: int) -> int:
-    """Bytes resident in process `pid` and all its descendants now (0 where /proc is missing)."""
+    """Bytes resident in process `pid` and all its descendants now (0 where /proc is missing): each
+    process's proportional share (Pss), so that the pages a forked child shares with its parent (a
+    measuring worker's children, worker.py) count once, not once per process; its resident set where
+    the kernel gives no Pss."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if entry.isdigit():
@@ -242,13 +254,23 @@ def tree_rss(pid: int) -> int:
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
-        try:
-            pages = int(Path(f"/proc/{current}/statm").read_text().split()[1])
-        except (OSError, IndexError, ValueError):
-            pages = 0
-        total += pages * os.sysconf("SC_PAGE_SIZE")
+        total += _resident(current)
         todo += children.get(current, [])
     return total
+
+
+def _resident(pid: int) -> int:
+    """Bytes of process `pid` in memory: its Pss (/proc/PID/smaps_rollup), else its resident set, else 0."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def copy_project(source: Path, target: Path) -> Path:
@@ -357,6 +379,8 @@ def main() -> int:
     print(f"plugin overhead (warm build / plain MkDocs): {overhead:.2f}x")
     print(f"FLOPs counted on the CPU (the shape-only trace could not take them): {len(cold['on_cpu'])} of "
           f"{cold['measured']} models{': ' + ', '.join(cold['on_cpu']) if cold['on_cpu'] else ''}")
+    print(f"running the pages' code: {cold['code_blocks']} code blocks ran in {cold['code_seconds']:.1f} s of the "
+          f"cold verification's {cold['seconds']:.1f} s")
     print()
     print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'CPU s':>6} {'others':>6} {'peak memory':>11}  models measured")
     for result, ratio, measured in rows:

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import io
 import shutil
+import threading
 from collections import OrderedDict
 
 import pytest
@@ -167,6 +168,49 @@ def test_missing_batch_counter_of_a_current_checkpoint(serve, weights):
     current._metadata = weights._metadata
     serve(current)
     assert load_error().missing == ["bn1.num_batches_tracked"]
+
+
+@pytest.mark.parametrize("num_classes", [1000, 0])
+def test_a_pretrained_model_is_built_without_initialising_what_it_loads(serve, weights, monkeypatch, num_classes):
+    serve(weights)
+    initialised = []
+    kaiming_normal = torch.nn.init.kaiming_normal_
+    monkeypatch.setattr(torch.nn.init, "kaiming_normal_", lambda tensor, *args, **kwargs:
+                        initialised.append(tensor) or kaiming_normal(tensor, *args, **kwargs))
+    model = create_model(NAME, pretrained=True, num_classes=num_classes).eval()
+    assert initialised == []
+
+    # the same model as one initialised at random and then loaded
+    reference = create_model(NAME, num_classes=num_classes).eval()
+    assert initialised
+    resfam.hub.load_pretrained(reference, resfam.get_model_config(NAME), NAME)
+    assert_same_weights(model.state_dict(), reference.state_dict())
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+
+
+def test_the_new_head_of_a_pretrained_model_is_initialised_as_a_new_layer_is(serve, weights):
+    serve(weights)
+    torch.manual_seed(1)
+    state = create_model(NAME, pretrained=True, num_classes=10).state_dict()
+    torch.manual_seed(1)
+    head = torch.nn.Linear(512, 10)  # and nothing before it drew from the generator
+    assert torch.equal(state["fc.weight"], head.weight) and torch.equal(state["fc.bias"], head.bias)
+
+
+def test_no_weight_init_leaves_other_threads_initialising():
+    filled = {}
+
+    def elsewhere():
+        filled["other thread"] = torch.nn.init.ones_(torch.zeros(3))
+
+    with resfam.hub.no_weight_init():
+        filled["this thread"] = torch.nn.init.ones_(torch.zeros(3))
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+    assert torch.equal(filled["this thread"], torch.zeros(3)) and torch.equal(filled["other thread"], torch.ones(3))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -52,6 +52,16 @@ def test_card_context_falls_back_to_names_without_ids():
                                   "family": "resnet-d", "collection": "resnet-d", "models": {}}
 
 
+def test_the_snippets_use_the_smallest_measured_model_the_first_among_equals():
+    card = parse_card("templates/models/resnet.md", "<!--\nModels:\n- Name: resnet50\n- Name: resnet152\n"
+                      "- Name: resnet18\n- Name: resnet34\n- Name: tv_resnet34\n-->\n")
+    measured = {"resnet50": {"parameters": 25557032}, "resnet152": {}, "resnet34": {"parameters": 21797672},
+                "tv_resnet34": {"parameters": 21797672}}
+    assert card_context(card, measured)["model_name"] == "resnet34"  # resnet18 not measured: after the others
+    assert card_context(card, {**measured, "resnet18": {"parameters": 11689512}})["model_name"] == "resnet18"
+    assert card_context(card, {})["model_name"] == "resnet50"
+
+
 def test_renders_the_fixture_card_with_its_include():
     path = CARDS / "models" / "resnet.md"
     card = parse_card(str(path))

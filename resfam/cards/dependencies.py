@@ -39,17 +39,19 @@ WHOLE_FILE = "file"
 
 
 class FileUnits:
-    """One source file cut into what a model can depend on, hashed."""
+    """One source file cut into what a model can depend on, hashed. It keeps the hashes and the lines of
+    the top-level statements, not their syntax tree (a zoo's files are kept, `file_units`)."""
 
     def __init__(self, text: str | bytes, registrations: Iterable[str] = ()):
         self.registrations = sorted(set(registrations))
+        self.text = text
         tree = ast.parse(text)
         self.defs: dict[str, str] = {}
-        self.statements: list[tuple[ast.stmt, str]] = []
+        self.statements: list[tuple[int, int, str]] = []  # (first line, last line, hash)
         context = hashlib.sha256()
         for node in tree.body:
             digest = _digest(node)
-            self.statements.append((node, digest))
+            self.statements.append((node.lineno, node.end_lineno or node.lineno, digest))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 # a name defined twice: the last one is what the module holds, and both are hashed
                 self.defs[node.name] = _digest_text(self.defs.get(node.name, "") + digest)
@@ -65,17 +67,23 @@ class FileUnits:
         return None
 
     def statement_at(self, line: int) -> tuple[ast.stmt, str] | None:
-        """The top-level statement that spans `line`, with its hash."""
-        for node, digest in self.statements:
-            if node.lineno <= line <= (node.end_lineno or node.lineno):
-                return node, digest
+        """The top-level statement that spans `line` (parsed again), with its hash."""
+        for position, (first, last, digest) in enumerate(self.statements):
+            if first <= line <= last:
+                return ast.parse(self.text).body[position], digest
         return None
 
+    def digest_at(self, line: int) -> str | None:
+        """The hash of the top-level statement that spans `line`."""
+        return next((digest for first, last, digest in self.statements if first <= line <= last), None)
+
     def has_statement(self, digest: str) -> bool:
-        return any(found == digest for _, found in self.statements)
+        return any(found == digest for _, _, found in self.statements)
 
 
-@functools.lru_cache(maxsize=64)
+# The cache holds a whole zoo: a timm model depends on about 210 of timm's 304 files, and with room for
+# only 64 every model parsed them all again (5 s a model, against 0.25 s measuring it; docs/performance.md).
+@functools.lru_cache(maxsize=1024)
 def file_units(text: str | bytes, registrations: tuple[str, ...] = ()) -> FileUnits:
     """`FileUnits` of a source text, parsed once for all the models of a file (a parse of resnet.py took
     11.5 ms on the 2-core machine of docs/performance.md, 2026-12-03)."""
@@ -85,14 +93,15 @@ def file_units(text: str | bytes, registrations: tuple[str, ...] = ()) -> FileUn
 def registration_calls(text: str | bytes, lines: Iterable[int]) -> set[str]:
     """The functions called by the top-level bare calls at `lines` (where models are registered)."""
     try:
-        units = file_units(text)
+        tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return set()
+    lines = set(lines)
     found = set()
-    for line in lines:
-        statement = units.statement_at(line)
-        if statement and isinstance(statement[0], ast.Expr) and isinstance(statement[0].value, ast.Call):
-            found.add(ast.unparse(statement[0].value.func))
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
+                and any(node.lineno <= line <= (node.end_lineno or node.lineno) for line in lines):
+            found.add(ast.unparse(node.value.func))
     return found
 
 
@@ -111,11 +120,11 @@ def record(text: str | bytes, file_digest: str | None, names: Iterable[str], reg
         else:  # code that no top-level definition holds: the whole file
             found[WHOLE_FILE] = file_digest
     if registered_at is not None:
-        statement = units.statement_at(registered_at)
-        if statement is None:
+        own = units.digest_at(registered_at)
+        if own is None:
             found[WHOLE_FILE] = file_digest
         else:
-            found["own"] = statement[1]
+            found["own"] = own
     return found
 
 

@@ -53,6 +53,7 @@ from fvcore.nn.jit_handles import get_shape
 
 from resfam.cards.architecture import tag_evidence
 from resfam.cards.meta_kernels import shape_only_tracing
+from resfam.hub import no_weight_init
 from resfam.registry import create_model
 
 # fvcore's convention counts multiply-adds of the compute-heavy operators (convolutions, matrix
@@ -131,33 +132,6 @@ class ModelMeasurement:
 
 # ---------------------------------------------------------------------------------------------
 # Building
-
-
-@contextlib.contextmanager
-def no_weight_init() -> Iterator[None]:
-    """Every in-place initialiser of `torch.nn.init` (kaiming_normal_, uniform_, ones_, ...), and the
-    in-place random fills of tensors that a zoo's own initialisers are made of (timm's trunc_normal_
-    starts with `Tensor.uniform_`), do nothing inside this block: layers and models keep the memory
-    `torch.empty` gave them."""
-    initialisers = [(nn.init, name, function) for name, function in vars(nn.init).items()
-                    if name.endswith("_") and not name.startswith("_") and callable(function)]
-    initialisers += [(torch.Tensor, name, getattr(torch.Tensor, name)) for name in _RANDOM_FILLS]
-
-    def leave_as_is(tensor, *args, **kwargs):
-        return tensor
-
-    try:
-        for owner, name, _ in initialisers:
-            setattr(owner, name, leave_as_is)
-        yield
-    finally:
-        for owner, name, function in initialisers:
-            setattr(owner, name, function)
-
-
-# torch.Tensor's in-place random fills (and erfinv_, which a truncated normal applies to the uniform fill)
-_RANDOM_FILLS = ("normal_", "uniform_", "bernoulli_", "exponential_", "log_normal_", "geometric_", "cauchy_",
-                 "random_", "erfinv_")
 
 
 def build_for_counting(model_id: str, create: Callable[..., nn.Module] = create_model, **kwargs: Any) -> nn.Module:

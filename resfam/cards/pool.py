@@ -140,6 +140,7 @@ class _WorkerProcess:
              "--time-limit", repr(limits.seconds), "--memory-limit", str(limits.memory), *zoo],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             encoding="utf-8", bufsize=1, cwd=str(package_dir.parent), env=environment,
+            start_new_session=True,  # a process group of its own: killing it kills the children it forks
         )
         self.replies: queue.Queue[str | None] = queue.Queue()
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_LINES_KEPT)
@@ -221,12 +222,21 @@ class _WorkerProcess:
             why = f"exit code {code}"
         return f"the measuring worker stopped while {self.step} ({why})" + (f": {last.strip()}" if last else "")
 
+    @property
+    def forks(self) -> bool:
+        """Whether the worker computes in children it forks (worker.py), so that it stays as it started."""
+        return bool(self.ready and self.ready.get("forks"))
+
     def kill(self) -> None:
+        """Kill the worker and the children it forked (its process group)."""
         self.killed = True
         try:
-            self.process.kill()
-        except OSError:
-            pass
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (AttributeError, OSError):  # no process groups (Windows), or it has gone
+            try:
+                self.process.kill()
+            except OSError:
+                pass
         self.process.wait()
 
     def close(self, kill: bool = False) -> None:
@@ -378,7 +388,8 @@ class WorkerPool:
                     message = str(error) if isinstance(error, WorkerError) else f"{type(error).__name__}: {error}"
                     reply = {"op": "failed", "model": job.model_id, "error": message,
                              "step": worker.step if worker is not None else None}
-                if (reply["op"] == "failed" or getattr(job, "retire_worker", False)) and self._startup_error is None:
+                retire = getattr(job, "retire_worker", False) and not (worker is not None and worker.forks)
+                if (reply["op"] == "failed" or retire) and self._startup_error is None:
                     self._retire(slot)
                 reply.setdefault("seconds", time.monotonic() - started)
                 events.put(("result", job, reply))

@@ -15,8 +15,10 @@ or text doubled through `namespace`, stay within every per-operation limit.)
 
 Variables every card template and `templates/code_snippets.md` may use (`card_context`):
 
-    model_name   the registry ID of the card's first model (its Metadata `ID`, else its `Name`),
-                 e.g. 'resnet50': what the code snippets create
+    model_name   the registry ID (its Metadata `ID`, else its `Name`) of the card's smallest model by
+                 measured parameters (the first in card order among equals; the card's first model
+                 when none was measured), e.g. 'resnet18': what the code snippets create, and so what
+                 the build runs them with (`snippet_model`)
     model_ids    the registry IDs of all the card's models, in card order
     family       the family slug, the template file stem, e.g. 'resnet-d'
     collection   the collection name, e.g. 'ResNet-D' (the first `Collections` Name of the block)
@@ -92,12 +94,23 @@ def card_context(card: Card, models: Mapping[str, Mapping[str, Any]] | None = No
     {registry ID: its measured values}, as `verify` makes them (`MeasuredModel.template_values`)."""
     model_ids = [model.model_id for model in card.models]
     return {
-        "model_name": model_ids[0] if model_ids else "",
+        "model_name": snippet_model(model_ids, models or {}),
         "model_ids": model_ids,
         "family": card.family,
         "collection": card.collection,
         "models": dict(models or {}),
     }
+
+
+def snippet_model(model_ids: list[str], models: Mapping[str, Mapping[str, Any]]) -> str:
+    """The model a card's code snippets use: every model of a card works the same way, and the build
+    runs the snippets, so the smallest (by the measured parameters; the first in card order among
+    equals and before any model not measured) makes the shortest run; "" for a card without models."""
+    def size(position: int) -> tuple[bool, int, int]:
+        parameters = (models.get(model_ids[position]) or {}).get("parameters")
+        return (not isinstance(parameters, int), parameters if isinstance(parameters, int) else 0, position)
+
+    return model_ids[min(range(len(model_ids)), key=size)] if model_ids else ""
 
 
 def cited_models(source: str) -> dict[str, int]:

@@ -4,8 +4,9 @@ Every fenced Python block of a rendered card page (the included usage snippets a
 writes itself) runs, in page order, in one namespace per page:
 
 - in a measuring worker (`worker.py`, asked through `pool.WorkerPool` with a `RunJob`), bounded in time
-  per block and in memory like measuring; the worker is retired after the page, so each page starts
-  from a fresh Python, as a reader's script does;
+  per block and in memory like measuring; each page starts from a process that has run nothing, as a
+  reader's script does: a child the worker forks for the page after importing torch and the zoo (where
+  the worker does not fork, on other systems than Linux: the worker itself, retired after the page);
 - in a temporary working folder holding a sample photo, `image.jpg`, with HOME and TORCH_HOME inside it
   (nothing a block writes lands in the project), the network refused;
 - with the zoo's real API, registry and loading code. The one thing replaced is the download: a
@@ -331,7 +332,9 @@ class RunJob:
 
     page: str
     blocks: list[CodeBlock]
-    retire_worker = True  # a worker that ran a page's code is not reused: the next page starts afresh
+    # a worker that ran a page's code itself is not reused: the next page starts afresh (a forking worker
+    # runs each page in a child of its own, worker.py, and stays as it started)
+    retire_worker = True
 
     @property
     def model_id(self) -> str:  # what the pool's progress lines and failures name

@@ -146,10 +146,20 @@ class _Server:
         except BaseException as error:  # noqa: BLE001 - whatever it is, the parent hears about it
             self.send({"op": "fatal", **self.failure(error)})
             return 1
-        self.send({"op": "ready", "pid": os.getpid(), "versions": self.installed_versions()})
-        for line in requests:
-            if line.strip():
-                self.send(self.handle(json.loads(line)))
+        children = _Children(self) if sys.platform.startswith("linux") else None  # where forking torch is safe
+        self.send({"op": "ready", "pid": os.getpid(), "versions": self.installed_versions(),
+                   "forks": children is not None})
+        try:
+            for line in requests:
+                if line.strip():
+                    request = json.loads(line)
+                    if children is not None and request.get("op") in _IN_CHILDREN:
+                        children.answer(request)
+                    else:
+                        self.send(self.handle(request))
+        finally:
+            if children is not None:
+                children.close()
         return 0
 
     def start(self) -> None:
@@ -322,6 +332,144 @@ class _Server:
         """A file of the zoo (a resfam source outside the card engine), relative to the package, or None."""
         relative = self.relative.of_file(filename)
         return None if relative is None or relative.startswith(self.cache_module.CARDS_FOLDER) else relative
+
+
+# ---------------------------------------------------------------------------------------------
+# The work in child processes: the worker imports once and computes nothing
+
+
+_IN_CHILDREN = ("measure", "run")  # the requests that run torch; the registry is answered by the worker itself
+
+
+class _Children:
+    """Where a forking worker's computing happens (`os.fork`, Unix): the worker has imported torch, the zoo
+    and the engine but run no computation (torch's threads are not started, nothing is left of a
+    model), and answers each request that computes in a child, a copy of itself made in milliseconds:
+
+    - measuring: one child, forked at the first `measure` request, measures every model after it (its
+      caches and collected garbage carry over from model to model, as in a worker that measures itself);
+    - a page's code (`run`): a fresh child per page, which exits after it, so each page starts from a
+      process that ran nothing, as a reader's script does, without paying Python's, torch's and the zoo's
+      imports again (about 2 s per page for resfam, 11 s for timm: docs/performance.md).
+
+    A child writes its steps, where it is and its answer to the worker's protocol itself, and a byte on
+    its `done` pipe after each answer. One that dies without answering takes the worker down the same
+    way (killed by the same signal, or with its exit code), so the parent reports it as the death of a
+    worker, as it did before children. The parent starts each worker in a process group of its own and
+    kills the group."""
+
+    def __init__(self, server: _Server):
+        self.server = server
+        self.measurer: tuple[int, Any, int] | None = None  # (pid, its requests' pipe, its done pipe)
+        self.ready_for_pages = False
+
+    def answer(self, request: dict[str, Any]) -> None:
+        if request["op"] == "run":
+            if not self.ready_for_pages:  # once, for every page this worker runs
+                _import_for_pages()
+                self.ready_for_pages = True
+            done, pid = self.fork(lambda done: self.serve([json.dumps(request)], done))
+            self.wait_done(pid, done)
+            os.close(done)
+            os.waitpid(pid, 0)
+            return
+        if self.measurer is None:
+            requests_in, requests_out = os.pipe()
+
+            def measurer(done: int) -> None:
+                os.close(requests_out)
+                self.serve(os.fdopen(requests_in, encoding="utf-8"), done)
+
+            done, pid = self.fork(measurer)
+            os.close(requests_in)
+            self.measurer = (pid, os.fdopen(requests_out, "w", encoding="utf-8", buffering=1), done)
+        pid, requests, done = self.measurer
+        try:
+            requests.write(json.dumps(request) + "\n")
+        except OSError:  # it has died: wait_done says how
+            pass
+        self.wait_done(pid, done)
+
+    def fork(self, serve: Any) -> tuple[int, int]:
+        """(the read end of the child's done pipe, its pid); the child runs `serve(done write end)`."""
+        done_in, done_out = os.pipe()
+        with self.server.sending:  # no thread of the worker is halfway through writing when it is copied
+            pid = os.fork()
+        if pid == 0:
+            os.close(done_in)
+            if self.measurer is not None:  # a page's child keeps nothing of the measuring child
+                os.close(self.measurer[2])
+                self.measurer[1].close()
+            serve(done_out)
+        os.close(done_out)
+        return done_in, pid
+
+    def serve(self, requests: Iterable[str], done: int) -> None:
+        """The child's life: answer `requests`, then exit without running the worker's exit handlers."""
+        server = self.server
+        code = 0
+        try:
+            # the worker's requests are not the child's to read (a page's code may read stdin)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the child's stdin, for good
+            threading.Thread(target=server.report_where, daemon=True).start()
+            for line in requests:
+                if line.strip():
+                    server.send(server.handle(json.loads(line)))
+                    os.write(done, b".")
+        except BaseException:  # noqa: BLE001 - the worker reports the child's death
+            traceback.print_exc()
+            code = 1
+        finally:
+            for stream in (sys.stdout, sys.stderr, server.protocol):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+
+    def wait_done(self, pid: int, done: int) -> None:
+        """Wait until the child has answered; when it dies first, die the same way."""
+        if os.read(done, 1):
+            return
+        _, status = os.waitpid(pid, 0)
+        if self.measurer is not None and self.measurer[0] == pid:  # reaped: nothing of it to kill
+            self.measurer[1].close()
+            os.close(self.measurer[2])
+            self.measurer = None
+        self.close(kill=True)
+        with contextlib.suppress(Exception):
+            self.server.protocol.flush()
+        if os.WIFSIGNALED(status):
+            signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+            os.kill(os.getpid(), os.WTERMSIG(status))
+        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) and os.WEXITSTATUS(status) else 1)
+
+    def close(self, kill: bool = False) -> None:
+        """End the measuring child: at the end of the requests, or (`kill`) at once."""
+        if self.measurer is None:
+            return
+        pid, requests, done = self.measurer
+        self.measurer = None
+        if kill:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            requests.close()
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        os.close(done)
+
+
+def _import_for_pages() -> None:
+    """Import in the forking worker what each page's child would otherwise import anew: the runner, and
+    `torch._dynamo`, which torch's optimizers import when first used (with sympy: about 1.5 s a page for
+    resfam's fine-tuning snippet; docs/performance.md). Importing runs no computation."""
+    from resfam.cards import runner  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # a torch without it: nothing imports it
+        import torch._dynamo  # noqa: F401
+    _settle()
 
 
 def registered_config(config: Any) -> dict[str, Any]:
