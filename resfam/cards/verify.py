@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import default_cache_dir
+from .cache import cache_subfolder, default_cache_dir
 from .claims import Card, Claim, ModelClaims
 from .fields import (
     DEFAULT_IMAGE_SIZE,
@@ -293,9 +293,11 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
     return result
 
 
-def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel]) -> None:
+def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel],
+                 compiled_dir: Path | None = None) -> None:
     """Render a parsed card with the measured values of its models and of those its prose cites, and flag
-    the figures its prose writes out instead of citing; every problem becomes a finding."""
+    the figures its prose writes out instead of citing; every problem becomes a finding. compiled_dir:
+    where the compiled templates are kept (`render_template`)."""
     if result.card is None:
         return
     wanted = [model.model_id for model in result.card.models] + list(result.cited)
@@ -303,7 +305,7 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
                     if model_id in measured and measured[model_id].error is None}
     try:
         result.markdown = render_template(result.path, templates_dir_for(path, templates_dir),
-                                          card_context(result.card, result.template_values))
+                                          card_context(result.card, result.template_values), compiled_dir)
     except CardError as error:
         result.findings += error.findings
     result.findings += literal_figures(result.card, result.template_values)
@@ -326,6 +328,8 @@ class _CardPages:
         self.tolerances = tolerances
         self.registry: dict[str, RegisteredModel] | None = None  # set when the zoo loads
         self.runs = PageRuns(zoo)
+        cache = zoo.cache.directory
+        self.compiled_dir = cache_subfolder(cache, "jinja-cards") if cache is not None else None
 
     def ready(self, measured: Mapping[str, MeasuredModel]) -> list[RunJob]:
         """The run jobs of the cards whose models (and cited models) are all in `measured`."""
@@ -348,7 +352,7 @@ class _CardPages:
     def _check(self, path: Path, result: CardResult, measured: Mapping[str, MeasuredModel]) -> RunJob | None:
         if result.card is not None and self.registry is not None:
             _compare_card(result, self.registry, measured, self.zoo, self.tolerances)
-        _render_card(result, path, self.templates_dir, measured)
+        _render_card(result, path, self.templates_dir, measured, self.compiled_dir)
         if result.markdown is None or self.registry is None:
             return None
         blocks = page_blocks(result.markdown, result.path, templates_dir_for(path, self.templates_dir))
