@@ -57,3 +57,18 @@ def test_a_page_whose_child_crashes_fails_alone_as_a_worker_that_died():
     assert crash["op"] == "failed" and crash["step"] == "running code block 2"
     assert crash["error"].startswith("the measuring worker stopped while running code block 2 (killed by SIGABRT)")
     assert replies["next.md"]["op"] == "ran" and replies["next.md"]["blocks"][0]["error"] is None
+
+
+def test_a_result_can_add_jobs_that_run_ahead_of_those_waiting():
+    # verify.py hands a card's page to the workers as soon as its models are measured: the page joins the
+    # same run, ahead of the jobs still waiting, and the run ends when every job, added or not, is answered
+    order = []
+
+    def on_result(job: RunJob, reply: dict) -> list[RunJob]:
+        order.append((job.page, reply["op"], reply["job_seconds"] > 0))
+        return [page("added.md", "z = 3")] if job.page == "first.md" else []
+
+    with pool.WorkerPool(PACKAGE_DIR, max_workers=1, limits=Limits(60, 4 << 30)) as workers:
+        workers.measure([page("first.md", "x = 1"), page("waiting.md", "y = 2")], on_result)
+        assert workers.started == 1
+    assert order == [("first.md", "ran", True), ("added.md", "ran", True), ("waiting.md", "ran", True)]

@@ -7,9 +7,10 @@
 For each card: parse it (`model_index.parse_card`), render it (`render.render_template`, to catch
 template errors and to hand the Markdown to the site), resolve every model ID in the registry, measure
 every model it names (`measure`, in worker processes, through the cache), compare every claimed figure
-with its tolerance, and check the cards against each other; then check the names each page gives the
-zoo (`names`) and run the Python code of each page (`runner`, in the same workers, through the same
-cache). Every outcome is a `Finding`.
+with its tolerance, and check the cards against each other; check the names each page gives the zoo
+(`names`) and run the Python code of each page (`runner`, in the same workers, through the same cache)
+as soon as the card's models are measured, while the workers measure the other cards' models
+(`_CardPages`). Every outcome is a `Finding`.
 
 Measuring happens in fresh worker processes (`pool.WorkerPool`), so a long-running process sees the
 model files as they are now; this process never imports the models to verify. Each (model, image
