@@ -335,16 +335,15 @@ class _CardPages:
     def ready(self, measured: Mapping[str, MeasuredModel]) -> list[RunJob]:
         """The run jobs of the cards whose models (and cited models) are all in `measured`."""
         registry = self.registry or {}
-        done, jobs = [], []
+        waiting, jobs = [], []
         for path, result in self.waiting:
             wanted = [] if result.card is None else \
                 [model.model_id for model in result.card.models] + list(result.cited)
-            if all(model_id in measured for model_id in wanted if model_id in registry):
-                done.append((path, result))
-                job = self._check(path, result, measured)
-                if job is not None:
-                    jobs.append(job)
-        self.waiting = [entry for entry in self.waiting if entry not in done]
+            if not all(model_id in measured for model_id in wanted if model_id in registry):
+                waiting.append((path, result))
+            elif (job := self._check(path, result, measured)) is not None:
+                jobs.append(job)
+        self.waiting = waiting
         return jobs
 
     def on_result(self, job: RunJob, reply: dict[str, Any]) -> list[RunJob]:
