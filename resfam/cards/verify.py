@@ -404,9 +404,10 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer, pages: _Car
         return
     pages.registry = registry
     wanted: dict[str, set[int]] = {}
-    for result in results:
-        if result.card is None:
-            continue
+    # card by card, the cards with the fewest models first: pages get ready (and run) as early as they can,
+    # and the last to wait is the page of the card with the most models
+    cards = [result for result in results if result.card is not None]
+    for result in sorted(cards, key=lambda result: len(result.card.models) + len(result.cited)):
         for model in result.card.models:
             registered = registry.get(model.model_id)
             if registered is not None:
