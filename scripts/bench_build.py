@@ -379,8 +379,8 @@ def main() -> int:
     print(f"plugin overhead (warm build / plain MkDocs): {overhead:.2f}x")
     print(f"FLOPs counted on the CPU (the shape-only trace could not take them): {len(cold['on_cpu'])} of "
           f"{cold['measured']} models{': ' + ', '.join(cold['on_cpu']) if cold['on_cpu'] else ''}")
-    print(f"running the pages' code: {cold['code_blocks']} code blocks ran in {cold['code_seconds']:.1f} s of the "
-          f"cold verification's {cold['seconds']:.1f} s")
+    print(f"running the pages' code: {cold['code_blocks']} code blocks ran; the workers spent "
+          f"{cold['code_seconds']:.1f} s on them, alongside measuring, in the cold run's {cold['seconds']:.1f} s")
     print()
     print(f"{'phase':40} {'seconds':>8}  {'ratio':<14} {'CPU s':>6} {'others':>6} {'peak memory':>11}  models measured")
     for result, ratio, measured in rows:

@@ -57,3 +57,23 @@ def test_a_page_whose_child_crashes_fails_alone_as_a_worker_that_died():
     assert crash["op"] == "failed" and crash["step"] == "running code block 2"
     assert crash["error"].startswith("the measuring worker stopped while running code block 2 (killed by SIGABRT)")
     assert replies["next.md"]["op"] == "ran" and replies["next.md"]["blocks"][0]["error"] is None
+
+
+def test_a_result_can_add_jobs_that_run_ahead_of_those_waiting():
+    # verify.py hands a card's page to the workers as soon as its models are measured: the page joins the
+    # same run, ahead of the jobs still waiting (a free worker may already have taken the next one), and
+    # the run ends when every job, added or not, is answered
+    order = []
+
+    def on_result(job: RunJob, reply: dict) -> list[RunJob]:
+        order.append((job.page, reply["op"], reply["job_seconds"] > 0))
+        return [page("added.md", "z = 3")] if job.page == "first.md" else []
+
+    waiting = [page(f"waiting{number}.md", "y = 2") for number in range(3)]
+    with pool.WorkerPool(PACKAGE_DIR, max_workers=1, limits=Limits(60, 4 << 30)) as workers:
+        workers.measure([page("first.md", "x = 1"), *waiting], on_result)
+        assert workers.started == 1
+    pages = [name for name, _, _ in order]
+    assert sorted(pages) == ["added.md", "first.md", "waiting0.md", "waiting1.md", "waiting2.md"]
+    assert all(op == "ran" and timed for _, op, timed in order)
+    assert pages[0] == "first.md" and pages.index("added.md") < pages.index("waiting2.md")

@@ -341,3 +341,23 @@ def test_a_renderer_that_died_between_cards_is_replaced(templates):
     gone.wait()
     assert render_template(path, templates, CONTEXT) == "resnet\n"
     assert render._RENDERER._process.pid != gone.pid
+
+
+def test_compiled_templates_are_kept_and_never_stale(templates, tmp_path):
+    # a warm build reads each template's compiled code from the cache; an edit is compiled anew, and an
+    # error in code read back from the cache is still placed at its template line
+    compiled = tmp_path / "compiled"
+    compiled.mkdir()
+    write(templates, "snippet.md", "uses {{ model_name }}\n")
+    card = write(templates, "models/card.md", "# {{ collection }}\n{% include 'snippet.md' %}\n")
+    assert render_template(card, templates, CONTEXT, compiled) == "# ResNet\nuses resnet50\n\n"
+    kept = sorted(path.name for path in compiled.iterdir())
+    assert len(kept) == 2  # the card and its include
+    assert render_template(card, templates, CONTEXT, compiled) == "# ResNet\nuses resnet50\n\n"
+    assert sorted(path.name for path in compiled.iterdir()) == kept
+    write(templates, "snippet.md", "now {{ family }}\n\n{{ 1 // 0 }}\n")
+    for _ in range(2):
+        with pytest.raises(CardError) as raised:
+            render_template(card, templates, CONTEXT, compiled)
+        assert [(finding.path, finding.line) for finding in raised.value.findings] == [
+            (os.path.join("templates", "snippet.md"), 3)]

@@ -361,10 +361,16 @@ class WorkerPool:
                 self._retire(0)
             raise
 
-    def measure(self, jobs: list[MeasureJob], on_result: Callable[[MeasureJob, dict[str, Any]], None],
+    def measure(self, jobs: list[Any], on_result: Callable[[Any, dict[str, Any]], Sequence[Any] | None],
                 on_waiting: WaitingCallback | None = None) -> None:
-        """(Also runs `runner.RunJob`s: a page's code, answered "ran"; its worker is retired after it.)"""
+        """(Also runs `runner.RunJob`s: a page's code, answered "ran"; its worker is retired after it.)
+
+        `on_result` may return further jobs, which join this run ahead of those waiting (they are ready
+        now: a page whose models were just measured), so no worker idles while another finishes; every
+        reply carries `job_seconds`, how long the pool waited for it."""
         pending = deque(jobs)
+        unanswered = len(jobs)  # jobs without a reply yet: while any is out, more may come
+        ready = threading.Condition(self._lock)
         events: queue.Queue = queue.Queue()  # ("result", job, reply) or ("waiting", StillWorking)
 
         def tell_waiting(still: StillWorking) -> None:
@@ -372,7 +378,9 @@ class WorkerPool:
 
         def work(slot: int) -> None:
             while True:
-                with self._lock:
+                with ready:
+                    while not pending and unanswered and not self._closed:
+                        ready.wait()
                     if not pending or self._closed:
                         return
                     job = pending.popleft()
@@ -392,20 +400,28 @@ class WorkerPool:
                 if (reply["op"] == "failed" or retire) and self._startup_error is None:
                     self._retire(slot)
                 reply.setdefault("seconds", time.monotonic() - started)
+                reply["job_seconds"] = time.monotonic() - started
                 events.put(("result", job, reply))
 
-        threads = [threading.Thread(target=work, args=(slot,), daemon=True)
-                   for slot in range(min(self.max_workers, len(jobs)))]
+        threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in range(self.max_workers)]
         for thread in threads:
             thread.start()
-        remaining = len(jobs)
-        while remaining:
-            kind, *event = wait_for(events)
-            if kind == "result":
-                remaining -= 1
-                on_result(*event)
-            elif on_waiting is not None:
-                on_waiting(*event)
+        try:
+            while unanswered:
+                kind, *event = wait_for(events)
+                if kind == "result":
+                    more = list(on_result(*event) or ())
+                    with ready:
+                        pending.extendleft(reversed(more))
+                        unanswered += len(more) - 1
+                        ready.notify_all()
+                elif on_waiting is not None:
+                    on_waiting(*event)
+        finally:
+            with ready:
+                pending.clear()  # on an interruption too: the threads stop taking jobs
+                unanswered = 0
+                ready.notify_all()
         for thread in threads:
             thread.join()
 

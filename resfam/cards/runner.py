@@ -350,7 +350,7 @@ class CodeRuns:
     ("ran", "cached", "marked", "failed" or "not run": after a failure), and the counts."""
 
     states: dict[str, list[tuple[CodeBlock, str]]] = field(default_factory=dict)
-    seconds: float = 0.0  # the time the runs took (nothing but cache lookups when every block is cached)
+    seconds: float = 0.0  # the time workers spent running the pages (alongside measuring: verify.py)
 
     def count(self, *states: str) -> int:
         return sum(1 for blocks in self.states.values() for _, state in blocks if state in states)
@@ -367,38 +367,40 @@ def code_versions(versions: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-def run_code(pages: Mapping[str, list[CodeBlock]], zoo: ZooMeasurer) -> tuple[CodeRuns, dict[str, list[Finding]]]:
-    """Run the blocks of each page {card path: blocks} (from the cache where it holds them); the blocks'
-    states and {card path: error findings}."""
-    runs = CodeRuns()
-    findings: dict[str, list[Finding]] = {}
-    versions = code_versions(zoo.cache.versions)
-    code = {name: zoo.sources.engine.digest(name) for name in RUNNER_CODE}  # resfam's, whatever the zoo
-    jobs = []
-    for page, blocks in pages.items():
+class PageRuns:
+    """The pages' runs of one verification: `job(page, blocks)` looks a page up in the cache and returns
+    the `RunJob` for the workers when it is not all there (None when it is); `on_result` takes the
+    worker's reply. `runs` and `findings` ({card path: error findings}) collect the outcomes;
+    `runs.seconds` adds up the time the workers spent on the pages."""
+
+    def __init__(self, zoo: ZooMeasurer):
+        self.zoo = zoo
+        self.runs = CodeRuns()
+        self.findings: dict[str, list[Finding]] = {}
+        self.versions = code_versions(zoo.cache.versions)
+        self.code = {name: zoo.sources.engine.digest(name) for name in RUNNER_CODE}  # resfam's, whatever the zoo
+        self.pages: dict[str, list[CodeBlock]] = {}
+
+    def job(self, page: str, blocks: list[CodeBlock]) -> RunJob | None:
+        self.pages[page] = blocks
         runnable = [block for block in blocks if block.run]
-        keys = [_key(runnable[:position + 1], versions, code) for position in range(len(runnable))]
-        cached = [zoo.cache.get_code_run(key) for key in keys]
-        if all(entry is not None for entry in cached):
-            runs.states[page] = [(block, "cached" if block.run else "marked") for block in blocks]
-        else:
-            jobs.append(RunJob(page, runnable))
-    if not jobs:
-        return runs, findings
+        keys = [_key(runnable[:position + 1], self.versions, self.code) for position in range(len(runnable))]
+        if all(self.zoo.cache.get_code_run(key) is not None for key in keys):
+            self.runs.states[page] = [(block, "cached" if block.run else "marked") for block in blocks]
+            return None
+        return RunJob(page, runnable)
 
-    def on_result(job: RunJob, reply: dict[str, Any]) -> None:
+    def on_result(self, job: RunJob, reply: dict[str, Any]) -> list[Any]:
+        self.runs.seconds += reply.get("job_seconds", 0.0)
         states = _states(job, reply)
-        blocks = pages[job.page]
         by_index = {block.index: state for block, state in states}
-        runs.states[job.page] = [(block, by_index.get(block.index, "marked")) for block in blocks]
-        findings[job.page] = _failures(job, reply)
-        if reply.get("op") == "ran" and not findings[job.page] and _unchanged(zoo, reply):
+        self.runs.states[job.page] = [(block, by_index.get(block.index, "marked")) for block in self.pages[job.page]]
+        self.findings[job.page] = _failures(job, reply)
+        if reply.get("op") == "ran" and not self.findings[job.page] and _unchanged(self.zoo, reply):
             for position in range(len(job.blocks)):
-                zoo.cache.put_code_run(_key(job.blocks[:position + 1], versions, code), reply["sources"],
-                                       {"output": reply["blocks"][position].get("output", "")})
-
-    zoo.pool.measure(jobs, on_result, zoo.progress)
-    return runs, findings
+                self.zoo.cache.put_code_run(_key(job.blocks[:position + 1], self.versions, self.code),
+                                            reply["sources"], {"output": reply["blocks"][position].get("output", "")})
+        return []
 
 
 def _key(blocks: Sequence[CodeBlock], versions: Mapping[str, str], code: Mapping[str, str | None]) -> dict[str, Any]:

@@ -7,9 +7,10 @@
 For each card: parse it (`model_index.parse_card`), render it (`render.render_template`, to catch
 template errors and to hand the Markdown to the site), resolve every model ID in the registry, measure
 every model it names (`measure`, in worker processes, through the cache), compare every claimed figure
-with its tolerance, and check the cards against each other; then check the names each page gives the
-zoo (`names`) and run the Python code of each page (`runner`, in the same workers, through the same
-cache). Every outcome is a `Finding`.
+with its tolerance, and check the cards against each other; check the names each page gives the zoo
+(`names`) and run the Python code of each page (`runner`, in the same workers, through the same cache)
+as soon as the card's models are measured, while the workers measure the other cards' models
+(`_CardPages`). Every outcome is a `Finding`.
 
 Measuring happens in fresh worker processes (`pool.WorkerPool`), so a long-running process sees the
 model files as they are now; this process never imports the models to verify. Each (model, image
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import default_cache_dir
+from .cache import cache_subfolder, default_cache_dir
 from .claims import Card, Claim, ModelClaims
 from .fields import (
     DEFAULT_IMAGE_SIZE,
@@ -51,7 +52,7 @@ from .names import check_code_names, check_prose_names
 from .pool import WorkerError
 from .prose import literal_figures
 from .render import card_context, cited_models, render_template
-from .runner import CodeBlock, page_blocks, run_code
+from .runner import CodeBlock, PageRuns, RunJob, page_blocks
 from .unfinished import unfinished_findings
 from .vocabulary import read_vocabulary
 from .zoo import MeasuredModel, ProgressCallback, RegisteredModel, RunStats, ZooMeasurer
@@ -203,15 +204,13 @@ def verify(paths: Iterable[str | os.PathLike[str]] | None = None, *,
                      vocabulary=read_vocabulary(vocabulary)) as measurer:
         measurer.start_early()
         results = [_read_card(path, templates_dir) for path in card_paths]
-        measured = _check_against_code(results, measurer, tolerances)
+        pages = _CardPages(results, card_paths, templates_dir, measurer, tolerances)
+        _check_against_code(results, measurer, pages)
+        pages.finish()
         coverage_findings = [] if paths or without_card is None else \
             _check_coverage(results, measurer, templates_dir, list(without_card), coverage)
         architecture_tags = measurer.architecture_tags()
         versions = dict(measurer.cache.versions)
-        # rendered after measuring: the prose cites the same measurement as the tables
-        for path, result in zip(card_paths, results, strict=False):
-            _render_card(result, path, templates_dir, measured)
-        _run_code(results, card_paths, templates_dir, measurer)
     _check_across_cards(results)
     for result in results:
         result.findings.sort(key=lambda f: (f.path != result.path, f.line or 0))
@@ -295,9 +294,11 @@ def _read_card(path: Path, templates_dir: Path) -> CardResult:
     return result
 
 
-def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel]) -> None:
+def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: Mapping[str, MeasuredModel],
+                 compiled_dir: Path | None = None) -> None:
     """Render a parsed card with the measured values of its models and of those its prose cites, and flag
-    the figures its prose writes out instead of citing; every problem becomes a finding."""
+    the figures its prose writes out instead of citing; every problem becomes a finding. compiled_dir:
+    where the compiled templates are kept (`render_template`)."""
     if result.card is None:
         return
     wanted = [model.model_id for model in result.card.models] + list(result.cited)
@@ -305,40 +306,74 @@ def _render_card(result: CardResult, path: Path, templates_dir: Path, measured: 
                     if model_id in measured and measured[model_id].error is None}
     try:
         result.markdown = render_template(result.path, templates_dir_for(path, templates_dir),
-                                          card_context(result.card, result.template_values))
+                                          card_context(result.card, result.template_values), compiled_dir)
     except CardError as error:
         result.findings += error.findings
     result.findings += literal_figures(result.card, result.template_values)
 
 
-def _run_code(results: list[CardResult], card_paths: list[Path], templates_dir: Path, zoo: ZooMeasurer) -> None:
-    """Check the names each rendered page gives the zoo (`names.py`), and run its Python blocks as a
-    reader would (`runner.py`), when the zoo loads."""
-    pages = {result.path: page_blocks(result.markdown, result.path, templates_dir_for(path, templates_dir))
-             for path, result in zip(card_paths, results, strict=False) if result.markdown is not None}
-    if not pages:
-        return
-    try:
-        registry = zoo.registry()
-    except WorkerError:
-        return  # every card already says the zoo cannot be loaded
-    wrong_names = set()  # pages whose code is not run: it would fail on what is already reported
-    for result in results:
-        if result.path in pages:
-            in_code = [] if result.errors else check_code_names(pages[result.path], sorted(registry))
-            result.findings += in_code + check_prose_names(result.card, sorted(registry), zoo.package_dir)
-            if in_code or result.errors:  # an unknown model ID: the code renders with it
-                wrong_names.add(result.path)
-    started = time.perf_counter()
-    runs, failures = run_code({path: blocks for path, blocks in pages.items() if blocks and path not in wrong_names},
-                              zoo)
-    runs.seconds = time.perf_counter() - started
-    for path in wrong_names:
-        runs.states[path] = [(block, "not run" if block.run else "marked") for block in pages[path]]
-    for result in results:
-        result.code = runs.states.get(result.path, [])
-        result.findings += failures.get(result.path, [])
-    zoo.stats.code = runs
+class _CardPages:
+    """What follows measuring, card by card, as soon as the models a card names and cites are measured
+    (`ZooMeasurer.measure`'s follow-up), so that the page's code runs in the measuring workers while
+    they measure the other cards' models: compare the card's figures, render it (the prose cites the
+    same measurements as the tables), check the names it gives the zoo (`names.py`) and hand its Python
+    blocks to the workers (`runner.py`). `finish` renders what measuring never reached (no zoo, a card
+    that cannot be read) and records the code's outcomes."""
+
+    def __init__(self, results: list[CardResult], card_paths: list[Path], templates_dir: Path, zoo: ZooMeasurer,
+                 tolerances: dict[str, float]):
+        self.results = results
+        self.waiting = list(zip(card_paths, results, strict=False))
+        self.templates_dir = templates_dir
+        self.zoo = zoo
+        self.tolerances = tolerances
+        self.registry: dict[str, RegisteredModel] | None = None  # set when the zoo loads
+        self.runs = PageRuns(zoo)
+        cache = zoo.cache.directory
+        self.compiled_dir = cache_subfolder(cache, "jinja-cards") if cache is not None else None
+
+    def ready(self, measured: Mapping[str, MeasuredModel]) -> list[RunJob]:
+        """The run jobs of the cards whose models (and cited models) are all in `measured`."""
+        registry = self.registry or {}
+        waiting, jobs = [], []
+        for path, result in self.waiting:
+            wanted = [] if result.card is None else \
+                [model.model_id for model in result.card.models] + list(result.cited)
+            if not all(model_id in measured for model_id in wanted if model_id in registry):
+                waiting.append((path, result))
+            elif (job := self._check(path, result, measured)) is not None:
+                jobs.append(job)
+        self.waiting = waiting
+        return jobs
+
+    def on_result(self, job: RunJob, reply: dict[str, Any]) -> list[RunJob]:
+        return self.runs.on_result(job, reply)
+
+    def _check(self, path: Path, result: CardResult, measured: Mapping[str, MeasuredModel]) -> RunJob | None:
+        if result.card is not None and self.registry is not None:
+            _compare_card(result, self.registry, measured, self.zoo, self.tolerances)
+        _render_card(result, path, self.templates_dir, measured, self.compiled_dir)
+        if result.markdown is None or self.registry is None:
+            return None
+        blocks = page_blocks(result.markdown, result.path, templates_dir_for(path, self.templates_dir))
+        in_code = [] if result.errors else check_code_names(blocks, sorted(self.registry))
+        result.findings += in_code + check_prose_names(result.card, sorted(self.registry), self.zoo.package_dir)
+        if in_code or result.errors:  # not run: it would fail on what is already reported (an unknown model ID)
+            self.runs.runs.states[result.path] = [(block, "not run" if block.run else "marked") for block in blocks]
+            return None
+        return self.runs.job(result.path, blocks) if blocks else None
+
+    def finish(self) -> None:
+        """Render the cards measuring did not reach; record how each page's code ran."""
+        for path, result in self.waiting:
+            _render_card(result, path, self.templates_dir, {})
+        self.waiting = []
+        runs = self.runs.runs
+        for result in self.results:
+            result.code = runs.states.get(result.path, [])
+            result.findings += self.runs.findings.get(result.path, [])
+        if self.registry is not None and any(result.markdown is not None for result in self.results):
+            self.zoo.stats.code = runs
 
 
 def claimed_image_size(model: ModelClaims) -> int:
@@ -352,24 +387,27 @@ def claimed_image_size(model: ModelClaims) -> int:
 # Comparing with the code
 
 
-def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
-                        tolerances: dict[str, float]) -> dict[str, MeasuredModel]:
-    """Measure the models of the cards (and those their prose cites) and compare; {model ID: measured}."""
-    cards = [result for result in results if result.card is not None and (result.card.models or result.cited)]
-    if not cards:
-        return {}
+def _check_against_code(results: list[CardResult], zoo: ZooMeasurer, pages: _CardPages) -> None:
+    """Measure the models of the cards (and those their prose cites); `pages` compares, renders and runs
+    each card as soon as its models are measured."""
+    if all(result.card is None for result in results):
+        return
     try:
         registry = zoo.registry()
     except WorkerError as error:
-        for result in cards:
-            line = result.card.models[0].line if result.card.models else None
-            result.findings.append(Finding(
-                "error", result.path, line, f"cannot load the {zoo.zoo} model zoo: {error}",
-                hint="fix the model code at the place named; nothing on this card could be checked"))
-        return {}
-
+        for result in results:
+            if result.card is not None and (result.card.models or result.cited):
+                line = result.card.models[0].line if result.card.models else None
+                result.findings.append(Finding(
+                    "error", result.path, line, f"cannot load the {zoo.zoo} model zoo: {error}",
+                    hint="fix the model code at the place named; nothing on this card could be checked"))
+        return
+    pages.registry = registry
     wanted: dict[str, set[int]] = {}
-    for result in cards:
+    # card by card, the cards with the fewest models first: pages get ready (and run) as early as they can,
+    # and the last to wait is the page of the card with the most models
+    cards = [result for result in results if result.card is not None]
+    for result in sorted(cards, key=lambda result: len(result.card.models) + len(result.cited)):
         for model in result.card.models:
             registered = registry.get(model.model_id)
             if registered is not None:
@@ -377,19 +415,21 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer,
         for model_id in result.cited:
             if model_id in registry:
                 wanted.setdefault(model_id, set()).add(registry[model_id].image_size)
-    measured = zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted)
+    zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted, then=pages)
 
-    for result in cards:
-        for model in result.card.models:
-            registered = registry.get(model.model_id)
-            if registered is None:
-                result.findings.append(_unknown_id(result, model, registry, zoo.zoo, zoo.renamed()))
-                continue
-            found = measured[model.model_id]
-            result.models[model.name] = found
-            result.measurements[model.name] = found.values(registered.image_size)
-            result.findings += _compare_model(result, model, found, tolerances, zoo.architecture_tags())
-    return measured
+
+def _compare_card(result: CardResult, registry: Mapping[str, RegisteredModel], measured: Mapping[str, MeasuredModel],
+                  zoo: ZooMeasurer, tolerances: dict[str, float]) -> None:
+    """Compare each model of a card with what was measured."""
+    for model in result.card.models:
+        registered = registry.get(model.model_id)
+        if registered is None:
+            result.findings.append(_unknown_id(result, model, registry, zoo.zoo, zoo.renamed()))
+            continue
+        found = measured[model.model_id]
+        result.models[model.name] = found
+        result.measurements[model.name] = found.values(registered.image_size)
+        result.findings += _compare_model(result, model, found, tolerances, zoo.architecture_tags())
 
 
 def _unknown_id(result: CardResult, model: ModelClaims, registry: Mapping[str, RegisteredModel],

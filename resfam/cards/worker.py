@@ -462,13 +462,16 @@ class _Children:
 
 
 def _import_for_pages() -> None:
-    """Import in the forking worker what each page's child would otherwise import anew: the runner, and
+    """Import in the forking worker what each page's child would otherwise import anew: the runner,
     `torch._dynamo`, which torch's optimizers import when first used (with sympy: about 1.5 s a page for
-    resfam's fine-tuning snippet; docs/performance.md). Importing runs no computation."""
+    resfam's fine-tuning snippet; docs/performance.md), and Pillow's Image, which makes the sample photo.
+    Importing runs no computation."""
     from resfam.cards import runner  # noqa: F401
 
     with contextlib.suppress(ImportError):  # a torch without it: nothing imports it
         import torch._dynamo  # noqa: F401
+    with contextlib.suppress(ImportError):  # without Pillow, the page's run says so
+        import PIL.Image  # noqa: F401
     _settle()
 
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
 from .fields import DEFAULT_IMAGE_SIZE, FIELDS, IDENTITY, IMAGE_SIZE_FIELD, Origin, code_fields
@@ -132,6 +132,16 @@ class MeasuredModel:
             "inner_widths": [stage["inner_width"] for stage in stages],
             "stem_widths": list(layout["stem_widths"]),
         }
+
+
+class FollowUp(Protocol):
+    """Work that waits for models to be measured (verify.py's card pages): `ready` is given every model
+    measured so far and returns the jobs that can start now (`pool.WorkerPool.measure`'s), `on_result`
+    takes the reply to one of them and may return more."""
+
+    def ready(self, measured: Mapping[str, MeasuredModel]) -> list[Any]: ...
+
+    def on_result(self, job: Any, reply: dict[str, Any]) -> list[Any]: ...
 
 
 @dataclass
@@ -255,11 +265,14 @@ class ZooMeasurer:
             return measurement
         return {**measurement, "architecture": sorted({*measurement["architecture"], *extra})}
 
-    def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]]) -> dict[str, MeasuredModel]:
-        """Each model measured at each of its `sizes`: {model ID: MeasuredModel}."""
+    def measure(self, models: Mapping[str, RegisteredModel], sizes: Mapping[str, set[int]],
+                then: FollowUp | None = None) -> dict[str, MeasuredModel]:
+        """Each model measured at each of its `sizes`: {model ID: MeasuredModel}. `then` is asked for
+        more work for the same workers as the models get measured (a card's page once its models are)."""
         found: dict[tuple[str, int], dict[str, Any]] = {}
         errors: dict[str, str] = {}
-        jobs = []
+        measured: dict[str, MeasuredModel] = {}
+        jobs: list[Any] = []
         for model_id in models:
             missing = []
             for size in sorted(sizes[model_id]):
@@ -271,10 +284,22 @@ class ZooMeasurer:
             if missing:
                 jobs.append(MeasureJob(model_id, missing))
         self.stats.cached_sizes += len(found)
-        # the largest images first, so that the last job to finish tends to be a short one
-        jobs.sort(key=lambda job: (-max(job.image_sizes), job.model_id))
+        total = len(jobs)
+        # the largest images first, so that the last job to finish tends to be a short one; among equals
+        # in the order of `models` (verify.py: card by card, so that each card's page is ready early)
+        jobs.sort(key=lambda job: -max(job.image_sizes))
 
-        def on_result(job: MeasureJob, reply: dict[str, Any]) -> None:
+        def settle(model_id: str) -> None:
+            registered = models[model_id]
+            if model_id in errors:
+                measured[model_id] = MeasuredModel(registered, error=errors[model_id])
+            else:
+                measured[model_id] = MeasuredModel(registered, {size: self._with_vocabulary(found[model_id, size])
+                                                                for size in sizes[model_id]})
+
+        def on_result(job: Any, reply: dict[str, Any]) -> list[Any]:
+            if not isinstance(job, MeasureJob):
+                return then.on_result(job, reply) if then is not None else []
             self.stats.measured_models += 1
             measurements = reply.get("measurements") if reply.get("op") == "measured" else None
             if measurements is None:
@@ -289,23 +314,23 @@ class ZooMeasurer:
                         self.cache.put_measurement(job.model_id, {}, size, measurement, reply["sources"],
                                                    reply.get("dependencies"))
             if self.progress is not None:
-                self.progress(Progress(self.stats.measured_models, len(jobs), job.model_id,
+                self.progress(Progress(self.stats.measured_models, total, job.model_id,
                                        tuple(job.image_sizes), reply.get("seconds", 0.0), errors.get(job.model_id)))
+            settle(job.model_id)
+            return then.ready(measured) if then is not None else []
 
+        waiting = {job.model_id for job in jobs}
+        for model_id in models:
+            if model_id not in waiting:
+                settle(model_id)
+        jobs += then.ready(measured) if then is not None else []
         if jobs:
             self.pool.measure(jobs, on_result, self.progress)
 
         for (model_id, size), measurement in found.items():
             if measurement.get("flops_fallback"):
                 self.stats.cpu_fallbacks[model_id, size] = measurement["flops_fallback"]
-        measured = {}
-        for model_id, registered in models.items():
-            if model_id in errors:
-                measured[model_id] = MeasuredModel(registered, error=errors[model_id])
-                continue
-            measured[model_id] = MeasuredModel(registered, {size: self._with_vocabulary(found[model_id, size])
-                                                            for size in sizes[model_id]})
-        return measured
+        return {model_id: measured[model_id] for model_id in models}
 
     def _unchanged(self, reply: Mapping[str, Any], hashes: Mapping[str, str | None], every_file: bool = False) -> bool:
         """Whether a worker's result may be cached: the files it depends on (with `every_file`, all the
