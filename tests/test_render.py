@@ -62,6 +62,17 @@ def test_the_snippets_use_the_smallest_measured_model_the_first_among_equals():
     assert card_context(card, {})["model_name"] == "resnet50"
 
 
+def test_the_snippets_use_the_fewest_measured_flops_then_parameters_then_card_order():
+    card = parse_card("templates/models/res2net.md", "<!--\nModels:\n- Name: a\n- Name: b\n- Name: c\n"
+                      "- Name: d\n-->\n")
+    measured = {"a": {"flops": 4_000, "parameters": 100}, "b": {"flops": 3_000, "parameters": 300},
+                "c": {"flops": 3_000, "parameters": 200}, "d": {"flops": None, "parameters": 50}}
+    assert card_context(card, measured)["model_name"] == "c"  # b's FLOPs tie, with more parameters
+    assert card_context(card, {**measured, "b": {"flops": 3_000, "parameters": 200}})["model_name"] == "b"
+    without_flops = {name: {"flops": None, "parameters": values["parameters"]} for name, values in measured.items()}
+    assert card_context(card, without_flops)["model_name"] == "d"  # no FLOPs counted: the fewest parameters
+
+
 def test_renders_the_fixture_card_with_its_include():
     path = CARDS / "models" / "resnet.md"
     card = parse_card(str(path))

@@ -16,9 +16,9 @@ or text doubled through `namespace`, stay within every per-operation limit.)
 Variables every card template and `templates/code_snippets.md` may use (`card_context`):
 
     model_name   the registry ID (its Metadata `ID`, else its `Name`) of the card's smallest model by
-                 measured parameters (the first in card order among equals; the card's first model
-                 when none was measured), e.g. 'resnet18': what the code snippets create, and so what
-                 the build runs them with (`snippet_model`)
+                 measured FLOPs at its image size, then parameters (the first in card order among
+                 equals; the card's first model when none was measured), e.g. 'resnet18': what the
+                 code snippets create, and so what the build runs them with (`snippet_model`)
     model_ids    the registry IDs of all the card's models, in card order
     family       the family slug, the template file stem, e.g. 'resnet-d'
     collection   the collection name, e.g. 'ResNet-D' (the first `Collections` Name of the block)
@@ -106,11 +106,15 @@ def card_context(card: Card, models: Mapping[str, Mapping[str, Any]] | None = No
 
 def snippet_model(model_ids: list[str], models: Mapping[str, Mapping[str, Any]]) -> str:
     """The model a card's code snippets use: every model of a card works the same way, and the build
-    runs the snippets, so the smallest (by the measured parameters; the first in card order among
-    equals and before any model not measured) makes the shortest run; "" for a card without models."""
-    def size(position: int) -> tuple[bool, int, int]:
-        parameters = (models.get(model_ids[position]) or {}).get("parameters")
-        return (not isinstance(parameters, int), parameters if isinstance(parameters, int) else 0, position)
+    runs the snippets, so the smallest makes the shortest run: the fewest measured FLOPs at its image
+    size, then the fewest measured parameters, then the first in card order (a model without counted
+    FLOPs after those with, one not measured after all); "" for a card without models."""
+    def size(position: int) -> tuple[bool, bool, int, int, int]:
+        values = models.get(model_ids[position]) or {}
+        flops, parameters = values.get("flops"), values.get("parameters")
+        counted = isinstance(flops, int)
+        measured = isinstance(parameters, int)
+        return (not measured, not counted, flops if counted else 0, parameters if measured else 0, position)
 
     return model_ids[min(range(len(model_ids)), key=size)] if model_ids else ""
 
