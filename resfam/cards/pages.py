@@ -89,8 +89,9 @@ def findings_admonitions(findings: Sequence[Finding]) -> str:
     if problems:
         parts.append(_admonition(
             "danger", "This card does not match the code",
-            "`mkdocs build` fails on this card; `mkdocs serve` shows it so you can fix it. "
-            "`resfam-cards sync --write` writes the measured figures into the template.",
+            "The site build and `resfam-cards verify` fail on this card; this page shows why while you edit "
+            "(`mkdocs serve`, `resfam-cards pages --watch`). `resfam-cards sync --write` writes the measured "
+            "figures into the template.",
             problems))
     if warnings:
         parts.append(_admonition("warning", "Worth a look", "Kept as written, but check:", warnings))
