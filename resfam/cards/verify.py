@@ -356,8 +356,9 @@ class _CardPages:
         if result.markdown is None or self.registry is None:
             return None
         blocks = page_blocks(result.markdown, result.path, templates_dir_for(path, self.templates_dir))
-        in_code = [] if result.errors else check_code_names(blocks, sorted(self.registry))
-        result.findings += in_code + check_prose_names(result.card, sorted(self.registry), self.zoo.package_dir)
+        model_ids = sorted(self.registry)
+        in_code = [] if result.errors else check_code_names(blocks, model_ids)
+        result.findings += in_code + check_prose_names(result.card, model_ids, self.zoo.package_dir)
         if in_code or result.errors:  # not run: it would fail on what is already reported (an unknown model ID)
             self.runs.runs.states[result.path] = [(block, "not run" if block.run else "marked") for block in blocks]
             return None
@@ -366,7 +367,7 @@ class _CardPages:
     def finish(self) -> None:
         """Render the cards measuring did not reach; record how each page's code ran."""
         for path, result in self.waiting:
-            _render_card(result, path, self.templates_dir, {})
+            _render_card(result, path, self.templates_dir, {}, self.compiled_dir)
         self.waiting = []
         runs = self.runs.runs
         for result in self.results:
