@@ -61,6 +61,40 @@ def shape_only_tracing() -> Iterator[None]:
         library._destroy()  # the original kernels are in effect again
 
 
+_record_nothing = None  # the tracer's source-location callback once replaced: kept alive for the process
+
+
+def stop_recording_source_locations() -> bool:
+    """Make the TorchScript tracer stop recording each node's Python source location, for the rest of
+    this process; True if it could.
+
+    For every operator it records, the tracer walks the whole Python stack and keeps a copy of every
+    frame's file, function and line: half of a measuring trace's time (measuring resfam's 34 models
+    in one process took 15.6 CPU s with it and 7.5 s without; docs/performance.md). fvcore reads
+    the nodes' scopes and shapes, never their source locations, so the counts are the same. torch
+    offers no switch for it and no way back: the tracer's hook (`torch::jit::tracer::
+    setRecordSourceLocation`, exported by libtorch) is given a callback that does nothing, so only a
+    process that exists to measure calls this (the measuring worker's child, never a page's).
+    A torch without the symbol keeps recording.
+    """
+    global _record_nothing
+    if _record_nothing is not None:
+        return True
+    import ctypes
+    from pathlib import Path
+
+    libraries = sorted((Path(torch.__file__).parent / "lib").glob("libtorch_cpu.*"))
+    try:
+        setter = ctypes.CDLL(str(libraries[0]))._ZN5torch3jit6tracer23setRecordSourceLocationEPFvPNS0_4NodeEE
+    except (IndexError, OSError, AttributeError):
+        return False
+    setter.argtypes, setter.restype = [ctypes.c_void_p], None
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda node: None)
+    setter(ctypes.cast(callback, ctypes.c_void_p))
+    _record_nothing = callback
+    return True
+
+
 @functools.cache
 def _python_meta_kernels() -> dict[torch._ops.OpOverload, Callable]:
     """The aten operators whose meta kernel torch registers in Python, each with that kernel: from

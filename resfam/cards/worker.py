@@ -189,9 +189,9 @@ class _Server:
             imported_from = Path(resfam.__file__).resolve().parent
             if imported_from != self.package_dir.resolve():
                 raise ImportError(f"resfam was imported from {imported_from}, not {self.package_dir}")
-            from resfam.cards import architecture, cache, dependencies, measure
+            from resfam.cards import architecture, cache, dependencies, measure, meta_kernels
 
-            self.measure_module = measure
+            self.measure_module, self.meta_kernels = measure, meta_kernels
             self.cache_module = cache
             self.model_ids = set(self.zoo.list_models())
             self.architecture_tags = architecture.vocabulary(self.zoo.package)
@@ -302,6 +302,7 @@ class _Server:
             return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
         started = time.perf_counter()
         self.current_step = None
+        self.meta_kernels.stop_recording_source_locations()  # this process measures (a forking worker's child)
         model = None
         used_modules: set[str] = set()
         recorder = self.dependencies.recorder()

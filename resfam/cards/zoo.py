@@ -285,9 +285,8 @@ class ZooMeasurer:
                 jobs.append(MeasureJob(model_id, missing))
         self.stats.cached_sizes += len(found)
         total = len(jobs)
-        # the largest images first, so that the last job to finish tends to be a short one; among equals
-        # in the order of `models` (verify.py: card by card, so that each card's page is ready early)
-        jobs.sort(key=lambda job: -max(job.image_sizes))
+        # in the order of `models` (verify.py: card by card, so that each card's page is ready, and runs
+        # beside the measuring of the next cards, as early as it can)
 
         def settle(model_id: str) -> None:
             registered = models[model_id]
