@@ -294,23 +294,28 @@ def build_bare(zoo: Any, model_id: str) -> Any:
 
 def write_stand_in(model: Any, destination: str) -> None:
     """A checkpoint of `model`'s own layout at `destination` (atomically): its state_dict, every
-    floating tensor filled from one seeded generator, so that its outputs are finite and fixed; in
-    safetensors format when the file name ends in .safetensors, else saved by `torch.save`."""
+    floating tensor filled from one seeded draw of standard normal noise, scaled to its fan-in, so that
+    its outputs are finite and fixed; in safetensors format when the file name ends in .safetensors,
+    else saved by `torch.save`.
+
+    The tensors share one draw, as long as the largest of them, rather than each drawing its own:
+    a copy costs a fifth of a draw (resnext50_32x4d: 0.12 CPU s of drawing against 0.025 s)."""
     import torch
 
     state = model.state_dict()
-    generator = torch.Generator().manual_seed(0)
+    weights = {key: tensor for key, tensor in state.items() if tensor.is_floating_point()}
+    largest = max((tensor.numel() for tensor in weights.values()), default=0)
+    noise = torch.empty(largest).normal_(generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        for key in sorted(state):
-            tensor, leaf = state[key], key.rsplit(".", 1)[-1]
-            if not tensor.is_floating_point():
-                continue
+        for key in sorted(weights):
+            tensor, leaf = weights[key], key.rsplit(".", 1)[-1]
             if leaf in ("running_mean", "bias"):
                 tensor.zero_()
             elif leaf == "running_var" or tensor.dim() == 1:  # and the norm layers' weights
                 tensor.fill_(1.0)
             else:
-                tensor.normal_(0.0, math.sqrt(1.0 / max(1, tensor[0].numel())), generator=generator)
+                scale = math.sqrt(1.0 / max(1, tensor[0].numel()))
+                tensor.copy_(noise[:tensor.numel()].view(tensor.shape)).mul_(scale)
     folder = os.path.dirname(destination) or "."
     os.makedirs(folder, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix="stand-in-", suffix=".pth", dir=folder)
