@@ -26,15 +26,15 @@ zoo and the settings of its mkdocs.yml (the resfam plugin's zoo, code_url, vocab
 The warm, plain and edited builds take turns, so that a change in the machine's load hits all three.
 
 Each phase runs in its own Python process (`--phase`), timed from the outside, interpreter start and
-imports included, as a user waits for them. Peak memory is the most the phase's process tree held
-at once: the proportional set sizes (Pss: a page shared by a forked child and its parent counts
-once) of the process and its children (measuring workers and their children, template renderer),
-added up every 0.5 s from /proc by a thread of the lowest priority (reading a torch process's Pss
-costs the kernel milliseconds: sampled more often, it slows what it samples), and never less than what `getrusage` reports for the process plus
-its largest child. The ratios are from this one run, so they hold on a shared, noisy machine where
-absolute times do not, as long as the other jobs stay as they were: each phase's row says how busy
-the rest of the machine was meanwhile (from /proc/stat). Progress goes to stderr, the results to
-stdout; exit code 1 if a target fails.
+imports included, as a user waits for them. Peak memory is the most the phase's process tree held at
+once: the proportional set sizes (Pss: a page shared by a forked child and its parent counts once) of
+the process and its children (measuring workers and their children, template renderer), added up every
+0.5 s from /proc by a thread of the lowest priority (reading a torch process's Pss costs the kernel
+milliseconds: sampled more often, it slows what it samples), and never less than what `getrusage`
+reports for the process plus its largest child. The ratios are from this one run, so they hold on a
+shared, noisy machine where absolute times do not, as long as the other jobs stay as they were: each
+phase's row says how busy the rest of the machine was meanwhile (from /proc/stat). Progress goes to
+stderr, the results to stdout; exit code 1 if a target fails.
 """
 from __future__ import annotations
 

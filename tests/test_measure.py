@@ -1,4 +1,5 @@
 """The measurement contract (docs/measurement.md), computed the fast way, equals the contract computed literally."""
+import contextlib
 import io
 import subprocess
 import sys
@@ -324,3 +325,41 @@ def test_fused_attention_counts_as_the_matrix_products_it_replaces():
         assert "aten::scaled_dot_product_attention" not in analysis.unsupported_ops()
     assert counts[True]["flops"] == counts[False]["flops"] == 2 * 3 * 16 * 16 * (8 + 6)
     assert counts[True]["activations"] == counts[False]["activations"] == 2 * 3 * 16 * 6 + 2 * 3 * 16 * 16
+
+
+@pytest.mark.parametrize("model_id", BLOCK_KINDS)
+def test_the_trace_without_module_scopes_counts_what_fvcores_scoped_trace_counts(model_id, monkeypatch):
+    """fvcore pushes a scope per module to break counts down by module; the engine reads only the
+    totals, so it traces without them (measure._without_module_scopes): nothing it reports may change."""
+    from fvcore.nn import jit_analysis
+
+    scoped_trace = jit_analysis._get_scoped_trace_graph
+    model = measure.build_for_counting(model_id).to("meta")
+    image = torch.zeros(1, 3, 97, 97, device="meta")
+    with measure.shape_only_tracing():
+        unscoped = measure._fvcore_count(model, image, measure.ON_SHAPES)
+        assert jit_analysis._get_scoped_trace_graph is scoped_trace  # put back after the count
+        monkeypatch.setattr(measure, "_without_module_scopes", contextlib.nullcontext)
+        scoped = measure._fvcore_count(model, image, measure.ON_SHAPES)
+    assert unscoped == scoped
+
+
+def test_a_measuring_process_that_stops_recording_source_locations_counts_the_same():
+    """The tracer's per-node record of the Python stack is switched off for good in a measuring worker's
+    child (meta_kernels.stop_recording_source_locations): it takes effect, and the counts stay."""
+    script = ("import torch\n"
+              "from resfam.cards import measure, meta_kernels\n"
+              "def ranges():\n"
+              "    graph, _ = torch.jit._get_trace_graph(torch.nn.Conv2d(3, 4, 3), (torch.zeros(1, 3, 8, 8),))\n"
+              "    return [node.sourceRange() for node in graph.nodes() if node.kind().startswith('aten::')]\n"
+              "def counts():\n"
+              f"    return [measure.measure_model(model_id, [97])[0] for model_id in {BLOCK_KINDS[:4]!r}]\n"
+              "before, recorded = counts(), ranges()\n"
+              "stop = meta_kernels.stop_recording_source_locations\n"
+              "assert stop() and stop()  # a second call changes nothing\n"
+              "assert all(recorded) and not any(ranges()), (recorded, ranges())\n"
+              "assert counts() == before\n"
+              "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(resfam.__file__).parent.parent)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

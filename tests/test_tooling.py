@@ -220,3 +220,22 @@ def test_serve_installs_only_when_what_the_install_depends_on_changed(tmp_path):
     with open(tmp_path / "pyproject.toml", "a", encoding="utf-8") as project:
         project.write("# a new dependency\n")
     assert serve() == "installed\nserving serve -a 127.0.0.1:0\n"
+
+
+# scripts/bench_build.py
+
+
+def test_the_build_benchmark_samples_the_peak_memory_of_the_whole_process_tree():
+    """The peak is sampled by a low-priority thread (reading Pss costs milliseconds a process); a child
+    that holds 200 MB for a second is seen, through its parent."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_build", REPO / "scripts" / "bench_build.py")
+    bench_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_build)
+    holder = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+              "'import time; block = bytearray(200 * 2**20); time.sleep(1.5)'])")
+    parent = subprocess.Popen([sys.executable, "-c", holder])
+    peak = bench_build.PeakMemory(parent.pid)
+    parent.wait()
+    assert 200 * 2**20 <= peak.stop() < 1024 * 2**20

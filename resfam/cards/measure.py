@@ -21,7 +21,11 @@ Every figure depends only on the model's structure and tensor shapes, never on w
   the count falls back to a real forward pass on CPU, under `no_grad`, and says why (`fallback`: the
   report counts these, `--verbose` names them);
 - activations are counted from that same trace: one fvcore analysis whose operator handles return
-  both counts (`TRACE_HANDLES`), so they cost no second trace.
+  both counts (`TRACE_HANDLES`), so they cost no second trace;
+- that trace records no per-module scopes, which only fvcore's per-module breakdown reads
+  (`_without_module_scopes`), and a measuring worker's tracer no Python source location per node
+  (`meta_kernels.stop_recording_source_locations`): the graph's operators and shapes, all that fvcore
+  counts from, are the same.
 
 One model instance serves every image size a card set needs (`measure_model`), and is then moved to
 the meta device rather than copied there. `naive_flops` and `naive_activations` are the
@@ -45,10 +49,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis, jit_analysis
 from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACTIVATION_HANDLES
 from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_HANDLES
-from fvcore.nn import jit_analysis
 from fvcore.nn.jit_analysis import _IGNORED_OPS, JitModelAnalysis
 from fvcore.nn.jit_handles import get_shape
 

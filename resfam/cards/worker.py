@@ -302,7 +302,9 @@ class _Server:
             return {"op": "failed", "model": model_id, "error": f"unknown model {model_id!r}"}
         started = time.perf_counter()
         self.current_step = None
-        self.meta_kernels.stop_recording_source_locations()  # this process measures (a forking worker's child)
+        # for good: this is a forking worker's measuring child (a worker that cannot fork measures and runs
+        # pages itself, and is retired after a page: a page may only find its traced graphs unlabelled)
+        self.meta_kernels.stop_recording_source_locations()
         model = None
         used_modules: set[str] = set()
         recorder = self.dependencies.recorder()
