@@ -1,0 +1,81 @@
+"""Where a command's CPU time goes, process by process: run it, sample its process tree from /proc
+every 50 ms, and print each process it started (the measuring workers, their measuring and page
+children, the template renderer) with when it lived and the CPU time it used, then how many CPUs the
+tree kept busy in each half second.
+
+    .venv/bin/python scripts/cpu_by_process.py .venv/bin/resfam-cards verify -q --no-cache
+
+Linux only. A process that lives less than 50 ms may be missed; the CPU time of each process is its
+own (user + system), read from /proc/PID/stat, not its children's. The command's own output passes
+through; the table goes to stderr when the command ends.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+SAMPLE_SECONDS = 0.05
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, tuple[int, str, float]]:
+    """{pid: (parent pid, name, CPU seconds)} of every process now."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        found[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / TICKS)
+    return found
+
+
+def tree(root: int, every: dict[int, tuple[int, str, float]]) -> dict[int, tuple[int, str, float]]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in every.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in every:
+            found[pid] = every[pid]
+            todo += children.get(pid, [])
+    return found
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    started = time.perf_counter()
+    command = subprocess.Popen(sys.argv[1:])
+    seen: dict[int, dict] = {}  # pid -> parent, name, first and last seen, CPU seconds
+    busy = Counter()  # half second -> CPU seconds used in it
+    while command.poll() is None:
+        now = time.perf_counter() - started
+        for pid, (parent, name, cpu) in tree(command.pid, processes()).items():
+            record = seen.setdefault(pid, {"parent": parent, "name": name, "first": now, "cpu": 0.0})
+            busy[int(now * 2) / 2] += cpu - record["cpu"]
+            record.update(last=now, cpu=cpu)
+        time.sleep(SAMPLE_SECONDS)
+    wall = time.perf_counter() - started
+    print(f"\n{' '.join(sys.argv[1:])}: {wall:.2f} s, exit code {command.returncode}, "
+          f"{sum(r['cpu'] for r in seen.values()):.2f} CPU s in {len(seen)} processes", file=sys.stderr)
+    print(f"{'pid':>8} {'parent':>8}  {'name':16} {'lived (s)':>15} {'CPU s':>7}", file=sys.stderr)
+    for pid, record in sorted(seen.items(), key=lambda item: item[1]["first"]):
+        print(f"{pid:>8} {record['parent']:>8}  {record['name'][:16]:16} "
+              f"{record['first']:6.2f} - {record['last']:6.2f} {record['cpu']:7.2f}", file=sys.stderr)
+    print("CPUs busy per half second: " + " ".join(f"{at:.1f}:{used / 0.5:.1f}" for at, used in sorted(busy.items())),
+          file=sys.stderr)
+    return command.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
