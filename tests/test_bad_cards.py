@@ -169,7 +169,9 @@ EXPECTED: dict[str, list[str]] = {
                                                  "Layer Normalization, Max Pooling, Multi-Head Attention, ReLU, ReLU6, "
                                                  "Res2Net Block, ResNeXt Block, Residual Block, Residual Connection, "
                                                  "Sigmoid Activation, Softmax, Split Attention, Swish "
-                                                 "(defined on the measurement page)")],
+                                                 "(defined on the measurement page); a tag for a class of the zoo is "
+                                                 "declared in a vocabulary file (the plugin's 'vocabulary' setting, "
+                                                 "--vocabulary FILE)")],
     "code-not-text.md": [E(34, "'Code' of resnet18 must be text, got 42",
                            "write the path of the file that registers the model, relative to the repository root, "
                            "e.g. resfam/models/resnet.py (optionally with #L<line>)")],

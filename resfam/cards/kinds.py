@@ -554,7 +554,9 @@ class AsSet(Comparison):
             findings.append(comparing.finding(
                 "error", f"{what}: {tag!r} is not an architecture tag"
                          + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""),
-                line=line, hint=f"the tags are: {', '.join(sorted(vocabulary))} (defined on the measurement page)",
+                line=line, hint=f"the tags are: {', '.join(sorted(vocabulary))} (defined on the measurement page); "
+                                "a tag for a class of the zoo is declared in a vocabulary file (the plugin's "
+                                "'vocabulary' setting, --vocabulary FILE)",
                 claimed=tag))
         lacking = [tag for tag in claimed if tag in vocabulary and tag not in measured]
         left_out = [tag for tag in measured if tag not in claimed]
