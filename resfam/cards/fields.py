@@ -13,6 +13,7 @@ library): the template renderer and the parser read it.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -119,9 +120,10 @@ class CardField:
     def verified(self) -> bool:
         return self.compare.verified
 
-    @property
+    @functools.cached_property
     def measured_from(self) -> tuple[Origin, str] | None:
-        """(where the value comes from, its key there), or None."""
+        """(where the value comes from, its key there), or None; read once per row (a warm build of a
+        zoo of 1,400 models asks 24,000 times)."""
         if self.measured is None:
             return None
         source, key = self.measured.split(":", 1)

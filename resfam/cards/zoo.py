@@ -10,12 +10,14 @@ pipeline around it is described in docs/architecture.md.
 """
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from .cache import MEASUREMENT_CODE, PACKAGE_DIR, MeasurementCache, SourceTree
@@ -77,10 +79,10 @@ class RegisteredModel:
             return self.code_url.format(path=path, line=self.defined_at, version=self.version)
         return path
 
-    @property
-    def config_values(self) -> dict[str, Any]:
+    @functools.cached_property
+    def config_values(self) -> Mapping[str, Any]:
         """The fields the default config and registration give, as a card writes them (those the zoo
-        gives no fact for are left out)."""
+        gives no fact for are left out); worked out once, when the registry is read."""
         values = {}
         for card_field in code_fields():
             source, key = card_field.measured_from
@@ -88,7 +90,7 @@ class RegisteredModel:
                 getattr(self, key) if source == Origin.REGISTRY else None
             if value is not None:
                 values[card_field.name] = card_field.kind.from_code(value)
-        return values
+        return MappingProxyType(values)
 
 
 @dataclass(frozen=True)
