@@ -72,3 +72,27 @@ def test_a_block_that_ran_is_marked_on_the_page_and_counted():
     runs = CodeRuns({"a.md": [(ran, "cached"), (marked, "marked")]})
     assert summary(runs) == "1 code block ran, 1 marked not to run"
     assert summary(CodeRuns()) is None
+
+
+def test_a_stand_in_checkpoint_has_the_layout_of_the_model_and_fixed_finite_values(tmp_path):
+    """What a page's code loads instead of the published weights (zoos.write_stand_in): every tensor of
+    the model's state_dict, 0-dimensional ones too, filled the same way on every run."""
+    import torch
+
+    from resfam.cards.zoos import write_stand_in
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.norm = torch.nn.BatchNorm2d(4)
+            self.temperature = torch.nn.Parameter(torch.tensor(0.0))  # a scalar, as some zoos have
+
+    paths = [tmp_path / "a.pth", tmp_path / "b.pth"]
+    for path in paths:
+        write_stand_in(Scaled(), str(path))
+    first, second = (torch.load(path, weights_only=True) for path in paths)
+    assert list(first) == list(Scaled().state_dict())
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert all(torch.isfinite(tensor).all() for tensor in first.values() if tensor.is_floating_point())
+    assert first["temperature"].item() == 1.0 and first["conv.weight"].std() > 0

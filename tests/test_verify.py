@@ -366,3 +366,18 @@ def test_activations_are_verified_at_the_cards_image_size_and_filled_in_by_sync(
     assert sync_values(wrong.cards[0]) == {"resnet18": {"Activations": RESNET18_MEASURED.activations}}
     assert sync_values(check(resnet=card_text(RESNET18)).cards[0], fill_missing=True)["resnet18"]["Activations"] \
         == RESNET18_MEASURED.activations
+
+
+def test_a_model_on_two_cards_is_measured_once_at_every_image_size_they_claim(tmp_path):
+    """Measuring goes card by card (verify._check_against_code): the image size of a later card that names
+    a model an earlier card named joins the same measuring job."""
+    at_160 = RESNET18.replace("Image Size: '224'", "Image Size: '160'")
+    assert at_160 != RESNET18
+    first = make_templates(tmp_path / "a", resnet=card_text(RESNET18))
+    second = make_templates(tmp_path / "b", resnet=card_text(at_160, RESNET26))
+    report = verify([first / "models" / "resnet.md", second / "models" / "resnet.md"], use_cache=False)
+    assert report.stats.measured_models == 2 and report.stats.measured_sizes == 3
+    flops = {(Path(f.path).parent.parent.name, f.model): f for f in report.findings if f.field == "FLOPs"}
+    assert flops["a", "resnet18"].status == "ok"
+    assert "at 160 px" in flops["b", "resnet18"].message
+    assert not any("could not be measured" in f.message for f in report.errors)

@@ -410,14 +410,16 @@ def _check_against_code(results: list[CardResult], zoo: ZooMeasurer, pages: _Car
     # models; within a card, the largest images first, so that the card's last job tends to be a short one
     cards = [result for result in results if result.card is not None]
     for result in sorted(cards, key=lambda result: len(result.card.models) + len(result.cited)):
-        sizes: dict[str, set[int]] = {}
+        sizes: dict[str, set[int]] = {}  # of this card's models that no earlier card named
         for model in result.card.models:
             registered = registry.get(model.model_id)
-            if registered is not None and model.model_id not in wanted:
-                sizes.setdefault(model.model_id, set()).update({claimed_image_size(model), registered.image_size})
+            if registered is not None:
+                (wanted if model.model_id in wanted else sizes).setdefault(model.model_id, set()).update(
+                    {claimed_image_size(model), registered.image_size})
         for model_id in result.cited:
-            if model_id in registry and model_id not in wanted:
-                sizes.setdefault(model_id, set()).add(registry[model_id].image_size)
+            if model_id in registry:
+                (wanted if model_id in wanted else sizes).setdefault(model_id, set()).add(
+                    registry[model_id].image_size)
         for model_id in sorted(sizes, key=lambda model_id: -max(sizes[model_id])):
             wanted[model_id] = sizes[model_id]
     zoo.measure({model_id: registry[model_id] for model_id in wanted}, wanted, then=pages)

@@ -311,7 +311,7 @@ def write_stand_in(model: Any, destination: str) -> None:
             tensor, leaf = weights[key], key.rsplit(".", 1)[-1]
             if leaf in ("running_mean", "bias"):
                 tensor.zero_()
-            elif leaf == "running_var" or tensor.dim() == 1:  # and the norm layers' weights
+            elif leaf == "running_var" or tensor.dim() <= 1:  # and the norm layers' weights, and scalars
                 tensor.fill_(1.0)
             else:
                 scale = math.sqrt(1.0 / max(1, tensor[0].numel()))
