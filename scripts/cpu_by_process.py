@@ -53,9 +53,14 @@ def tree(root: int, every: dict[int, tuple[int, str, float]]) -> dict[int, tuple
 
 def main() -> int:
     if len(sys.argv) < 2:
-        sys.exit(__doc__)
+        sys.exit(__doc__.rstrip())
+    if not Path("/proc/self/stat").exists():
+        sys.exit("cpu_by_process: needs Linux's /proc")
     started = time.perf_counter()
-    command = subprocess.Popen(sys.argv[1:])
+    try:
+        command = subprocess.Popen(sys.argv[1:])
+    except OSError as error:
+        sys.exit(f"cpu_by_process: cannot run {sys.argv[1]!r}: {error.strerror}")
     seen: dict[int, dict] = {}  # pid -> parent, name, first and last seen, CPU seconds
     busy = Counter()  # half second -> CPU seconds used in it
     while command.poll() is None:
