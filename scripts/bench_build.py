@@ -273,20 +273,37 @@ def tree_rss(pid: int) -> int:
     process's proportional share (Pss), so that the pages a forked child shares with its parent (a
     measuring worker's children, worker.py) count once, not once per process; its resident set where
     the kernel gives no Pss."""
-    children: dict[int, list[int]] = {}
+    return sum(_resident(current) for current in process_tree(pid, processes()))
+
+
+def processes() -> dict[int, tuple[int, str, float]]:
+    """{pid: (parent pid, name, CPU seconds of its own)} of every process now, from /proc ({} without it)."""
+    found = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if entry.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    total, todo = 0, [pid]
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()  # after the name, which may hold spaces
+            found[int(entry)] = (int(fields[1]), stat[stat.index("(") + 1:stat.rindex(")")],
+                                 (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def process_tree(root: int, every: dict[int, tuple[int, str, float]]) -> list[int]:
+    """`root` and its descendants among `every` (`processes()`), parents before their children."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in every.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [root]
     while todo:
         current = todo.pop()
-        total += _resident(current)
-        todo += children.get(current, [])
-    return total
+        if current in every:
+            found.append(current)
+            todo += children.get(current, [])
+    return found
 
 
 def _resident(pid: int) -> int:

@@ -11,44 +11,15 @@ through; the table goes to stderr when the command ends.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+from bench_build import process_tree, processes  # this folder is first on the module path
+
 SAMPLE_SECONDS = 0.05
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def processes() -> dict[int, tuple[int, str, float]]:
-    """{pid: (parent pid, name, CPU seconds)} of every process now."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        found[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / TICKS)
-    return found
-
-
-def tree(root: int, every: dict[int, tuple[int, str, float]]) -> dict[int, tuple[int, str, float]]:
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in every.items():
-        children.setdefault(parent, []).append(pid)
-    found, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in every:
-            found[pid] = every[pid]
-            todo += children.get(pid, [])
-    return found
 
 
 def main() -> int:
@@ -65,7 +36,9 @@ def main() -> int:
     busy = Counter()  # half second -> CPU seconds used in it
     while command.poll() is None:
         now = time.perf_counter() - started
-        for pid, (parent, name, cpu) in tree(command.pid, processes()).items():
+        every = processes()
+        for pid in process_tree(command.pid, every):
+            parent, name, cpu = every[pid]
             record = seen.setdefault(pid, {"parent": parent, "name": name, "first": now, "cpu": 0.0})
             busy[int(now * 2) / 2] += cpu - record["cpu"]
             record.update(last=now, cpu=cpu)
